@@ -1,0 +1,1 @@
+"""dummy_py: the reference Python plugin (see plugin.py)."""

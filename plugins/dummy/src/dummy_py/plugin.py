@@ -1,0 +1,109 @@
+"""A source of growing sample values, with fields to match them.
+
+The Python twin of the upstream ``dummy`` plugin: each event carries a sample
+that grows by 1 plus a random jitter; the payload is the sample in decimal.
+It shows every piece of a source + extraction plugin in one page.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from falco_plugin import (
+    Batch,
+    Config,
+    EndOfStream,
+    Event,
+    ExtractPlugin,
+    OpenParam,
+    PluginError,
+    SourceInstance,
+    SourcePlugin,
+    field,
+    per_event,
+    setting,
+)
+
+BATCH_SIZE = 128
+
+
+class DummyConfig(Config):
+    """Init configuration of dummy_py."""
+
+    jitter: int = setting(10, "A random amount (0 to jitter) added to the sample of each event", minimum=0)
+
+
+class DummyOpenParams(Config):
+    """Open parameters: where the samples start and how many to produce."""
+
+    start: int = setting(1, "The first sample value", minimum=0)
+    max_events: int = setting(20, "How many events to produce before the end of the stream", key="maxEvents", minimum=0)
+
+
+class DummyInstance(SourceInstance):
+    """One stream of ``max_events`` samples."""
+
+    def __init__(self, params: DummyOpenParams, jitter: int) -> None:
+        self.sample = params.start
+        self.remaining = params.max_events
+        self.total = params.max_events
+        self.jitter = jitter
+
+    def next_batch(self) -> Batch:
+        if self.remaining <= 0:
+            raise EndOfStream
+        count = min(self.remaining, BATCH_SIZE)
+        self.remaining -= count
+        sample, spread, rand = self.sample, self.jitter + 1, random.random
+        payloads = []
+        for _ in range(count):
+            sample += 1 + int(rand() * spread)
+            payloads.append(str(sample).encode())
+        self.sample = sample
+        return payloads
+
+    def progress(self) -> float:
+        return 100.0 if self.total == 0 else 100.0 * (self.total - self.remaining) / self.total
+
+
+class DummyPlugin(SourcePlugin, ExtractPlugin):
+    """Reference plugin for educational purposes."""
+
+    name = "dummy_py"
+    version = "0.1.0"
+    description = "Reference plugin for educational purposes, written in Python"
+    contact = "github.com/falcosecurity/plugins"
+    id = 29
+    event_source = "dummy_py"
+
+    def init(self, config: DummyConfig) -> None:
+        self.jitter = config.jitter
+
+    def open(self, params: DummyOpenParams) -> DummyInstance:
+        return DummyInstance(params, self.jitter)
+
+    def open_params(self) -> list[OpenParam]:
+        return [OpenParam('{"start": 1, "maxEvents": 20}', "20 samples starting after 1")]
+
+    def event_to_string(self, event: Event) -> str:
+        return json.dumps({"sample": event.payload.decode()})
+
+    @per_event
+    def sample(self, event: Event) -> int:
+        """The sample carried by an event, decoded once per event."""
+        return int(event.payload)
+
+    @field("dummy.value", "The sample value in the event")
+    def value(self, event: Event) -> int:
+        return self.sample(event)
+
+    @field("dummy.strvalue", "The sample value in the event, as a string")
+    def strvalue(self, event: Event) -> str:
+        return event.payload.decode()
+
+    @field("dummy.divisible", "Return 1 if the value is divisible by the provided divisor, 0 otherwise")
+    def divisible(self, event: Event, index: int) -> int:
+        if index == 0:
+            raise PluginError("the divisor must be a positive integer")
+        return 1 if self.sample(event) % index == 0 else 0

@@ -1,0 +1,43 @@
+"""Write Falco plugins in Python.
+
+A plugin is a class deriving from the capabilities it implements::
+
+    from falco_plugin import SourcePlugin, ExtractPlugin, field
+
+Everything a plugin author needs is importable from here; ``falco_plugin.build``
+compiles a plugin into a shared library and ``falco_plugin.host`` loads and
+drives any plugin library the way Falco does.
+"""
+
+from .config import Config, setting
+from .errors import ConfigError, EndOfStream, PluginError, Timeout
+from .event import Event, per_event
+from .extract import AbsTime, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
+from .plugin import API_VERSION, Plugin
+from .source import Batch, OpenParam, SourceInstance, SourcePlugin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "API_VERSION",
+    "AbsTime",
+    "Batch",
+    "Config",
+    "ConfigError",
+    "EndOfStream",
+    "Event",
+    "ExtractPlugin",
+    "IPAddr",
+    "IPNet",
+    "Located",
+    "OpenParam",
+    "Plugin",
+    "PluginError",
+    "RelTime",
+    "SourceInstance",
+    "SourcePlugin",
+    "Timeout",
+    "field",
+    "per_event",
+    "setting",
+]

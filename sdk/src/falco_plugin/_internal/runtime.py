@@ -1,0 +1,192 @@
+"""The Python half of a plugin library: what the C glue calls.
+
+The C glue (``glue.c``) owns every pointer the host sees and calls into this
+module for the cold paths (init, open, close...). For the hot paths it calls
+plugin methods directly with CPython's vectorcall, using objects this module
+prepares: ``State.fields`` (bound extractor methods in field-id order),
+``State.reset`` (re-targets the shared :class:`Event`) and the instance's
+bound ``next_batch``.
+
+Pointers arrive as integers and are cast with the library's own cffi ``ffi``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import traceback
+from typing import Any
+
+from ..config import Config
+from ..errors import ConfigError, EndOfStream, PluginError, Timeout
+from ..event import Event
+from ..extract import Located
+from ..plugin import Plugin
+from ..source import SourceInstance, SourcePlugin
+from . import spec as _spec
+
+# Referenced by the C glue (fetched once at load).
+END_OF_STREAM = EndOfStream
+TIMEOUT = Timeout
+PLUGIN_ERROR = PluginError
+LOCATED = Located
+
+_SEVERITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+def _severity(levelno: int) -> int:
+    for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
+        if levelno >= level:
+            return _SEVERITY[level]
+    return 8 if levelno < logging.DEBUG else 7
+
+
+class HostLogHandler(logging.Handler):
+    """Sends log records to the host's ``log_fn`` (Falco's logger)."""
+
+    def __init__(self, ffi: Any, log_fn: Any, owner: Any, component: str) -> None:
+        super().__init__(logging.NOTSET)
+        self._ffi = ffi
+        self._log_fn = log_fn
+        self._owner = owner
+        self._component = component.encode()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record).encode("utf-8", "replace").replace(b"\0", b" ")
+            self._log_fn(self._owner, self._component, msg, _severity(record.levelno))
+        except Exception:  # noqa: BLE001 - logging must never take the plugin down
+            pass
+
+
+def describe(context: str, exc: BaseException) -> str:
+    """The ``get_last_error`` text for an exception raised in ``context``."""
+    if isinstance(exc, PluginError):
+        text = str(exc)
+    else:
+        detail = str(exc)
+        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return f"{context}: {text}" if context else text
+
+
+class Binding:
+    """One loaded plugin library: its class, its cffi module, its spec."""
+
+    def __init__(self, module_name: str, target: str, baked_fields: str) -> None:
+        module = sys.modules[module_name]
+        self.ffi = module.ffi  # type: ignore[attr-defined]
+        self.lib = module.lib  # type: ignore[attr-defined]
+        mod_name, _, cls_name = target.partition(":")
+        cls = getattr(importlib.import_module(mod_name), cls_name)
+        self.spec = _spec.resolve(cls)
+        if self.spec.fields_json != baked_fields:
+            raise PluginError(
+                f"the fields of {target} differ from those this library was built with; rebuild the plugin"
+            )
+        self.cls: type[Plugin] = cls
+
+    def init(self, input_addr: int) -> State:
+        return State(self, input_addr)
+
+    def describe_error(self, context: str, exc: BaseException, state: State | None) -> str:
+        text = describe(context, exc)
+        if state is not None and not isinstance(exc, (PluginError, EndOfStream, Timeout)):
+            # A traceback is for whoever turned debug logging on, never stderr.
+            tb = "".join(traceback.format_exception(exc)).rstrip()
+            state.log.debug("%s\n%s", text, tb)
+        return text
+
+
+class State:
+    """One ``plugin_init``: the plugin object and what the hot paths need."""
+
+    def __init__(self, binding: Binding, input_addr: int) -> None:
+        self.binding = binding
+        spec = binding.spec
+        ffi = binding.ffi
+        inp = ffi.cast("ss_plugin_init_input *", input_addr)
+        self.log = logging.Logger(f"falco_plugin.{spec.name}")
+        self.log.propagate = False
+        if inp != ffi.NULL and inp.log_fn != ffi.NULL:
+            self.log.addHandler(HostLogHandler(ffi, inp.log_fn, inp.owner, spec.name))
+        else:
+            self.log.addHandler(logging.NullHandler())
+        raw = ffi.string(inp.config).decode("utf-8") if inp != ffi.NULL and inp.config != ffi.NULL else ""
+        self.event = Event()
+        self.reset = self.event._reset
+        plugin = binding.cls()
+        plugin.log = self.log
+        self.plugin = plugin
+        self.fields = tuple(getattr(plugin, f.method) for f in spec.fields)
+        self._raw_config = raw
+
+    def start(self) -> None:
+        """Run the plugin's own ``init`` (separate so its failures can be logged)."""
+        self.plugin.init(self._config(self._raw_config, "init config"))
+
+    def _config(self, raw: str, what: str) -> Any:
+        ctype = self.binding.spec.config_type
+        if ctype is None:
+            return raw
+        try:
+            return ctype.parse(raw)
+        except ConfigError as exc:
+            raise PluginError(f"invalid {what}: {exc}") from None
+
+    # -- lifetime -------------------------------------------------------------
+
+    def destroy(self) -> None:
+        self.plugin.destroy()
+
+    def set_config(self, raw: str) -> None:
+        self.plugin.set_config(self._config(raw, "config"))  # type: ignore[attr-defined]
+
+    # -- sourcing -------------------------------------------------------------
+
+    def open(self, raw: str) -> SourceInstance:
+        plugin = self.plugin
+        assert isinstance(plugin, SourcePlugin)
+        ptype = self.binding.spec.open_params_type
+        params: Any = raw
+        if ptype is not None:
+            try:
+                params = ptype.parse(raw)
+            except ConfigError as exc:
+                raise PluginError(f"invalid open params: {exc}") from None
+        inst = plugin.open(params)
+        if not isinstance(inst, SourceInstance):
+            raise PluginError(f"{type(plugin).__name__}.open returned {type(inst).__name__}, not a SourceInstance")
+        return inst
+
+    def list_open_params(self) -> str:
+        plugin = self.plugin
+        assert isinstance(plugin, SourcePlugin)
+        return json.dumps(
+            [{"value": p.value, "desc": p.desc, "separator": p.separator} for p in plugin.open_params()]
+        )
+
+    @staticmethod
+    def progress(inst: SourceInstance) -> tuple[int, str]:
+        got = inst.progress()
+        if got is None:
+            return 0, ""
+        pct, text = got if isinstance(got, tuple) else (got, f"{float(got):.2f}")
+        pct = min(max(float(pct), 0.0), 100.0)
+        return round(pct * 100), text
+
+    def event_to_string(self, num: int, ts: int, payload: bytes, addr: int, src: int) -> str:
+        plugin = self.plugin
+        assert isinstance(plugin, SourcePlugin)
+        event = Event(num, ts, payload, addr, src)
+        return str(plugin.event_to_string(event))
+
+
+__all__ = ["Binding", "State", "describe", "Config"]

@@ -1,0 +1,191 @@
+"""What a plugin class declares, resolved once: the builder bakes it into C,
+the runtime checks the library still matches the code it loads."""
+
+from __future__ import annotations
+
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Config, config_type_of
+from ..extract import TYPE_CODES, ExtractPlugin, FieldSpec, fields_of
+from ..plugin import Plugin
+from ..source import SourceInstance, SourcePlugin
+
+NAME_RE = re.compile(r"^[a-z]+[a-z0-9-_]*$")
+SOURCE_RE = re.compile(r"^[a-z]+[a-z0-9_]*$")
+VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+# The first plugin API minor that has each thing the SDK may use; a plugin
+# requires the highest of those it actually uses, so it loads in as many
+# Falco versions as possible.
+MIN_MINOR = {
+    "base": 0,
+    "log": 4,  # init_input.log_fn
+    "set_config": 5,
+    "metrics": 6,
+    "value_offsets": 11,
+}
+
+
+def _overrides(cls: type, base: type, name: str) -> bool:
+    return getattr(cls, name, None) is not getattr(base, name, None)
+
+
+@dataclass
+class PluginSpec:
+    cls: type[Plugin]
+    name: str
+    version: str
+    description: str
+    contact: str
+    required_api_version: str
+    capabilities: tuple[str, ...]
+    config_type: type[Config] | None
+    init_schema: str | None
+    # sourcing
+    id: int = 0
+    event_source: str = ""
+    open_params_type: type[Config] | None = None
+    has_progress: bool = False
+    has_list_open_params: bool = False
+    has_event_to_string: bool = False
+    # extraction
+    fields: list[FieldSpec] = field(default_factory=list)
+    extract_event_sources: list[str] | None = None
+    extract_event_types: list[int] | None = None
+    # optional
+    has_set_config: bool = False
+
+    @property
+    def fields_json(self) -> str:
+        return json.dumps([f.to_json() for f in self.fields], separators=(",", ":"))
+
+    @property
+    def uses_offsets(self) -> bool:
+        return False
+
+    def symbols(self) -> list[str]:
+        """The exact set of ``plugin_*`` symbols the library must export."""
+        syms = [
+            "get_required_api_version",
+            "get_version",
+            "get_name",
+            "get_description",
+            "get_contact",
+            "init",
+            "destroy",
+            "get_last_error",
+        ]
+        if self.init_schema is not None:
+            syms.append("get_init_schema")
+        if self.has_set_config:
+            syms.append("set_config")
+        if "sourcing" in self.capabilities:
+            syms += ["get_id", "get_event_source", "open", "close", "next_batch"]
+            if self.has_progress:
+                syms.append("get_progress")
+            if self.has_event_to_string:
+                syms.append("event_to_string")
+            if self.has_list_open_params:
+                syms.append("list_open_params")
+        if "extraction" in self.capabilities:
+            syms += ["get_fields", "extract_fields"]
+            if self.extract_event_sources is not None:
+                syms.append("get_extract_event_sources")
+            if self.extract_event_types is not None:
+                syms.append("get_extract_event_types")
+        return ["plugin_" + s for s in syms]
+
+
+class SpecError(TypeError):
+    """The plugin class cannot be turned into a plugin library."""
+
+
+def resolve(cls: type[Plugin]) -> PluginSpec:
+    """Check a plugin class and gather its declarations."""
+    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+        raise SpecError(f"{cls!r} is not a falco_plugin.Plugin subclass")
+    where = cls.__qualname__
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise SpecError(f"{where}.name must match {NAME_RE.pattern}, got {name!r}")
+    if not VERSION_RE.match(cls.version):
+        raise SpecError(f"{where}.version must be a semantic version, got {cls.version!r}")
+    caps = []
+    is_source = issubclass(cls, SourcePlugin)
+    is_extract = issubclass(cls, ExtractPlugin)
+    if is_source:
+        caps.append("sourcing")
+    if is_extract:
+        caps.append("extraction")
+    if not caps:
+        raise SpecError(f"{where} implements no capability: derive from SourcePlugin and/or ExtractPlugin")
+
+    config_type = config_type_of(cls.init, "config")
+    spec = PluginSpec(
+        cls=cls,
+        name=name,
+        version=cls.version,
+        description=cls.description,
+        contact=cls.contact,
+        required_api_version="",
+        capabilities=tuple(caps),
+        config_type=config_type,
+        init_schema=json.dumps(config_type.json_schema(), separators=(",", ":")) if config_type else None,
+        has_set_config=_overrides(cls, Plugin, "set_config") if hasattr(cls, "set_config") else False,
+    )
+    if is_source:
+        assert issubclass(cls, SourcePlugin)
+        pid = getattr(cls, "id", None)
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**32:
+            raise SpecError(f"{where}.id must be a positive 32-bit integer, got {pid!r}")
+        src = getattr(cls, "event_source", None)
+        if not isinstance(src, str) or not SOURCE_RE.match(src):
+            raise SpecError(f"{where}.event_source must match {SOURCE_RE.pattern}, got {src!r}")
+        if src in ("syscall", "internal", "plugins"):
+            raise SpecError(f"{where}.event_source {src!r} is reserved by Falco")
+        spec.id, spec.event_source = pid, src
+        spec.open_params_type = config_type_of(cls.open, "params")
+        spec.has_list_open_params = _overrides(cls, SourcePlugin, "open_params")
+        spec.has_event_to_string = _overrides(cls, SourcePlugin, "event_to_string")
+        try:
+            ret = typing.get_type_hints(cls.open).get("return")
+        except Exception:  # noqa: BLE001 - an unresolvable annotation just hides progress
+            ret = None
+        spec.has_progress = (
+            isinstance(ret, type) and issubclass(ret, SourceInstance) and _overrides(ret, SourceInstance, "progress")
+        )
+    if is_extract:
+        assert issubclass(cls, ExtractPlugin)
+        spec.fields = fields_of(cls)
+        if not spec.fields:
+            raise SpecError(f"{where} is an ExtractPlugin but declares no @field")
+        names = [f.name for f in spec.fields]
+        for f in spec.fields:
+            if f.type not in TYPE_CODES:
+                raise SpecError(f"{where}: field {f.name} has unknown type {f.type}")
+        if len(set(names)) != len(names):
+            raise SpecError(f"{where}: duplicate field names")
+        if cls.extract_event_sources is not None:
+            spec.extract_event_sources = list(cls.extract_event_sources)
+        if cls.extract_event_types is not None:
+            spec.extract_event_types = [int(t) for t in cls.extract_event_types]
+    spec.required_api_version = cls.required_api_version or _default_api_version(spec)
+    if not VERSION_RE.match(spec.required_api_version):
+        raise SpecError(f"{where}.required_api_version must be x.y.z, got {spec.required_api_version!r}")
+    return spec
+
+
+def _default_api_version(spec: PluginSpec) -> str:
+    used = ["base", "log"]
+    if spec.has_set_config:
+        used.append("set_config")
+    minor = max(MIN_MINOR[u] for u in used)
+    return f"3.{minor}.0"
+
+
+def as_json(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,282 @@
+"""Turn a plugin project into ``lib<name>.so`` plus its Python site directory.
+
+A plugin project is a Python project whose ``pyproject.toml`` names the
+plugin class::
+
+    [tool.falco-plugin]
+    plugin = "dummy_py.plugin:DummyPlugin"
+
+``build_plugin(project_dir)`` imports that class from the current
+environment (the project must be installed in it), resolves its
+declarations, and compiles the SDK's C glue with cffi's embedding mode into
+``<project_dir>/lib<name>.so``.
+
+How a built plugin finds Python
+-------------------------------
+Next to the library the builder writes ``lib<name>.site/``: a copy of the
+plugin's package and of every distribution it depends on (the SDK runtime
+and cffi included). At first use the library locates itself (``dladdr``),
+puts that directory first on ``sys.path`` and imports the plugin from it, so
+the pair can be copied anywhere together. The standard library comes from
+the Python installation the library was built with: it links to that
+``libpython3.X.so`` (with an rpath to its directory) and starts it with that
+installation as its home. On a machine where the same Python version lives
+elsewhere, set ``FALCO_PLUGIN_PYTHONHOME`` for Falco and make
+``libpython3.X.so`` findable (``LD_LIBRARY_PATH`` or ``ldconfig``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import tempfile
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._internal import abi
+from ._internal.spec import PluginSpec, resolve
+from .extract import TYPE_CODES
+
+__all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]
+
+GLUE = Path(__file__).parent / "_internal" / "glue.c"
+
+
+class BuildError(Exception):
+    """The project cannot be built (bad configuration, missing install, compiler error)."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    library: Path
+    site_dir: Path
+    spec: PluginSpec
+
+
+def plugin_target(project_dir: Path) -> str:
+    """The ``module:Class`` a project's ``pyproject.toml`` names."""
+    pyproject = project_dir / "pyproject.toml"
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except FileNotFoundError:
+        raise BuildError(f"{pyproject} not found") from None
+    target = data.get("tool", {}).get("falco-plugin", {}).get("plugin")
+    if not isinstance(target, str) or ":" not in target:
+        raise BuildError(f'{pyproject}: set [tool.falco-plugin] plugin = "package.module:PluginClass"')
+    return target
+
+
+def _distribution_name(project_dir: Path) -> str:
+    data = tomllib.loads((project_dir / "pyproject.toml").read_text())
+    name = data.get("project", {}).get("name")
+    if not isinstance(name, str):
+        raise BuildError(f"{project_dir / 'pyproject.toml'}: [project] name is missing")
+    return name
+
+
+def _c_string(text: str) -> str:
+    out = ['"']
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= byte < 127 and ch != "?":  # '?' escaped to dodge trigraphs
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    out.append('"')
+    return "".join(out)
+
+
+def generated_header(spec: PluginSpec, module: str, target: str) -> str:
+    """The FP_* definitions the glue is compiled with."""
+    minor = int(spec.required_api_version.split(".")[1])
+    d: list[str] = [
+        "#define PLUGIN_ERRLEN 1024",
+        f"#define FP_MODULE {_c_string(module)}",
+        f"#define FP_TARGET {_c_string(target)}",
+        f"#define FP_PYTHON_HOME {_c_string(sys.base_prefix)}",
+        f"#define FP_NAME {_c_string(spec.name)}",
+        f"#define FP_VERSION {_c_string(spec.version)}",
+        f"#define FP_DESCRIPTION {_c_string(spec.description)}",
+        f"#define FP_CONTACT {_c_string(spec.contact)}",
+        f"#define FP_REQUIRED_API_VERSION {_c_string(spec.required_api_version)}",
+        f"#define FP_READ_VALUE_OFFSETS {int(minor >= 12)}",
+        f"#define FP_CAP_SOURCING {int('sourcing' in spec.capabilities)}",
+        f"#define FP_CAP_EXTRACTION {int('extraction' in spec.capabilities)}",
+        f"#define FP_HAS_SET_CONFIG {int(spec.has_set_config)}",
+        f"#define FP_HAS_PROGRESS {int(spec.has_progress)}",
+        f"#define FP_HAS_LIST_OPEN_PARAMS {int(spec.has_list_open_params)}",
+        f"#define FP_HAS_EVENT_TO_STRING {int(spec.has_event_to_string)}",
+        f"#define FP_ID {spec.id}u",
+        f"#define FP_EVENT_SOURCE {_c_string(spec.event_source)}",
+        f"#define FP_FIELDS_JSON {_c_string(spec.fields_json)}",
+        f"#define FP_NFIELDS {len(spec.fields)}u",
+    ]
+    if spec.init_schema is not None:
+        d.append(f"#define FP_INIT_SCHEMA {_c_string(spec.init_schema)}")
+    if spec.extract_event_sources is not None:
+        d.append(f"#define FP_EXTRACT_SOURCES_JSON {_c_string(json.dumps(spec.extract_event_sources))}")
+    if spec.extract_event_types:
+        d.append(f"#define FP_EXTRACT_TYPES {', '.join(str(t) for t in spec.extract_event_types)}")
+    d.append("typedef struct { const char *name; uint32_t type; int is_list; int arg; int arg_required; } fp_field_info;")
+    rows = [
+        f"    {{{_c_string(f.name)}, {TYPE_CODES[f.type]}u, {int(f.is_list)}, "
+        f"{ {None: 0, 'index': 1, 'key': 2}[f.arg] }, {int(f.arg_required)}}},"
+        for f in spec.fields
+    ]
+    d.append("static const fp_field_info fp_fields[] = {")
+    d.extend(rows or ['    {"", 0, 0, 0, 0},'])
+    d.append("};")
+    return "\n".join(d) + "\n"
+
+
+def _version_script(spec: PluginSpec) -> str:
+    exported = "".join(f"    {s};\n" for s in spec.symbols())
+    return "{\n  global:\n" + exported + "  local: *;\n};\n"
+
+
+def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, verbose: bool = False) -> BuildResult:
+    """Compile the plugin project at ``project_dir``; see the module docs."""
+    import cffi  # a build-time dependency only
+
+    project = Path(project_dir).resolve()
+    out = Path(out_dir).resolve() if out_dir else project
+    target = plugin_target(project)
+    mod_name, _, cls_name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(mod_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise BuildError(f"cannot import {target}: {exc} (is the project installed in this environment?)") from exc
+    spec = resolve(cls)
+    module = f"_falco_plugin_{spec.name.replace('-', '_')}"
+
+    ffi = cffi.FFI()
+    ffi.cdef(abi.cdef_packed(), packed=True)
+    ffi.cdef(abi.cdef_main())
+    # Embedding mode wants at least the (empty) API declaration and init code:
+    # we drive start-up ourselves from the glue (see glue.c).
+    ffi.embedding_api("")
+    ffi.embedding_init_code("")
+    source = (
+        f'#include "{abi.HEADER.name}"\n'
+        + generated_header(spec, module, target)
+        + GLUE.read_text()
+    )
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    out.mkdir(parents=True, exist_ok=True)
+    library = out / f"lib{spec.name}.so"
+    with tempfile.TemporaryDirectory(prefix="falco-plugin-build-") as tmp:
+        script = Path(tmp) / "exports.map"
+        script.write_text(_version_script(spec))
+        ffi.set_source(
+            module,
+            source,
+            include_dirs=[str(abi.HEADER.parent)],
+            extra_compile_args=["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-function"],
+            extra_link_args=[
+                f"-Wl,--version-script={script}",
+                # Never unmapped by dlclose: Python and its threads outlive any handle.
+                "-Wl,-z,nodelete",
+                f"-Wl,-rpath,{libdir}",
+            ],
+            libraries=["dl", "pthread"],
+        )
+        try:
+            built = ffi.compile(tmpdir=tmp, target=f"lib{spec.name}.so", verbose=verbose)
+        except Exception as exc:  # noqa: BLE001 - distutils raises a zoo of types
+            raise BuildError(f"compiling {library.name} failed: {exc}") from exc
+        tmp_lib = Path(built)
+        staged = library.with_suffix(".so.tmp")
+        shutil.copy2(tmp_lib, staged)
+        os.replace(staged, library)  # atomic: a running host keeps its old mapping
+    site_dir = out / f"lib{spec.name}.site"
+    _write_site_dir(site_dir, _distribution_name(project))
+    return BuildResult(library=library, site_dir=site_dir, spec=spec)
+
+
+# -- the site directory ----------------------------------------------------------
+
+
+def _requirements(dist: md.Distribution) -> Iterable[str]:
+    from packaging.requirements import Requirement
+
+    for line in dist.requires or []:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            yield req.name
+
+
+def _closure(root: str) -> list[md.Distribution]:
+    seen: dict[str, md.Distribution] = {}
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        key = name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            raise BuildError(f"{name} is required but not installed in this environment") from None
+        seen[key] = dist
+        todo.extend(_requirements(dist))
+    return list(seen.values())
+
+
+def _editable_roots(dist: md.Distribution) -> list[Path]:
+    """Source directories an editable install points at (via its .pth file)."""
+    direct = dist.read_text("direct_url.json")
+    if not direct or not json.loads(direct).get("dir_info", {}).get("editable"):
+        return []
+    roots = []
+    for f in dist.files or []:
+        if f.name.endswith(".pth"):
+            for line in Path(str(f.locate())).read_text().splitlines():
+                p = Path(line.strip())
+                if line.strip() and not line.startswith(("#", "import ")) and p.is_dir():
+                    roots.append(p)
+    if not roots:
+        raise BuildError(f"cannot find the sources of the editable install of {dist.metadata['Name']}")
+    return roots
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so.tmp")
+    if src.is_dir():
+        shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+
+
+def _write_site_dir(site_dir: Path, root_dist: str) -> None:
+    staging = site_dir.with_name(site_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for dist in _closure(root_dist):
+        roots = _editable_roots(dist)
+        if roots:
+            for root in roots:
+                for entry in root.iterdir():
+                    if entry.name.endswith((".egg-info", ".dist-info")) or entry.name.startswith("."):
+                        continue
+                    if entry.is_dir() and (entry / "__init__.py").exists() or entry.suffix == ".py":
+                        _copy_tree(entry, staging / entry.name)
+            continue
+        for f in dist.files or []:
+            rel = Path(str(f))
+            if rel.parts and rel.parts[0] == ".." or "__pycache__" in rel.parts:
+                continue  # console scripts and caches are not importable code
+            src = Path(str(f.locate()))
+            if src.is_file():
+                _copy_tree(src, staging / rel)
+    shutil.rmtree(site_dir, ignore_errors=True)
+    os.replace(staging, site_dir)

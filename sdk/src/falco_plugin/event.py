@@ -1,0 +1,123 @@
+"""Events as a plugin sees them: the layout the SDK writes, and a read-only view.
+
+Every event is a packed 26-byte header (timestamp, thread id, total length,
+type, parameter count), then one length per parameter, then the parameter
+bytes. A plugin's own events (type 322) carry two parameters with 4-byte
+lengths: the plugin id and the payload. The SDK writes these headers; plugin
+code only ever produces and consumes payloads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["Event", "per_event", "PLUGIN_EVENT", "ASYNC_EVENT"]
+
+PLUGIN_EVENT = 322
+"""Type code of events produced by a source plugin."""
+ASYNC_EVENT = 402
+"""Type code of asynchronous events."""
+
+HEADER = struct.Struct("<QQIHI")
+"""ts, tid, len, type, nparams."""
+PLUGIN_EVENT_HEADER = struct.Struct("<QQIHIIII")
+"""Header of a plugin event: header, two u32 lengths, the u32 plugin id."""
+PAYLOAD_OFFSET = PLUGIN_EVENT_HEADER.size  # 38
+NO_VALUE = 0xFFFF_FFFF_FFFF_FFFF
+"""Timestamp or thread id left for the host to fill in."""
+
+
+class Event:
+    """One event handed to extraction or parsing.
+
+    The SDK reuses one ``Event`` object per plugin state: read what you need
+    during the call, do not keep the object. ``payload`` is the plugin
+    payload for plugin events (type 322) and empty for other types.
+    """
+
+    __slots__ = ("num", "ts", "payload", "_addr", "_src", "_cache")
+
+    num: int
+    """Event number assigned by the host (increasing, possibly with gaps)."""
+    ts: int
+    """Timestamp in nanoseconds since the epoch."""
+    payload: bytes
+
+    def __init__(self, num: int = 0, ts: int = 0, payload: bytes = b"", addr: int = 0, src: int = 0) -> None:
+        self._reset(num, ts, payload, addr, src)
+
+    def _reset(self, num: int, ts: int, payload: bytes, addr: int, src: int) -> None:
+        self.num = num
+        self.ts = ts
+        self.payload = payload
+        self._addr = addr
+        self._src = src
+        self._cache: dict[object, Any] | None = None
+
+    @property
+    def raw(self) -> bytes:
+        """The whole event, header included."""
+        if not self._addr:
+            return HEADER.pack(self.ts, NO_VALUE, HEADER.size, PLUGIN_EVENT, 0)
+        _, _, length, _, _ = HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))
+        return ctypes.string_at(self._addr, length)
+
+    @property
+    def type(self) -> int:
+        """Event type code (322 for plugin events)."""
+        return PLUGIN_EVENT if not self._addr else HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))[3]
+
+    @property
+    def tid(self) -> int:
+        """Thread id, or 2**64-1 when the event has none."""
+        return NO_VALUE if not self._addr else HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))[1]
+
+    @property
+    def source(self) -> str | None:
+        """Name of the event source the event comes from, when the host says."""
+        return ctypes.string_at(self._src).decode() if self._src else None
+
+    @property
+    def plugin_id(self) -> int:
+        """The plugin id carried by a plugin event (0 for other types)."""
+        raw = self.raw
+        if len(raw) < PAYLOAD_OFFSET or self.type != PLUGIN_EVENT:
+            return 0
+        return PLUGIN_EVENT_HEADER.unpack_from(raw)[7]
+
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+def per_event(method: Callable[[S, Event], R]) -> Callable[[S, Event], R]:
+    """Cache a method's result for the duration of one event.
+
+    The host asks for one field per call, so a plugin that decodes its
+    payload (JSON, protobuf...) in every field function would decode the same
+    bytes again for each field a rule uses. Decorate the decoding method
+    instead; the first field to need it pays, the others reuse the result::
+
+        @per_event
+        def record(self, event: Event) -> dict[str, Any]:
+            return json.loads(event.payload)
+    """
+    key = object()
+
+    @functools.wraps(method)
+    def cached(self: S, event: Event) -> R:
+        cache = event._cache
+        if cache is None:
+            cache = event._cache = {}
+        elif key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        value = cache[key] = method(self, event)
+        return value
+
+    return cached
+
+

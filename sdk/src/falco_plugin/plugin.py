@@ -1,0 +1,56 @@
+"""The base every plugin derives from: identity, lifetime, configuration, logging.
+
+A plugin is a class. Its class attributes say who it is (``name``,
+``version``...); its methods say what it does. Capabilities are mixins:
+derive from :class:`~falco_plugin.SourcePlugin` to produce events,
+:class:`~falco_plugin.ExtractPlugin` to offer fields, or both. The SDK
+exports exactly the C symbols of the capabilities the class has.
+
+The host creates one instance per configured plugin and calls :meth:`init`
+with the parsed configuration; the type annotation of ``init``'s ``config``
+parameter (a :class:`~falco_plugin.Config` subclass) is the configuration's
+schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+__all__ = ["Plugin", "API_VERSION"]
+
+API_VERSION = "3.12.0"
+"""The newest plugin API the SDK declares (Falco 0.44)."""
+
+
+class Plugin:
+    """Base class of every plugin.
+
+    Set ``name``, ``version``, ``description`` and ``contact``; override
+    :meth:`init` to read the configuration and :meth:`destroy` to release
+    what ``init`` acquired.
+    """
+
+    name: ClassVar[str]
+    """Unique plugin name, as registered in the plugin registry."""
+    version: ClassVar[str] = "0.1.0"
+    """Semantic version of the plugin."""
+    description: ClassVar[str] = ""
+    contact: ClassVar[str] = ""
+    """Where to reach the authors (a URL or an email address)."""
+    required_api_version: ClassVar[str | None] = None
+    """Plugin API version the plugin needs; by default the lowest that has every
+    capability the class implements."""
+
+    log: logging.Logger
+    """A standard logger whose records go to the host's log (Falco's log)."""
+
+    def init(self, config: Any) -> None:
+        """Called once after the host validated the configuration.
+
+        Annotate ``config`` with a :class:`~falco_plugin.Config` subclass to
+        receive it parsed; annotate it with ``str`` for the raw string.
+        """
+
+    def destroy(self) -> None:
+        """Called once when the host unloads the plugin."""
