@@ -27,6 +27,7 @@ elsewhere, set ``FALCO_PLUGIN_PYTHONHOME`` for Falco and make
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.metadata as md
 import json
@@ -73,12 +74,19 @@ def plugin_target(project_dir: Path) -> str:
     return target
 
 
-def _distribution_name(project_dir: Path) -> str:
+def _project_table(project_dir: Path) -> dict[str, object]:
     data = tomllib.loads((project_dir / "pyproject.toml").read_text())
-    name = data.get("project", {}).get("name")
-    if not isinstance(name, str):
+    table = data.get("project", {})
+    if not isinstance(table.get("name"), str):
         raise BuildError(f"{project_dir / 'pyproject.toml'}: [project] name is missing")
-    return name
+    return table  # type: ignore[no-any-return]
+
+
+def _installed(name: str) -> md.Distribution | None:
+    try:
+        return md.distribution(name)
+    except md.PackageNotFoundError:
+        return None
 
 
 def _c_string(text: str) -> str:
@@ -126,7 +134,9 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
         d.append(f"#define FP_EXTRACT_SOURCES_JSON {_c_string(json.dumps(spec.extract_event_sources))}")
     if spec.extract_event_types:
         d.append(f"#define FP_EXTRACT_TYPES {', '.join(str(t) for t in spec.extract_event_types)}")
-    d.append("typedef struct { const char *name; uint32_t type; int is_list; int arg; int arg_required; } fp_field_info;")
+    d.append(
+        "typedef struct { const char *name; uint32_t type; int is_list; int arg; int arg_required; } fp_field_info;"
+    )
     rows = [
         f"    {{{_c_string(f.name)}, {TYPE_CODES[f.type]}u, {int(f.is_list)}, "
         f"{ {None: 0, 'index': 1, 'key': 2}[f.arg] }, {int(f.arg_required)}}},"
@@ -151,6 +161,11 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
     out = Path(out_dir).resolve() if out_dir else project
     target = plugin_target(project)
     mod_name, _, cls_name = target.partition(":")
+    table = _project_table(project)
+    dist_name = str(table["name"])
+    if _installed(dist_name) is None and (project / "src").is_dir():
+        # Not installed (a fresh copy, a test fixture): import it from source.
+        sys.path.insert(0, str(project / "src"))
     try:
         cls = getattr(importlib.import_module(mod_name), cls_name)
     except (ImportError, AttributeError) as exc:
@@ -165,11 +180,7 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
     # we drive start-up ourselves from the glue (see glue.c).
     ffi.embedding_api("")
     ffi.embedding_init_code("")
-    source = (
-        f'#include "{abi.HEADER.name}"\n'
-        + generated_header(spec, module, target)
-        + GLUE.read_text()
-    )
+    source = f'#include "{abi.HEADER.name}"\n' + generated_header(spec, module, target) + GLUE.read_text()
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     out.mkdir(parents=True, exist_ok=True)
     library = out / f"lib{spec.name}.so"
@@ -191,14 +202,15 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
         )
         try:
             built = ffi.compile(tmpdir=tmp, target=f"lib{spec.name}.so", verbose=verbose)
-        except Exception as exc:  # noqa: BLE001 - distutils raises a zoo of types
+        except Exception as exc:
             raise BuildError(f"compiling {library.name} failed: {exc}") from exc
         tmp_lib = Path(built)
         staged = library.with_suffix(".so.tmp")
         shutil.copy2(tmp_lib, staged)
         os.replace(staged, library)  # atomic: a running host keeps its old mapping
     site_dir = out / f"lib{spec.name}.site"
-    _write_site_dir(site_dir, _distribution_name(project))
+    deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
+    _write_site_dir(site_dir, dist_name, project, deps)
     return BuildResult(library=library, site_dir=site_dir, spec=spec)
 
 
@@ -214,9 +226,9 @@ def _requirements(dist: md.Distribution) -> Iterable[str]:
             yield req.name
 
 
-def _closure(root: str) -> list[md.Distribution]:
+def _closure(roots: list[str]) -> list[md.Distribution]:
     seen: dict[str, md.Distribution] = {}
-    todo = [root]
+    todo = list(roots)
     while todo:
         name = todo.pop()
         key = name.lower().replace("_", "-")
@@ -257,26 +269,60 @@ def _copy_tree(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _write_site_dir(site_dir: Path, root_dist: str) -> None:
+def _copy_sources(root: Path, staging: Path) -> None:
+    for entry in root.iterdir():
+        if entry.name.endswith((".egg-info", ".dist-info")) or entry.name.startswith("."):
+            continue
+        if (entry.is_dir() and (entry / "__init__.py").exists()) or entry.suffix == ".py":
+            _copy_tree(entry, staging / entry.name)
+
+
+def _write_site_dir(site_dir: Path, root_dist: str, project: Path, deps: list[str]) -> None:
+    from packaging.requirements import Requirement
+
     staging = site_dir.with_name(site_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for dist in _closure(root_dist):
-        roots = _editable_roots(dist)
-        if roots:
-            for root in roots:
-                for entry in root.iterdir():
-                    if entry.name.endswith((".egg-info", ".dist-info")) or entry.name.startswith("."):
-                        continue
-                    if entry.is_dir() and (entry / "__init__.py").exists() or entry.suffix == ".py":
-                        _copy_tree(entry, staging / entry.name)
+    if _installed(root_dist) is not None:
+        roots = [root_dist]
+    else:
+        _copy_sources(project / "src" if (project / "src").is_dir() else project, staging)
+        roots = [Requirement(d).name for d in deps if Requirement(d).marker is None or Requirement(d).marker.evaluate()]  # type: ignore[union-attr]
+    for dist in _closure(roots):
+        editable = _editable_roots(dist)
+        if editable:
+            for root in editable:
+                _copy_sources(root, staging)
             continue
         for f in dist.files or []:
             rel = Path(str(f))
-            if rel.parts and rel.parts[0] == ".." or "__pycache__" in rel.parts:
+            if (rel.parts and rel.parts[0] == "..") or "__pycache__" in rel.parts:
                 continue  # console scripts and caches are not importable code
             src = Path(str(f.locate()))
             if src.is_file():
                 _copy_tree(src, staging / rel)
     shutil.rmtree(site_dir, ignore_errors=True)
     os.replace(staging, site_dir)
+
+
+# -- command line (falco-plugin build) --------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("projects", nargs="+", type=Path, help="plugin project directories")
+    parser.add_argument("--out", type=Path, help="output directory (default: each project directory)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the compiler commands")
+
+
+def main(args: argparse.Namespace) -> int:
+    failed = 0
+    for project in args.projects:
+        try:
+            result = build_plugin(project, args.out, verbose=args.verbose)
+        except (BuildError, TypeError) as exc:
+            print(f"falco-plugin build: {project}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        caps = ", ".join(result.spec.capabilities)
+        print(f"built {result.library} ({result.spec.name} {result.spec.version}: {caps})")
+    return 1 if failed else 0

@@ -68,9 +68,7 @@ def setting(
     }
     if isinstance(default, (list, dict, set)):
         snapshot = default
-        return dataclasses.field(
-            default_factory=lambda: json.loads(json.dumps(snapshot)), metadata={_META_KEY: meta}
-        )
+        return dataclasses.field(default_factory=lambda: json.loads(json.dumps(snapshot)), metadata={_META_KEY: meta})
     return dataclasses.field(default=default, metadata={_META_KEY: meta})
 
 
@@ -115,7 +113,7 @@ class Config:
                 default = (
                     f.default
                     if f.default is not _MISSING
-                    else (f.default_factory() if f.default_factory is not _MISSING else None)
+                    else (f.default_factory() if f.default_factory is not _MISSING else None)  # type: ignore[operator]
                 )
                 found.append(
                     _Setting(
@@ -260,7 +258,9 @@ def _convert(tp: Any, value: Any, path: str, s: _Setting | None) -> Any:
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices or isinstance(value, bool) != any(isinstance(c, bool) for c in choices):
-            raise ConfigError(path, f"must be one of {', '.join(json.dumps(c) for c in choices)}, got {_shown(value, s)}")
+            raise ConfigError(
+                path, f"must be one of {', '.join(json.dumps(c) for c in choices)}, got {_shown(value, s)}"
+            )
         return value
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)

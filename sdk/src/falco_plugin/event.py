@@ -87,7 +87,8 @@ class Event:
         raw = self.raw
         if len(raw) < PAYLOAD_OFFSET or self.type != PLUGIN_EVENT:
             return 0
-        return PLUGIN_EVENT_HEADER.unpack_from(raw)[7]
+        plugin_id: int = PLUGIN_EVENT_HEADER.unpack_from(raw)[7]
+        return plugin_id
 
 
 S = TypeVar("S")
@@ -119,5 +120,3 @@ def per_event(method: Callable[[S, Event], R]) -> Callable[[S, Event], R]:
         return value
 
     return cached
-
-

@@ -94,6 +94,8 @@ class FieldSpec:
     add_output: bool
     properties: tuple[str, ...]
     method: str
+    located: bool = False
+    """The extractor may return :class:`Located` (needs plugin API 3.12)."""
 
     def to_json(self) -> dict[str, Any]:
         """The entry of the ``get_fields`` JSON array for this field."""
@@ -193,6 +195,7 @@ def _spec(
     hints = typing.get_type_hints(fn, globalns=getattr(fn, "__globals__", None))
     ret = hints.get("return", inspect.Signature.empty)
     inferred, is_list = _infer(ret, where)
+    located = _mentions_located(ret)
     ftype = type_ or inferred
     if ftype is None:
         raise TypeError(f"{where}: annotate the return type or pass type=...")
@@ -209,14 +212,19 @@ def _spec(
         add_output=add_output,
         properties=properties,
         method=attr,
+        located=located,
     )
+
+
+def _mentions_located(tp: Any) -> bool:
+    if tp is Located:
+        return True
+    return any(_mentions_located(a) for a in typing.get_args(tp))
 
 
 def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
     if tp is inspect.Signature.empty:
         return None, False
-    if typing.get_origin(tp) is Located:
-        tp = typing.get_args(tp)[0]
     if tp is Located:
         return None, False
     origin = typing.get_origin(tp)
@@ -230,8 +238,8 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
             return _infer(args.pop(), where)
         raise TypeError(f"{where}: cannot infer a field type from {tp!r}")
     if origin in (list, Sequence, tuple):
-        args = typing.get_args(tp)
-        inner, nested = _infer(args[0], where) if args else (None, False)
+        items = typing.get_args(tp)
+        inner, nested = _infer(items[0], where) if items else (None, False)
         if nested:
             raise TypeError(f"{where}: lists of lists are not a field type")
         return inner, True
@@ -250,5 +258,3 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
     if tp in (ipaddress.IPv4Network, ipaddress.IPv6Network):
         return "ipnet", False
     raise TypeError(f"{where}: cannot infer a field type from {tp!r}")
-
-

@@ -169,9 +169,7 @@ class State:
     def list_open_params(self) -> str:
         plugin = self.plugin
         assert isinstance(plugin, SourcePlugin)
-        return json.dumps(
-            [{"value": p.value, "desc": p.desc, "separator": p.separator} for p in plugin.open_params()]
-        )
+        return json.dumps([{"value": p.value, "desc": p.desc, "separator": p.separator} for p in plugin.open_params()])
 
     @staticmethod
     def progress(inst: SourceInstance) -> tuple[int, str]:

@@ -24,9 +24,9 @@ VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-
 MIN_MINOR = {
     "base": 0,
     "log": 4,  # init_input.log_fn
-    "set_config": 5,
+    "set_config": 4,
     "metrics": 6,
-    "value_offsets": 11,
+    "value_offsets": 12,
 }
 
 
@@ -65,7 +65,7 @@ class PluginSpec:
 
     @property
     def uses_offsets(self) -> bool:
-        return False
+        return any(f.located for f in self.fields)
 
     def symbols(self) -> list[str]:
         """The exact set of ``plugin_*`` symbols the library must export."""
@@ -183,6 +183,8 @@ def _default_api_version(spec: PluginSpec) -> str:
     used = ["base", "log"]
     if spec.has_set_config:
         used.append("set_config")
+    if spec.uses_offsets:
+        used.append("value_offsets")
     minor = max(MIN_MINOR[u] for u in used)
     return f"3.{minor}.0"
 

@@ -1,0 +1,83 @@
+"""Sessions for the whole monorepo: build every plugin, test, lint, type-check, benchmark.
+
+Plugins are discovered (every ``plugins/*/pyproject.toml``), so a new plugin
+folder is built, tested and linted without touching this file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(p.parent.relative_to(ROOT) for p in ROOT.glob("plugins/*/pyproject.toml"))
+PYTHON = "3.11"
+
+nox.options.sessions = ["build", "tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+
+def install_workspace(session: nox.Session, *extra: str) -> None:
+    """The SDK (with host and build extras) and every plugin, editable."""
+    editable = [arg for p in PLUGINS for arg in ("-e", str(p))]
+    session.install("-e", "sdk[host,build]", *editable, *extra)
+
+
+def plugin_package(project: Path) -> str:
+    """The top-level import package of a plugin project (from its plugin class path)."""
+    data = tomllib.loads((ROOT / project / "pyproject.toml").read_text())
+    return str(data["tool"]["falco-plugin"]["plugin"]).split(".")[0]
+
+
+def build_all(session: nox.Session) -> None:
+    session.run("falco-plugin", "build", *map(str, PLUGINS))
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build every plugin's lib<name>.so, then run dummy_py in the SDK's host."""
+    install_workspace(session)
+    build_all(session)
+    session.run(
+        "falco-plugin", "run", "plugins/dummy/libdummy_py.so",
+        "--init-config", '{"jitter": 5}',
+        "--open-params", '{"start": 1, "maxEvents": 10}',
+        "--fields", "dummy.value,dummy.strvalue,dummy.divisible[2]",
+        "-n", "10",
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Every test: SDK, host, cross-plugin, and each plugin's own."""
+    install_workspace(session, "pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2")
+    build_all(session)  # the suites also check the libraries nox -s build produces
+    suites = ["sdk/tests", "tests", *(str(p / "tests") for p in PLUGINS if (p / "tests").is_dir())]
+    session.run("pytest", "-n", "2", "--timeout", "300", *suites, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy over the SDK and every plugin."""
+    install_workspace(session, "mypy>=1.10", "types-PyYAML", "types-requests", "pytest>=8")
+    packages = ["falco_plugin", *(plugin_package(p) for p in PLUGINS)]
+    session.run("mypy", *(arg for pkg in packages for arg in ("-p", pkg)))
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Hot-path timings in the C host, against a C reference plugin."""
+    install_workspace(session)
+    build_all(session)
+    session.run("python", "bench/run.py", *session.posargs)

@@ -1,0 +1,1 @@
+"""A plugin host that behaves like libsinsp (being written)."""

@@ -1,0 +1,71 @@
+"""Pytest fixtures for plugin projects (loaded automatically as a pytest plugin).
+
+* ``build_plugin_project(path)`` builds a plugin project once per test session
+  into a temporary directory and returns its :class:`~falco_plugin.build.BuildResult`.
+* ``chost`` is the path of the C host program, compiled once per session with
+  the system C compiler; ``run_chost(lib, *args)`` runs it in an empty
+  environment, the way Falco would start a plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from .build import BuildResult, build_plugin
+
+HOST_DIR = Path(__file__).parent / "host"
+ABI_DIR = Path(__file__).parent / "_internal"
+
+
+def compile_chost(dest_dir: Path, cc: str | None = None) -> Path:
+    """Compile ``falco-plugin-chost`` into ``dest_dir`` and return its path."""
+    compiler = cc or os.environ.get("CC") or shutil.which("cc") or "gcc"
+    out = Path(dest_dir) / "falco-plugin-chost"
+    subprocess.run(
+        [compiler, "-O2", "-Wall", "-I", str(ABI_DIR), str(HOST_DIR / "chost.c"), "-o", str(out), "-ldl"],
+        check=True,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def build_plugin_project(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str | Path], BuildResult]:
+    cache: dict[Path, BuildResult] = {}
+
+    def build(project: str | Path) -> BuildResult:
+        key = Path(project).resolve()
+        if key not in cache:
+            cache[key] = build_plugin(key, tmp_path_factory.mktemp(key.name))
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def chost(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return compile_chost(tmp_path_factory.mktemp("chost"))
+
+
+@pytest.fixture(scope="session")
+def run_chost(chost: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(
+        library: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(chost), str(library), *args],
+            capture_output=True,
+            text=True,
+            env=env if env is not None else {},
+            timeout=timeout,
+        )
+
+    return run
+
+
+__all__: Sequence[str] = ["compile_chost", "build_plugin_project", "chost", "run_chost"]
