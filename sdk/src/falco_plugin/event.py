@@ -112,9 +112,11 @@ def per_event(method: Callable[[S, Event], R]) -> Callable[[S, Event], R]:
     @functools.wraps(method)
     def cached(self: S, event: Event) -> R:
         cache = event._cache
-        if cache is None:
-            cache = event._cache = {}
-        elif key in cache:
+        if cache is None:  # first cached value of this event: the common case
+            value = method(self, event)
+            event._cache = {key: value}
+            return value
+        if key in cache:
             return cache[key]  # type: ignore[no-any-return]
         value = cache[key] = method(self, event)
         return value

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FP_EXPORT __attribute__((visibility("default")))
 #define FP_EVT_HEADER 26u
@@ -103,6 +104,15 @@ static int fp_init_interpreter(void) {
     const char *home = getenv("FALCO_PLUGIN_PYTHONHOME");
     if (!home || !*home) {
         home = FP_PYTHON_HOME;
+    }
+    /* Check the standard library is there first: Python's own failure
+     * path dumps its path configuration on the host's stderr. */
+    char landmark[PATH_MAX];
+    snprintf(landmark, sizeof landmark, "%s/lib/python3.%d/os.py", home, PY_MINOR_VERSION);
+    if (access(landmark, R_OK) != 0) {
+        fp_start_failed("the Python 3.%d standard library is not under %s (set FALCO_PLUGIN_PYTHONHOME to the "
+                        "prefix of a Python 3.%d installation)", PY_MINOR_VERSION, home, PY_MINOR_VERSION);
+        return -1;
     }
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
@@ -223,7 +233,7 @@ typedef struct fp_state {
     ss_plugin_byte_buffer *buf;
     size_t capbuf;
     uint32_t *off_start, *off_len;
-    size_t capoff;
+    size_t cap_off_start, cap_off_len;
 #endif
 } fp_state;
 
@@ -964,8 +974,8 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
             return SS_PLUGIN_FAILURE;
         }
     }
-    if (fp_grow((void **)&st->off_start, &st->capoff, nf, sizeof(uint32_t)) ||
-        (st->capoff = 0, fp_grow((void **)&st->off_len, &st->capoff, nf, sizeof(uint32_t)))) {
+    if (fp_grow((void **)&st->off_start, &st->cap_off_start, nf, sizeof(uint32_t)) ||
+        fp_grow((void **)&st->off_len, &st->cap_off_len, nf, sizeof(uint32_t))) {
         fp_set_error(st, "extract_fields: out of memory");
         return SS_PLUGIN_FAILURE;
     }
