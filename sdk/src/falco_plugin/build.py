@@ -176,6 +176,7 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
     ffi = cffi.FFI()
     ffi.cdef(abi.cdef_packed(), packed=True)
     ffi.cdef(abi.cdef_main())
+    ffi.cdef("typedef struct fp_event_ref { const ss_plugin_event *evt; uintptr_t addr; uintptr_t src; } fp_event_ref;")
     # Embedding mode wants at least the (empty) API declaration and init code:
     # we drive start-up ourselves from the glue (see glue.c).
     ffi.embedding_api("")

@@ -39,47 +39,65 @@ class Event:
     payload for plugin events (type 322) and empty for other types.
     """
 
-    __slots__ = ("num", "ts", "payload", "_addr", "_src", "_cache")
+    __slots__ = ("num", "payload", "_cache", "_cur", "_ts", "_addr", "_src")
 
     num: int
     """Event number assigned by the host (increasing, possibly with gaps)."""
-    ts: int
-    """Timestamp in nanoseconds since the epoch."""
     payload: bytes
 
     def __init__(self, num: int = 0, ts: int = 0, payload: bytes = b"", addr: int = 0, src: int = 0) -> None:
-        self._reset(num, ts, payload, addr, src)
-
-    def _reset(self, num: int, ts: int, payload: bytes, addr: int, src: int) -> None:
         self.num = num
-        self.ts = ts
         self.payload = payload
+        self._cache: dict[object, Any] | None = None
+        # In a plugin library the C glue sets num/payload/_cache directly and
+        # points _cur at the host's event, so the rest is only read when asked.
+        self._cur: Any = None
+        self._ts = ts
         self._addr = addr
         self._src = src
-        self._cache: dict[object, Any] | None = None
+
+    def _header(self) -> tuple[int, int, int, int, int]:
+        cur = self._cur
+        if cur is not None:
+            evt = cur.evt
+            return evt.ts, evt.tid, evt.len, evt.type, evt.nparams
+        if not self._addr:
+            return self._ts, NO_VALUE, PAYLOAD_OFFSET + len(self.payload), PLUGIN_EVENT, 2
+        header: tuple[int, int, int, int, int] = HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))
+        return header
+
+    @property
+    def ts(self) -> int:
+        """Timestamp in nanoseconds since the epoch."""
+        cur = self._cur
+        return int(cur.evt.ts) if cur is not None else self._header()[0]
 
     @property
     def raw(self) -> bytes:
         """The whole event, header included."""
+        cur = self._cur
+        if cur is not None:
+            return bytes(ctypes.string_at(int(cur.addr), int(cur.evt.len)))
         if not self._addr:
-            return HEADER.pack(self.ts, NO_VALUE, HEADER.size, PLUGIN_EVENT, 0)
-        _, _, length, _, _ = HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))
-        return ctypes.string_at(self._addr, length)
+            return PLUGIN_EVENT_HEADER.pack(self._ts, NO_VALUE, *self._header()[2:], 4, len(self.payload), 0) + self.payload
+        return ctypes.string_at(self._addr, self._header()[2])
 
     @property
     def type(self) -> int:
         """Event type code (322 for plugin events)."""
-        return PLUGIN_EVENT if not self._addr else HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))[3]
+        return self._header()[3]
 
     @property
     def tid(self) -> int:
         """Thread id, or 2**64-1 when the event has none."""
-        return NO_VALUE if not self._addr else HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))[1]
+        return self._header()[1]
 
     @property
     def source(self) -> str | None:
         """Name of the event source the event comes from, when the host says."""
-        return ctypes.string_at(self._src).decode() if self._src else None
+        cur = self._cur
+        addr = int(cur.src) if cur is not None else self._src
+        return ctypes.string_at(addr).decode() if addr else None
 
     @property
     def plugin_id(self) -> int:

@@ -17,6 +17,7 @@
  * message; nothing is ever printed to the host's stderr.
  */
 #include <Python.h>
+#include <structmember.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -45,6 +46,15 @@ static PyObject *fp_end_of_stream;   /* falco_plugin.EndOfStream */
 static PyObject *fp_timeout;         /* falco_plugin.Timeout */
 static PyObject *fp_located;         /* falco_plugin.Located */
 static PyObject *fp_empty_bytes;
+/* Slots of falco_plugin.Event the glue writes directly on each new event. */
+static PyMemberDef *fp_m_num, *fp_m_payload, *fp_m_cache;
+
+/* What Event._cur points at: the event being extracted (see event.py). */
+typedef struct fp_event_ref {
+    const ss_plugin_event *evt;
+    uintptr_t addr;
+    uintptr_t src;
+} fp_event_ref;
 
 static void fp_start_failed(const char *fmt, ...) {
     va_list ap;
@@ -166,6 +176,18 @@ static int fp_add_site_dir(void) {
     return rc;
 }
 
+static PyMemberDef *fp_member(PyObject *type, const char *name) {
+    PyObject *d = type ? PyObject_GetAttrString(type, name) : NULL;
+    PyMemberDef *m = NULL;
+    if (d && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        m = ((PyMemberDescrObject *)d)->d_member;
+    } else if (d) {
+        PyErr_Format(PyExc_TypeError, "Event.%s is not a slot", name);
+    }
+    Py_XDECREF(d); /* the type keeps the descriptor alive */
+    return m;
+}
+
 static int fp_bind(void) {
     int rc = -1;
     PyGILState_STATE g = PyGILState_Ensure();
@@ -176,7 +198,12 @@ static int fp_bind(void) {
         fp_timeout = PyObject_GetAttrString(rt, "TIMEOUT");
         fp_located = PyObject_GetAttrString(rt, "LOCATED");
         fp_empty_bytes = PyBytes_FromStringAndSize("", 0);
-        if (fp_binding && fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes) {
+        PyObject *event_type = PyObject_GetAttrString(rt, "Event");
+        fp_m_num = fp_member(event_type, "num");
+        fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
+        fp_m_cache = fp_m_payload ? fp_member(event_type, "_cache") : NULL;
+        Py_XDECREF(event_type);
+        if (fp_binding && fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_m_cache) {
             rc = 0;
         }
         Py_DECREF(rt);
@@ -212,8 +239,8 @@ static int fp_python_ready(void) {
 
 typedef struct fp_state {
     PyObject *py;     /* runtime.State */
-    PyObject *reset;  /* re-targets the shared Event object */
-    PyObject *event;  /* the Event object */
+    PyObject *event;  /* the Event object extractors receive */
+    fp_event_ref ref; /* what that Event's lazy properties read */
     PyObject *fields; /* tuple of bound extractor methods, by field id */
     char *err;
     PyObject *ret_str; /* keeps the last string returned by list_open_params */
@@ -327,14 +354,14 @@ FP_EXPORT ss_plugin_t *plugin_init(const ss_plugin_init_input *input, ss_plugin_
     }
     PyGILState_STATE g = PyGILState_Ensure();
     *rc = SS_PLUGIN_FAILURE;
-    st->py = PyObject_CallMethod(fp_binding, "init", "K", (unsigned long long)(uintptr_t)input);
+    st->py = PyObject_CallMethod(fp_binding, "init", "KK", (unsigned long long)(uintptr_t)input,
+                                 (unsigned long long)(uintptr_t)&st->ref);
     if (!st->py) {
         fp_fail(st, "init");
     } else {
-        st->reset = PyObject_GetAttrString(st->py, "reset");
         st->event = PyObject_GetAttrString(st->py, "event");
         st->fields = PyObject_GetAttrString(st->py, "fields");
-        if (!st->reset || !st->event || !st->fields || !PyTuple_Check(st->fields)) {
+        if (!st->event || !st->fields || !PyTuple_Check(st->fields)) {
             fp_fail(st, "init");
         } else {
             PyObject *r = PyObject_CallMethod(st->py, "start", NULL);
@@ -374,7 +401,6 @@ FP_EXPORT void plugin_destroy(ss_plugin_t *s) {
 #if FP_CAP_EXTRACTION
         fp_release_values(st);
 #endif
-        Py_XDECREF(st->reset);
         Py_XDECREF(st->event);
         Py_XDECREF(st->fields);
         Py_XDECREF(st->ret_str);
@@ -451,24 +477,21 @@ static int fp_retarget(fp_state *st, const ss_plugin_event_input *evt) {
         return -1;
     }
     PyObject *payload = data ? PyBytes_FromStringAndSize((const char *)data, len) : Py_NewRef(fp_empty_bytes);
-    PyObject *args[6] = {NULL,
-                         PyLong_FromUnsignedLongLong(evt->evtnum),
-                         PyLong_FromUnsignedLongLong(evt->evt->ts),
-                         payload,
-                         PyLong_FromVoidPtr((void *)evt->evt),
-                         PyLong_FromVoidPtr((void *)evt->evtsrc)};
-    PyObject *r = NULL;
-    if (args[1] && args[2] && args[3] && args[4] && args[5]) {
-        r = PyObject_Vectorcall(st->reset, args + 1, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *num = PyLong_FromUnsignedLongLong(evt->evtnum);
+    int rc = -1;
+    if (payload && num) {
+        st->ref.evt = evt->evt;
+        st->ref.addr = (uintptr_t)evt->evt;
+        st->ref.src = (uintptr_t)evt->evtsrc;
+        char *obj = (char *)st->event;
+        if (PyMember_SetOne(obj, fp_m_num, num) == 0 && PyMember_SetOne(obj, fp_m_payload, payload) == 0 &&
+            PyMember_SetOne(obj, fp_m_cache, Py_None) == 0) {
+            rc = 0;
+        }
     }
-    for (int i = 1; i < 6; i++) {
-        Py_XDECREF(args[i]);
-    }
-    if (!r) {
-        return -1;
-    }
-    Py_DECREF(r);
-    return 0;
+    Py_XDECREF(payload);
+    Py_XDECREF(num);
+    return rc;
 }
 
 /* ---- sourcing --------------------------------------------------------------- */

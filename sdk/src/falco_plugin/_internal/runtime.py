@@ -4,8 +4,8 @@ The C glue (``glue.c``) owns every pointer the host sees and calls into this
 module for the cold paths (init, open, close...). For the hot paths it calls
 plugin methods directly with CPython's vectorcall, using objects this module
 prepares: ``State.fields`` (bound extractor methods in field-id order),
-``State.reset`` (re-targets the shared :class:`Event`) and the instance's
-bound ``next_batch``.
+``State.event`` (the one :class:`Event` the glue re-targets per event) and
+the instance's bound ``next_batch``.
 
 Pointers arrive as integers and are cast with the library's own cffi ``ffi``.
 """
@@ -93,8 +93,8 @@ class Binding:
             )
         self.cls: type[Plugin] = cls
 
-    def init(self, input_addr: int) -> State:
-        return State(self, input_addr)
+    def init(self, input_addr: int, event_ref_addr: int) -> State:
+        return State(self, input_addr, event_ref_addr)
 
     def describe_error(self, context: str, exc: BaseException, state: State | None) -> str:
         text = describe(context, exc)
@@ -108,7 +108,7 @@ class Binding:
 class State:
     """One ``plugin_init``: the plugin object and what the hot paths need."""
 
-    def __init__(self, binding: Binding, input_addr: int) -> None:
+    def __init__(self, binding: Binding, input_addr: int, event_ref_addr: int) -> None:
         self.binding = binding
         spec = binding.spec
         ffi = binding.ffi
@@ -121,7 +121,10 @@ class State:
             self.log.addHandler(logging.NullHandler())
         raw = ffi.string(inp.config).decode("utf-8") if inp != ffi.NULL and inp.config != ffi.NULL else ""
         self.event = Event()
-        self.reset = self.event._reset
+        # The glue re-targets this one Event at each new event by writing its
+        # slots and the C struct behind _cur; nothing is allocated per event
+        # beyond the number and the payload.
+        self.event._cur = ffi.cast("fp_event_ref *", event_ref_addr)
         plugin = binding.cls()
         plugin.log = self.log
         self.plugin = plugin
