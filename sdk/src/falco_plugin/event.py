@@ -79,7 +79,9 @@ class Event:
         if cur is not None:
             return bytes(ctypes.string_at(int(cur.addr), int(cur.evt.len)))
         if not self._addr:
-            return PLUGIN_EVENT_HEADER.pack(self._ts, NO_VALUE, *self._header()[2:], 4, len(self.payload), 0) + self.payload
+            size = PAYLOAD_OFFSET + len(self.payload)
+            header = PLUGIN_EVENT_HEADER.pack(self._ts, NO_VALUE, size, PLUGIN_EVENT, 2, 4, len(self.payload), 0)
+            return header + self.payload
         return ctypes.string_at(self._addr, self._header()[2])
 
     @property
