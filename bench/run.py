@@ -1,0 +1,296 @@
+"""Hot-path benchmark: dummy_py (built by the SDK) against the same plugin written in C.
+
+Both libraries run in the SDK's C host (``falco-plugin-chost``), which loads a
+plugin the way libsinsp does and times the plugin calls themselves:
+
+* ``next_batch`` per event produced (the plugins batch up to 128 events);
+* ``extract_fields`` per call, one field per call, as libsinsp asks.
+
+Each measurement is repeated and the median is reported next to the budget
+the Python plugin must stay within. Timings are informative: the exit status
+is 0 whatever they are (only a failure to build or run exits non-zero).
+
+    python bench/run.py [--lib PATH] [--quick] [--repeat N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import falco_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LIB = ROOT / "plugins" / "dummy" / "libdummy_py.so"
+REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "dummy.c"
+ABI_DIR = Path(falco_plugin.__file__).parent / "_internal"
+HOST_SRC = Path(falco_plugin.__file__).parent / "host" / "chost.c"
+
+SOURCE_EVENTS = 2_000_000
+EXTRACT_EVENTS = 1_000_000
+QUICK_SOURCE_EVENTS = 20_000
+QUICK_EXTRACT_EVENTS = 10_000
+SOURCE_BUDGET_NS = 300.0
+EXTRACT_BUDGET_NS = 500.0
+CONFIG = '{"jitter": 10}'
+
+BENCH_LINE = re.compile(r"^bench (source_ns_per_event|extract_ns_per_call) ([0-9.]+)$", re.MULTILINE)
+DONE_LINE = re.compile(r"^done events=(\d+) rc=", re.MULTILINE)
+
+
+def _compile_chost_here(dest_dir: Path) -> Path:
+    """The C host, compiled exactly as ``falco_plugin.testing.compile_chost`` does.
+
+    Only used when that module cannot be imported: it imports pytest, which a
+    benchmark environment need not have.
+    """
+    compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
+    out = dest_dir / "falco-plugin-chost"
+    cmd = [compiler, "-O2", "-Wall", "-I", str(ABI_DIR), str(HOST_SRC), "-o", str(out), "-ldl"]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def _chost_compiler() -> Callable[[Path], Path]:
+    try:
+        from falco_plugin.testing import compile_chost
+    except ModuleNotFoundError as exc:
+        if exc.name != "pytest":
+            raise
+        return _compile_chost_here
+    return compile_chost
+
+
+def compile_reference(dest_dir: Path) -> Path:
+    """Build bench/reference/dummy.c the way a C plugin is normally built."""
+    compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
+    out = dest_dir / "libdummy_c_ref.so"
+    cmd = [compiler, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-I", str(ABI_DIR)]
+    subprocess.run([*cmd, str(REFERENCE_SRC), "-o", str(out)], check=True)
+    return out
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the table: what the host is asked to do, and the budget."""
+
+    label: str
+    kind: str  # "source" or "extract"
+    fields: str | None
+    budget_ns: float
+
+
+METRICS = (
+    Metric("source: next_batch, ns/event", "source", None, SOURCE_BUDGET_NS),
+    Metric("extract dummy.value (uint64)", "extract", "dummy.value", EXTRACT_BUDGET_NS),
+    Metric("extract dummy.strvalue (string)", "extract", "dummy.strvalue", EXTRACT_BUDGET_NS),
+    Metric("extract dummy.divisible[3] (uint64, arg)", "extract", "dummy.divisible[3]", EXTRACT_BUDGET_NS),
+    # Three calls per event: the second and third reuse the event already seen.
+    Metric(
+        "extract all 3 fields per event",
+        "extract",
+        "dummy.value,dummy.strvalue,dummy.divisible[3]",
+        EXTRACT_BUDGET_NS,
+    ),
+)
+
+
+@dataclass
+class Result:
+    metric: str
+    budget_ns: float
+    python_runs: list[float] = field(default_factory=list)
+    c_runs: list[float] = field(default_factory=list)
+
+    @property
+    def python_ns(self) -> float:
+        return statistics.median(self.python_runs)
+
+    @property
+    def c_ns(self) -> float:
+        return statistics.median(self.c_runs)
+
+    @property
+    def ratio(self) -> float:
+        return self.python_ns / self.c_ns if self.c_ns > 0 else float("inf")
+
+    @property
+    def within_budget(self) -> bool:
+        return self.python_ns <= self.budget_ns
+
+    def summary(self) -> dict[str, float | bool]:
+        return {
+            "python_ns": self.python_ns,
+            "c_ns": self.c_ns,
+            "ratio": self.ratio,
+            "within_budget": self.within_budget,
+        }
+
+
+class BenchError(Exception):
+    """The host failed or did not run the whole benchmark."""
+
+
+def run_host(chost: Path, lib: Path, metric: Metric, events: int) -> float:
+    """Run one measurement in the C host; returns its ns per event or per call."""
+    args = [str(chost), str(lib), "--config", CONFIG, "--open", json.dumps({"start": 1, "maxEvents": events})]
+    if metric.kind == "source":
+        args += ["--bench-source", str(events)]
+    else:
+        assert metric.fields is not None
+        args += ["--bench-extract", str(events), "--fields", metric.fields]
+    # An empty environment, as the tests run the host: nothing from this
+    # interpreter's venv (PYTHONPATH, VIRTUAL_ENV...) may reach the plugin.
+    proc = subprocess.run([*args, "--quiet"], capture_output=True, text=True, env={}, timeout=300)
+    where = f"{lib.name} {metric.label}"
+    if proc.returncode != 0:
+        raise BenchError(f"{where}: host exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}")
+    done = DONE_LINE.search(proc.stdout)
+    if not done or int(done.group(1)) != events:
+        raise BenchError(f"{where}: expected {events} events, host said: {proc.stdout.strip()}")
+    timing = BENCH_LINE.search(proc.stdout)
+    if not timing:
+        raise BenchError(f"{where}: no timing in the host output: {proc.stdout.strip()}")
+    return float(timing.group(2))
+
+
+def check_same_plugin(chost: Path, python_lib: Path, c_lib: Path) -> None:
+    """Both libraries must extract the same values (jitter 0 makes the samples deterministic)."""
+    args = ["--config", '{"jitter": 0}', "--open", '{"start": 7, "maxEvents": 5}']
+    args += ["--fields", "dummy.value,dummy.strvalue,dummy.divisible[3]"]
+    outputs = []
+    for lib in (python_lib, c_lib):
+        proc = subprocess.run(
+            [str(chost), str(lib), *args],
+            capture_output=True,
+            text=True,
+            env={},
+            timeout=60,
+        )
+        if proc.returncode != 0:
+            raise BenchError(f"{lib.name}: host exited {proc.returncode}: {proc.stderr.strip()}")
+        outputs.append([line for line in proc.stdout.splitlines() if line.startswith(("evt ", "done "))])
+    if outputs[0] != outputs[1]:
+        raise BenchError(f"the reference and {python_lib.name} disagree:\n{outputs[0]}\n{outputs[1]}")
+
+
+def measure(chost: Path, python_lib: Path, c_lib: Path, repeat: int, source_n: int, extract_n: int) -> list[Result]:
+    results = [Result(m.label, m.budget_ns) for m in METRICS]
+    # Rounds interleave the libraries and metrics so that a slow spell of the
+    # machine spreads over every number instead of skewing one.
+    for _ in range(repeat):
+        for metric, result in zip(METRICS, results, strict=True):
+            n = source_n if metric.kind == "source" else extract_n
+            result.python_runs.append(run_host(chost, python_lib, metric, n))
+            result.c_runs.append(run_host(chost, c_lib, metric, n))
+    return results
+
+
+def render(results: Sequence[Result]) -> str:
+    header = ("metric", "python ns", "C ns", "ratio", "budget ns", "within budget")
+    rows = [
+        (
+            r.metric,
+            f"{r.python_ns:.1f}",
+            f"{r.c_ns:.1f}",
+            f"{r.ratio:.1f}x",
+            f"{r.budget_ns:.0f}",
+            "yes" if r.within_budget else "NO",
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join((first, *rest))
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--lib", type=Path, default=DEFAULT_LIB, help=f"the Python-built dummy library (default {DEFAULT_LIB})"
+    )
+    parser.add_argument("--quick", action="store_true", help="a few thousand events, one round (a smoke test)")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="rounds per measurement, the median counts (default 5)"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results to PATH as JSON")
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 5
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    lib: Path = args.lib.resolve()
+    if not lib.is_file():
+        print(f"error: {lib} does not exist; build it first (falco-plugin build plugins/dummy)", file=sys.stderr)
+        return 1
+    source_n = QUICK_SOURCE_EVENTS if args.quick else SOURCE_EVENTS
+    extract_n = QUICK_EXTRACT_EVENTS if args.quick else EXTRACT_EVENTS
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="falco-bench-") as tmp:
+        try:
+            chost = _chost_compiler()(Path(tmp))
+            c_lib = compile_reference(Path(tmp))
+        except subprocess.CalledProcessError as exc:
+            print(f"error: compiling failed: {exc}", file=sys.stderr)
+            return 1
+        try:
+            check_same_plugin(chost, lib, c_lib)
+            results = measure(chost, lib, c_lib, args.repeat, source_n, extract_n)
+        except (BenchError, subprocess.TimeoutExpired) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    elapsed = time.monotonic() - started
+
+    print(f"python plugin: {lib}")
+    print("C reference:   bench/reference/dummy.c (cc -O2)")
+    print(
+        f"source {source_n:,} events, extract {extract_n:,} events, "
+        f"median of {args.repeat} run(s), {platform.machine()} x{os.cpu_count()}, {elapsed:.0f}s"
+    )
+    print()
+    print(render(results))
+    print()
+    over = [r for r in results if not r.within_budget]
+    for r in over:
+        print(f"OVER BUDGET: {r.metric}: {r.python_ns:.1f} ns > {r.budget_ns:.0f} ns")
+    if not over:
+        print("all within budget")
+
+    if args.json:
+        payload = {
+            "library": str(lib),
+            "source_events": source_n,
+            "extract_events": extract_n,
+            "repeat": args.repeat,
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "results": [{**asdict(r), **r.summary()} for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
