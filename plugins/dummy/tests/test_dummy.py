@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Run
+from dummy_chost import Run
 
 
 def test_produces_max_events_then_ends(run_dummy: Callable[..., Run]) -> None:

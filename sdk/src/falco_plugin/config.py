@@ -320,7 +320,9 @@ def _object_schema(cls: type[Config]) -> dict[str, Any]:
         prop = _type_schema(s.type)
         if s.description:
             prop["description"] = s.description
-        if not s.required and s.default is not None:
+        if s.secret:
+            prop["writeOnly"] = True  # tells hosts never to echo the value back
+        if not s.required and s.default is not None and not s.secret:
             prop["default"] = _to_json(s.default)
         for attr, kw in (
             ("minimum", "minimum"),

@@ -101,6 +101,8 @@ static int fp_locate_site(void) {
     return 0;
 }
 
+static int fp_we_started_python;
+
 static int fp_init_interpreter(void) {
     /* Falco dlopens plugins RTLD_LOCAL, which hides libpython's symbols from
      * the extension modules Python imports later: make them global. */
@@ -141,24 +143,29 @@ static int fp_init_interpreter(void) {
         return -1;
     }
     PyEval_SaveThread();
+    fp_we_started_python = 1;
     return 0;
 }
 
-static int fp_add_site_dir(void) {
+static int fp_add_site_dir(int first) {
+    /* When this library started Python its packages come first; inside an
+     * existing interpreter (a Python host, or another plugin) they only fill
+     * gaps, so the host's own imports are never redirected to our copies. */
     static const char code[] =
         "import sys, site\n"
         "if site_dir not in sys.path:\n"
         "    before = list(sys.path)\n"
         "    site.addsitedir(site_dir)\n"
         "    added = [p for p in sys.path if p not in before]\n"
-        "    sys.path[:] = added + before\n"
+        "    sys.path[:] = added + before if first else before + added\n"
         "import _cffi_backend\n";
     int rc = -1;
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *globals = PyDict_New();
     PyObject *dir = PyUnicode_DecodeFSDefault(fp_site_dir);
     if (globals && dir && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0 &&
-        PyDict_SetItemString(globals, "site_dir", dir) == 0) {
+        PyDict_SetItemString(globals, "site_dir", dir) == 0 &&
+        PyDict_SetItemString(globals, "first", first ? Py_True : Py_False) == 0) {
         PyObject *r = PyRun_String(code, Py_file_input, globals, globals);
         if (r) {
             rc = 0;
@@ -218,7 +225,7 @@ static int fp_bind(void) {
 }
 
 static void fp_start(void) {
-    if (fp_locate_site() || fp_init_interpreter() || fp_add_site_dir()) {
+    if (fp_locate_site() || fp_init_interpreter() || fp_add_site_dir(fp_we_started_python)) {
         return;
     }
     if (cffi_start_python() != 0) {
