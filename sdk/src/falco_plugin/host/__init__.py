@@ -1,1 +1,45 @@
-"""A plugin host that behaves like libsinsp (being written)."""
+"""A plugin host that behaves like libsinsp, in Python.
+
+Load any plugin library (one built with this SDK, or a C/Go/Rust one) and
+drive it the way Falco does::
+
+    from falco_plugin.host import PluginLibrary
+
+    with PluginLibrary.load("libdummy_py.so") as lib:
+        with lib.init('{"jitter": 0}') as plugin, plugin.open('{"maxEvents": 3}') as capture:
+            for event in capture.events():
+                print(event.num, plugin.extract(event, "dummy.value"))
+
+Loading follows libsinsp's checks and messages (API version, required
+symbols, capabilities, fields JSON); ``init`` validates the configuration
+against the plugin's schema first; events are copied out of the plugin,
+checked like libscap does and numbered from 1; ``extract`` sends one field
+per call with the argument parsed like a Falco filter would.
+"""
+
+from ._ffi import Rc
+from .capture import Capture
+from .errors import ExtractionError, FieldExpressionError, HostError, LoadError
+from .events import HostEvent
+from .fields import FieldInfo, FieldRequest, parse_field_expression
+from .handle import LogRecord, PluginHandle, Value
+from .loader import HOST_API_VERSION, PluginInfo, PluginLibrary
+
+__all__ = [
+    "HOST_API_VERSION",
+    "Capture",
+    "ExtractionError",
+    "FieldExpressionError",
+    "FieldInfo",
+    "FieldRequest",
+    "HostError",
+    "HostEvent",
+    "LoadError",
+    "LogRecord",
+    "PluginHandle",
+    "PluginInfo",
+    "PluginLibrary",
+    "Rc",
+    "Value",
+    "parse_field_expression",
+]
