@@ -26,17 +26,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import falco_plugin
+from falco_plugin.host.chost import compile_chost
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LIB = ROOT / "plugins" / "dummy" / "libdummy_py.so"
 REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "dummy.c"
 ABI_DIR = Path(falco_plugin.__file__).parent / "_internal"
-HOST_SRC = Path(falco_plugin.__file__).parent / "host" / "chost.c"
 
 SOURCE_EVENTS = 2_000_000
 EXTRACT_EVENTS = 1_000_000
@@ -48,29 +48,6 @@ CONFIG = '{"jitter": 10}'
 
 BENCH_LINE = re.compile(r"^bench (source_ns_per_event|extract_ns_per_call) ([0-9.]+)$", re.MULTILINE)
 DONE_LINE = re.compile(r"^done events=(\d+) rc=", re.MULTILINE)
-
-
-def _compile_chost_here(dest_dir: Path) -> Path:
-    """The C host, compiled exactly as ``falco_plugin.testing.compile_chost`` does.
-
-    Only used when that module cannot be imported: it imports pytest, which a
-    benchmark environment need not have.
-    """
-    compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
-    out = dest_dir / "falco-plugin-chost"
-    cmd = [compiler, "-O2", "-Wall", "-I", str(ABI_DIR), str(HOST_SRC), "-o", str(out), "-ldl"]
-    subprocess.run(cmd, check=True)
-    return out
-
-
-def _chost_compiler() -> Callable[[Path], Path]:
-    try:
-        from falco_plugin.testing import compile_chost
-    except ModuleNotFoundError as exc:
-        if exc.name != "pytest":
-            raise
-        return _compile_chost_here
-    return compile_chost
 
 
 def compile_reference(dest_dir: Path) -> Path:
@@ -250,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="falco-bench-") as tmp:
         try:
-            chost = _chost_compiler()(Path(tmp))
+            chost = compile_chost(Path(tmp))
             c_lib = compile_reference(Path(tmp))
         except subprocess.CalledProcessError as exc:
             print(f"error: compiling failed: {exc}", file=sys.stderr)

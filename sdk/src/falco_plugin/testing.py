@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,20 +16,7 @@ from pathlib import Path
 import pytest
 
 from .build import BuildResult, build_plugin
-
-HOST_DIR = Path(__file__).parent / "host"
-ABI_DIR = Path(__file__).parent / "_internal"
-
-
-def compile_chost(dest_dir: Path, cc: str | None = None) -> Path:
-    """Compile ``falco-plugin-chost`` into ``dest_dir`` and return its path."""
-    compiler = cc or os.environ.get("CC") or shutil.which("cc") or "gcc"
-    out = Path(dest_dir) / "falco-plugin-chost"
-    subprocess.run(
-        [compiler, "-O2", "-Wall", "-I", str(ABI_DIR), str(HOST_DIR / "chost.c"), "-o", str(out), "-ldl"],
-        check=True,
-    )
-    return out
+from .host.chost import compile_chost
 
 
 @pytest.fixture(scope="session")
