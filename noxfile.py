@@ -73,6 +73,7 @@ def typecheck(session: nox.Session) -> None:
     install_workspace(session, "mypy>=1.10", "types-PyYAML", "types-requests", "pytest>=8")
     packages = ["falco_plugin", *(plugin_package(p) for p in PLUGINS)]
     session.run("mypy", *(arg for pkg in packages for arg in ("-p", pkg)))
+    session.run("mypy", "bench/run.py")
 
 
 @nox.session(python=PYTHON)
