@@ -172,7 +172,19 @@ class Config:
                 values[s.attr] = _convert(s.type, data[s.key], where, s)
             elif s.required:
                 raise ConfigError(where, "missing required setting")
-        return cls(**values)
+        obj = cls(**values)
+        try:
+            obj.validate()
+        except ConfigError as exc:
+            raise ConfigError(_join(path, exc.path) if exc.path else path, exc.reason) from None
+        return obj
+
+    def validate(self) -> None:
+        """Check rules that span several settings; raise ``ConfigError(key, message)``.
+
+        Called after every setting was parsed on its own, so the message can
+        name the key at fault (nested configurations get their full path).
+        """
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-compatible form of this configuration."""

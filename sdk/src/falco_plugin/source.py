@@ -35,6 +35,10 @@ class SourceInstance:
         will ask again. Raise :class:`~falco_plugin.EndOfStream` when the
         stream is over. The SDK writes the event headers and keeps the memory
         valid until the next call.
+
+        The host calls ``next_batch`` again only once it is done with the
+        previous batch, so state saved at the start of a call (a checkpoint)
+        covers every event handed out before it.
         """
         raise NotImplementedError
 
