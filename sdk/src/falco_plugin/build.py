@@ -142,7 +142,7 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
         f"{ {None: 0, 'index': 1, 'key': 2}[f.arg] }, {int(f.arg_required)}}},"
         for f in spec.fields
     ]
-    d.append("static const fp_field_info fp_fields[] = {")
+    d.append("__attribute__((unused)) static const fp_field_info fp_fields[] = {")
     d.extend(rows or ['    {"", 0, 0, 0, 0},'])
     d.append("};")
     return "\n".join(d) + "\n"

@@ -93,9 +93,11 @@ class Config:
     """Base class of typed configurations (init config, open parameters)."""
 
     _settings: ClassVar[tuple[_Setting, ...]]
+    _doc: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        cls._doc = cls.__dict__.get("__doc__")  # before dataclass() invents one from the signature
         dataclasses.dataclass(cls)
         cls._settings = ()  # resolved lazily: annotations may name later classes
 
@@ -352,8 +354,8 @@ def _object_schema(cls: type[Config]) -> dict[str, Any]:
         if s.required:
             required.append(s.key)
     schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if cls.__doc__ and cls.__doc__ is not Config.__doc__:
-        schema["description"] = " ".join(cls.__doc__.split())
+    if cls._doc:
+        schema["description"] = " ".join(cls._doc.split())
     if required:
         schema["required"] = required
     return schema

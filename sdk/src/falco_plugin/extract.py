@@ -158,11 +158,17 @@ def fields_of(cls: type) -> list[FieldSpec]:
     """The fields declared on a plugin class (base classes first, in order)."""
     seen: dict[str, FieldSpec] = {}
     for klass in reversed(cls.__mro__):
+        own: dict[str, str] = {}  # a subclass may override a field; one class may not declare it twice
         for attr, fn in vars(klass).items():
             decl = getattr(fn, _FIELD_ATTR, None)
             if decl is None:
                 continue
             spec = _spec(cls, attr, fn, *decl)
+            if spec.name in own:
+                raise TypeError(
+                    f"{klass.__qualname__}: field {spec.name} is declared twice ({own[spec.name]} and {attr})"
+                )
+            own[spec.name] = attr
             seen.pop(spec.name, None)
             seen[spec.name] = spec
     return list(seen.values())

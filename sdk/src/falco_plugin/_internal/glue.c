@@ -98,6 +98,12 @@ static int fp_locate_site(void) {
         fp_start_failed("plugin library path too long");
         return -1;
     }
+    if (access(fp_site_dir, R_OK | X_OK) != 0) {
+        const char *base = strrchr(path, '/');
+        fp_start_failed("the plugin's Python packages are missing: %s must sit next to %s.so", fp_site_dir,
+                        base ? base + 1 : path);
+        return -1;
+    }
     return 0;
 }
 
@@ -200,18 +206,21 @@ static int fp_bind(void) {
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *rt = PyImport_ImportModule("falco_plugin._internal.runtime");
     if (rt) {
-        fp_binding = PyObject_CallMethod(rt, "Binding", "sss", FP_MODULE, FP_TARGET, FP_FIELDS_JSON);
-        fp_end_of_stream = PyObject_GetAttrString(rt, "END_OF_STREAM");
-        fp_timeout = PyObject_GetAttrString(rt, "TIMEOUT");
-        fp_located = PyObject_GetAttrString(rt, "LOCATED");
-        fp_empty_bytes = PyBytes_FromStringAndSize("", 0);
-        PyObject *event_type = PyObject_GetAttrString(rt, "Event");
-        fp_m_num = fp_member(event_type, "num");
-        fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
-        fp_m_cache = fp_m_payload ? fp_member(event_type, "_cache") : NULL;
-        Py_XDECREF(event_type);
-        if (fp_binding && fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_m_cache) {
-            rc = 0;
+        fp_binding = PyObject_CallMethod(rt, "Binding", "sssi", FP_MODULE, FP_TARGET, FP_FIELDS_JSON,
+                                         fp_we_started_python);
+        if (fp_binding) { /* only now: the lookups below would swallow a pending error */
+            fp_end_of_stream = PyObject_GetAttrString(rt, "END_OF_STREAM");
+            fp_timeout = PyObject_GetAttrString(rt, "TIMEOUT");
+            fp_located = PyObject_GetAttrString(rt, "LOCATED");
+            fp_empty_bytes = PyBytes_FromStringAndSize("", 0);
+            PyObject *event_type = PyObject_GetAttrString(rt, "Event");
+            fp_m_num = fp_member(event_type, "num");
+            fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
+            fp_m_cache = fp_m_payload ? fp_member(event_type, "_cache") : NULL;
+            Py_XDECREF(event_type);
+            if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_m_cache) {
+                rc = 0;
+            }
         }
         Py_DECREF(rt);
     }
@@ -437,7 +446,7 @@ FP_EXPORT ss_plugin_rc plugin_set_config(ss_plugin_t *s, const ss_plugin_set_con
     }
     PyGILState_STATE g = PyGILState_Ensure();
     ss_plugin_rc rc = SS_PLUGIN_SUCCESS;
-    PyObject *r = PyObject_CallMethod(st->py, "set_config", "y", i && i->config ? i->config : "");
+    PyObject *r = PyObject_CallMethod(st->py, "set_config", "s", i && i->config ? i->config : "");
     if (!r) {
         fp_fail(st, "set_config");
         rc = SS_PLUGIN_FAILURE;
@@ -533,7 +542,7 @@ FP_EXPORT ss_instance_t *plugin_open(ss_plugin_t *s, const char *params, ss_plug
         return NULL;
     }
     PyGILState_STATE g = PyGILState_Ensure();
-    in->py = PyObject_CallMethod(st->py, "open", "y", params ? params : "");
+    in->py = PyObject_CallMethod(st->py, "open", "s", params ? params : "");
     if (in->py) {
         in->next_batch = PyObject_GetAttrString(in->py, "next_batch");
     }

@@ -67,6 +67,38 @@ class HostLogHandler(logging.Handler):
             pass
 
 
+# Python-wide diagnostics (uncaught thread exceptions, warnings, unraisable
+# exceptions) belong to no plugin state: they go to every live state's host
+# log, and nowhere when there is none. Never to the host's stderr.
+PROCESS_LOG = logging.getLogger("falco_plugin")
+PROCESS_LOG.propagate = False
+PROCESS_LOG.addHandler(logging.NullHandler())
+
+
+def _route_python_diagnostics() -> None:
+    """Send what the interpreter would print on stderr to the host's log instead."""
+    import threading
+    import warnings
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        exc = (args.exc_type, args.exc_value, args.exc_traceback)
+        PROCESS_LOG.error("uncaught exception in plugin thread %s", name, exc_info=exc)  # type: ignore[arg-type]
+
+    def unraisable_hook(args: Any) -> None:
+        exc = (args.exc_type, args.exc_value, args.exc_traceback)
+        PROCESS_LOG.error("%s: %r", args.err_msg or "exception ignored", args.object, exc_info=exc)
+
+    def show_warning(message: Any, category: type[Warning], filename: str, lineno: int, *_: Any, **__: Any) -> None:
+        PROCESS_LOG.warning("%s:%s: %s: %s", filename, lineno, category.__name__, message)
+
+    threading.excepthook = thread_hook
+    sys.unraisablehook = unraisable_hook
+    warnings.showwarning = show_warning
+
+
 def describe(context: str, exc: BaseException) -> str:
     """The ``get_last_error`` text for an exception raised in ``context``."""
     if isinstance(exc, PluginError):
@@ -80,7 +112,9 @@ def describe(context: str, exc: BaseException) -> str:
 class Binding:
     """One loaded plugin library: its class, its cffi module, its spec."""
 
-    def __init__(self, module_name: str, target: str, baked_fields: str) -> None:
+    def __init__(self, module_name: str, target: str, baked_fields: str, own_interpreter: bool = False) -> None:
+        if own_interpreter:  # a Python host keeps its own hooks
+            _route_python_diagnostics()
         module = sys.modules[module_name]
         self.ffi = module.ffi  # type: ignore[attr-defined]
         self.lib = module.lib  # type: ignore[attr-defined]
@@ -115,10 +149,11 @@ class State:
         inp = ffi.cast("ss_plugin_init_input *", input_addr)
         self.log = logging.Logger(f"falco_plugin.{spec.name}")
         self.log.propagate = False
+        self._host_log: logging.Handler = logging.NullHandler()
         if inp != ffi.NULL and inp.log_fn != ffi.NULL:
-            self.log.addHandler(HostLogHandler(ffi, inp.log_fn, inp.owner, spec.name))
-        else:
-            self.log.addHandler(logging.NullHandler())
+            self._host_log = HostLogHandler(ffi, inp.log_fn, inp.owner, spec.name)
+            PROCESS_LOG.addHandler(self._host_log)
+        self.log.addHandler(self._host_log)
         raw = ffi.string(inp.config).decode("utf-8") if inp != ffi.NULL and inp.config != ffi.NULL else ""
         self.event = Event()
         # The glue re-targets this one Event at each new event by writing its
@@ -147,9 +182,13 @@ class State:
     # -- lifetime -------------------------------------------------------------
 
     def destroy(self) -> None:
-        self.plugin.destroy()
+        try:
+            self.plugin.destroy()
+        finally:
+            PROCESS_LOG.removeHandler(self._host_log)
 
     def set_config(self, raw: str) -> None:
+        """Apply a new configuration at run time (``plugin_set_config``)."""
         self.plugin.set_config(self._config(raw, "config"))  # type: ignore[attr-defined]
 
     # -- sourcing -------------------------------------------------------------

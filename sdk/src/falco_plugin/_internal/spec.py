@@ -173,17 +173,26 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
             spec.extract_event_sources = list(cls.extract_event_sources)
         if cls.extract_event_types is not None:
             spec.extract_event_types = [int(t) for t in cls.extract_event_types]
+    floor = _default_api_version(spec, optional=False)
     spec.required_api_version = cls.required_api_version or _default_api_version(spec)
     if not VERSION_RE.match(spec.required_api_version):
         raise SpecError(f"{where}.required_api_version must be x.y.z, got {spec.required_api_version!r}")
+    wanted = tuple(int(x) for x in spec.required_api_version.split("-")[0].split(".")[:2])
+    if wanted[0] != 3 or wanted < tuple(int(x) for x in floor.split(".")[:2]):
+        raise SpecError(
+            f"{where}.required_api_version {spec.required_api_version} is below {floor}, the oldest plugin API "
+            "that has everything this plugin uses"
+        )
     return spec
 
 
-def _default_api_version(spec: PluginSpec) -> str:
+def _default_api_version(spec: PluginSpec, optional: bool = True) -> str:
+    """The lowest API with what the plugin uses; ``optional=False`` leaves out
+    what the SDK can do without on an older host (value offsets)."""
     used = ["base", "log"]
     if spec.has_set_config:
         used.append("set_config")
-    if spec.uses_offsets:
+    if spec.uses_offsets and optional:
         used.append("value_offsets")
     minor = max(MIN_MINOR[u] for u in used)
     return f"3.{minor}.0"
