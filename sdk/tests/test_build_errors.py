@@ -1,0 +1,112 @@
+"""``build_plugin`` refuses a project it cannot build with a message that says
+what to fix, and checks the plugin class before compiling anything."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from falco_plugin._internal.spec import SpecError
+from falco_plugin.build import BuildError, build_plugin, plugin_target
+
+GOOD_CLASS = """
+from falco_plugin import Batch, SourceInstance, SourcePlugin
+
+
+class Inst(SourceInstance):
+    def next_batch(self) -> Batch:
+        return []
+
+
+class P(SourcePlugin):
+    name = "{name}"
+    id = 999_901
+    event_source = "{name}"
+
+    def open(self, params: str) -> Inst:
+        return Inst()
+"""
+
+
+def project(
+    root: Path, package: str, *, table: str | None = None, body: str | None = None, deps: str = '"falco-plugin-sdk"'
+) -> Path:
+    """A plugin project in ``root`` with one module ``<package>/plugin.py``."""
+    table = table if table is not None else f'[tool.falco-plugin]\nplugin = "{package}.plugin:P"\n'
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "{package.replace("_", "-")}"\nversion = "0.1.0"\ndependencies = [{deps}]\n\n{table}'
+    )
+    pkg = root / "src" / package
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "plugin.py").write_text(body if body is not None else GOOD_CLASS.format(name=package))
+    return root
+
+
+def test_a_directory_without_pyproject_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"pyproject\.toml not found"):
+        build_plugin(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "",
+        "[tool.falco-plugin]\n",
+        '[tool.falco-plugin]\nplugin = "no_colon_here"\n',
+        "[tool.falco-plugin]\nplugin = 3\n",
+    ],
+)
+def test_a_project_must_name_its_plugin_class(tmp_path: Path, table: str) -> None:
+    project(tmp_path, "fxt_build_target", table=table)
+    with pytest.raises(BuildError, match=r'set \[tool\.falco-plugin\] plugin = "package\.module:PluginClass"'):
+        plugin_target(tmp_path)
+
+
+def test_a_project_without_a_name_is_refused(tmp_path: Path) -> None:
+    project(tmp_path, "fxt_build_noname")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('name = "fxt-build-noname"\n', ""))
+    with pytest.raises(BuildError, match=r"\[project\] name is missing"):
+        build_plugin(tmp_path, tmp_path / "out")
+
+
+def test_an_unimportable_plugin_module_is_refused_naming_the_target(tmp_path: Path) -> None:
+    project(tmp_path, "fxt_build_unimportable", body="import fxt_build_no_such_module\n")
+    with pytest.raises(BuildError, match=r"cannot import fxt_build_unimportable\.plugin:P: No module named"):
+        build_plugin(tmp_path, tmp_path / "out")
+
+
+def test_a_missing_plugin_class_is_refused(tmp_path: Path) -> None:
+    project(tmp_path, "fxt_build_noclass", body="X = 1\n")
+    with pytest.raises(BuildError, match=r"cannot import fxt_build_noclass\.plugin:P"):
+        build_plugin(tmp_path, tmp_path / "out")
+
+
+def test_an_invalid_plugin_class_is_refused_before_compiling(tmp_path: Path) -> None:
+    body = GOOD_CLASS.format(name="fxt_build_badid").replace("id = 999_901", "id = 0")
+    project(tmp_path, "fxt_build_badid", body=body)
+    with pytest.raises(SpecError, match=r"P\.id must be a positive 32-bit integer"):
+        build_plugin(tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dependency_missing_from_the_environment_is_refused(tmp_path: Path) -> None:
+    project(tmp_path, "fxt_build_missing_dep", deps='"falco-plugin-sdk", "fxt-build-not-installed-anywhere"')
+    with pytest.raises(BuildError, match="fxt-build-not-installed-anywhere is required but not installed"):
+        build_plugin(tmp_path, tmp_path / "out")
+
+
+def test_a_built_site_dir_holds_the_plugin_and_the_sdk_runtime(tmp_path: Path) -> None:
+    project(tmp_path, "fxt_build_ok")
+    result = build_plugin(tmp_path, tmp_path / "out")
+    assert result.library == tmp_path / "out" / "libfxt_build_ok.so"
+    assert result.site_dir == tmp_path / "out" / "libfxt_build_ok.site"
+    for module in ("fxt_build_ok/plugin.py", "falco_plugin/_internal/runtime.py", "cffi/__init__.py"):
+        assert (result.site_dir / module).is_file(), module
+    assert not list(result.site_dir.rglob("__pycache__"))
+    assert (
+        textwrap.dedent(GOOD_CLASS.format(name="fxt_build_ok"))
+        == (result.site_dir / "fxt_build_ok" / "plugin.py").read_text()
+    )

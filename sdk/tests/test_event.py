@@ -1,0 +1,98 @@
+"""``Event`` as plugin code sees it, and ``@per_event`` caching."""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+import pytest
+from falco_plugin import Event, per_event
+from falco_plugin.event import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT
+
+
+class Decoder:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @per_event
+    def decode(self, event: Event) -> list[bytes]:
+        self.calls += 1
+        return event.payload.split()
+
+    @per_event
+    def length(self, event: Event) -> int:
+        self.calls += 1
+        return len(event.payload)
+
+    @per_event
+    def nothing(self, event: Event) -> None:
+        self.calls += 1
+
+    @per_event
+    def explode(self, event: Event) -> int:
+        self.calls += 1
+        raise ValueError("bad payload")
+
+
+def test_per_event_runs_once_per_event() -> None:
+    d, event = Decoder(), Event(1, 0, b"a b")
+    assert d.decode(event) == [b"a", b"b"]
+    assert d.decode(event) is d.decode(event)
+    assert d.calls == 1
+
+
+def test_per_event_results_belong_to_one_event() -> None:
+    # (how the SDK re-targets its one Event object per host event is covered
+    # by tests/test_event_caching.py on a built library)
+    d = Decoder()
+    assert d.decode(Event(1, 0, b"a b")) == [b"a", b"b"]
+    assert d.decode(Event(2, 0, b"c")) == [b"c"]
+    assert d.calls == 2
+
+
+def test_each_per_event_method_has_its_own_cache_entry() -> None:
+    d, event = Decoder(), Event(1, 0, b"a b")
+    assert (d.decode(event), d.length(event)) == ([b"a", b"b"], 3)
+    assert d.calls == 2
+
+
+def test_none_results_are_cached_too() -> None:
+    d, event = Decoder(), Event(1, 0, b"")
+    d.nothing(event)
+    d.nothing(event)
+    assert d.calls == 1
+
+
+def test_exceptions_are_not_cached() -> None:
+    d, event = Decoder(), Event(1, 0, b"")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="bad payload"):
+            d.explode(event)
+    assert d.calls == 2
+
+
+def test_per_event_keeps_the_method_name_and_doc() -> None:
+    assert Decoder.decode.__name__ == "decode"
+
+
+def test_an_event_without_memory_reads_as_a_plugin_event_with_no_thread() -> None:
+    event = Event(5, 123, b"payload")
+    assert (event.num, event.ts, event.payload) == (5, 123, b"payload")
+    assert (event.type, event.tid, event.source, event.plugin_id) == (PLUGIN_EVENT, NO_VALUE, None, 0)
+
+
+def test_an_event_reads_header_fields_from_the_host_memory() -> None:
+    payload = b"xyz"
+    raw = struct.pack("<QQIHIIII", 77, 42, PAYLOAD_OFFSET + 3, PLUGIN_EVENT, 2, 4, 3, 1234) + payload
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    src = ctypes.create_string_buffer(b"mysource")
+    event = Event(9, 77, payload, ctypes.addressof(buf), ctypes.addressof(src))
+    assert (event.type, event.tid, event.plugin_id, event.source) == (PLUGIN_EVENT, 42, 1234, "mysource")
+    assert event.raw == raw
+
+
+def test_a_non_plugin_event_has_no_plugin_id() -> None:
+    raw = struct.pack("<QQIHI", 1, 2, 26, 293, 0)
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    event = Event(1, 1, b"", ctypes.addressof(buf), 0)
+    assert (event.type, event.plugin_id) == (293, 0)

@@ -1,0 +1,161 @@
+"""``falco-plugin new``: a project copied from plugins/dummy that builds, passes its tests and is registered."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from falco_plugin import cli
+from falco_plugin.build import BuildResult, build_plugin
+from falco_plugin.docs import update_readme
+from falco_plugin.registry import check, load_file, read_library
+from falco_plugin.registry.model import plugin_entries
+from falco_plugin.scaffold import ScaffoldError, ScaffoldResult, reference_identity, scaffold
+
+ROOT = Path(__file__).resolve().parents[2]
+DUMMY = ROOT / "plugins" / "dummy"
+
+
+def make_repo(root: Path) -> Path:
+    """A repository with this one's registry and no plugin folders."""
+    registry = root / "registry" / "plugins.yaml"
+    registry.parent.mkdir(parents=True)
+    shutil.copy(ROOT / "registry" / "plugins.yaml", registry)
+    return registry
+
+
+@dataclass
+class Scaffolded:
+    result: ScaffoldResult
+    registry: Path
+    build: BuildResult
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory: pytest.TempPathFactory) -> Scaffolded:
+    root = tmp_path_factory.mktemp("repo")
+    registry = make_repo(root)
+    result = scaffold(DUMMY, "acme-logs", registry=registry)
+    return Scaffolded(result, registry, build_plugin(result.project, tmp_path_factory.mktemp("acme-build")))
+
+
+def test_the_new_project_builds_under_its_new_identity(acme: Scaffolded) -> None:
+    spec = acme.build.spec
+    assert (spec.name, spec.event_source, spec.id) == ("acme-logs", "acme_logs", 31)
+    assert acme.build.library.name == "libacme-logs.so"
+    assert [f.name for f in spec.fields] == ["acme_logs.value", "acme_logs.strvalue", "acme_logs.divisible"]
+
+
+def test_the_copied_tests_pass_against_the_new_plugin(acme: Scaffolded) -> None:
+    project = acme.result.project
+    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def project_files(project: Path) -> list[str]:
+    skip = ("lib", "__pycache__", ".pytest_cache")
+    return sorted(
+        p.relative_to(project).as_posix()
+        for p in project.rglob("*")
+        if p.is_file() and not any(part.startswith(skip) for part in p.relative_to(project).parts)
+    )
+
+
+def test_no_identity_of_the_reference_is_left(acme: Scaffolded) -> None:
+    project = acme.result.project
+    files = project_files(project)
+    assert len(files) == len(project_files(DUMMY))
+    assert {"src/acme_logs/plugin.py", "rules/acme_logs_rules.yaml", "tests/test_acme_logs.py"} <= set(files)
+    assert [f for f in files if "dummy" in f] == []
+    for name in files:
+        text = (project / name).read_text()
+        for old in ("dummy_py", "falco-plugin-dummy-py", "DummyPlugin", "DummyConfig", "dummy.value", "plugins/dummy"):
+            assert old not in text, f"{old} in {name}"
+    readme = (project / "README.md").read_text()
+    assert "| id | 31 |" in readme and "| event source | `acme_logs` |" in readme
+    assert "library_path: /usr/share/falco/plugins/libacme-logs.so" in readme
+
+
+def test_the_plugin_is_registered_with_the_next_free_id(acme: Scaffolded) -> None:
+    entries = {e["name"]: e for e in plugin_entries(load_file(acme.registry))}
+    entry = entries["acme-logs"]
+    assert entry["url"] == "plugins/acme-logs"
+    assert entry["rules_url"] == "plugins/acme-logs/rules"
+    assert entry["capabilities"]["sourcing"] == {"supported": True, "id": 31, "source": "acme_logs"}
+    assert list(entries)[-1] == "acme-logs"
+
+
+def test_the_new_entry_matches_the_built_library(acme: Scaffolded) -> None:
+    facts = read_library(acme.build.library)
+    findings = check(load_file(acme.registry), root=acme.registry.parents[1], built={"plugins/acme-logs": facts})
+    # the copied registry's other hosted entries have no folder in this repository: only ours matter
+    assert [f for f in findings if f.entry in ("acme-logs", "plugins/acme-logs")] == []
+
+
+def test_the_new_readmes_generated_tables_match_the_new_library(acme: Scaffolded) -> None:
+    update = update_readme(acme.result.project, read_library(acme.build.library))
+    assert not update.changed, update.diff()
+
+
+def test_id_and_source_can_be_chosen_and_registration_skipped(tmp_path: Path) -> None:
+    result = scaffold(DUMMY, "beacon", dest=tmp_path / "beacon", plugin_id=4242, source="beacon_events", register=False)
+    ident, _ = reference_identity(result.project)
+    assert (ident.name, ident.id, ident.source, ident.package) == ("beacon", 4242, "beacon_events", "beacon")
+    rules = (result.project / "rules" / "beacon_rules.yaml").read_text()
+    assert "source: beacon_events" in rules and "name: beacon\n" in rules
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("k8saudit", {}, "already has a plugin named 'k8saudit'"),
+        ("fresh", {"plugin_id": 29}, "ID 29 is already registered to dummy_py"),
+        ("Bad.Name", {}, "must match"),
+        ("fresh", {"source": "bad-source"}, "event source 'bad-source' must match"),
+    ],
+)
+def test_refusals_write_nothing(tmp_path: Path, name: str, options: dict[str, object], message: str) -> None:
+    registry = make_repo(tmp_path)
+    before = registry.read_text()
+    with pytest.raises(ScaffoldError, match=message):
+        scaffold(DUMMY, name, registry=registry, **options)  # type: ignore[arg-type]
+    assert registry.read_text() == before
+    assert not (tmp_path / "plugins").exists()
+
+
+def test_an_existing_destination_is_refused(tmp_path: Path) -> None:
+    registry = make_repo(tmp_path)
+    (tmp_path / "plugins" / "fresh").mkdir(parents=True)
+    (tmp_path / "plugins" / "fresh" / "keep.txt").write_text("mine")
+    with pytest.raises(ScaffoldError, match="already exists"):
+        scaffold(DUMMY, "fresh", registry=registry)
+
+
+def test_cli_new_creates_and_registers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = make_repo(tmp_path)
+    code = cli.main(["new", "fresh", "--from", str(DUMMY), "--registry", str(registry), "--id", "77"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "plugin fresh, id 77, source fresh, package fresh, distribution falco-plugin-fresh" in out
+    assert (tmp_path / "plugins" / "fresh" / "src" / "fresh" / "plugin.py").is_file()
+    assert any(e["name"] == "fresh" for e in plugin_entries(load_file(registry)))
+
+
+def test_cli_new_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = make_repo(tmp_path)
+    assert cli.main(["new", "dummy_py", "--from", str(DUMMY), "--registry", str(registry)]) == 1
+    assert "falco-plugin new: the registry already has a plugin named 'dummy_py'" in capsys.readouterr().err

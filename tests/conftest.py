@@ -1,0 +1,65 @@
+"""Shared fixtures of the cross-plugin and host-level tests.
+
+Fixture plugin projects live in ``tests/plugins/<name>/`` (never installed:
+the builder imports them from their ``src/``); ``built(name)`` builds one once
+per test session (``"dummy"`` is the reference plugin in ``plugins/dummy``).
+``loaded(name)`` also loads it into this process through
+:mod:`plugin_driver`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from falco_plugin._internal.abi import HEADER
+from falco_plugin.build import BuildResult
+from harness import TESTS, Built, project_dir
+from plugin_driver import Library
+
+
+@pytest.fixture(scope="session")
+def built(build_plugin_project: Callable[[str | Path], BuildResult]) -> Built:
+    def get(name: str) -> BuildResult:
+        return build_plugin_project(project_dir(name))
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def loaded(built: Built) -> Callable[[str], Library]:
+    cache: dict[str, Library] = {}
+
+    def get(name: str) -> Library:
+        if name not in cache:
+            cache[name] = Library(built(name).library)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def multihost(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tests/c/multihost.c`` compiled: loads two plugin libraries in one process, as Falco does."""
+    cc = shutil.which("cc") or "gcc"
+    out = tmp_path_factory.mktemp("multihost") / "multihost"
+    subprocess.run(
+        [
+            cc,
+            "-O1",
+            "-Wall",
+            "-Werror",
+            "-I",
+            str(HEADER.parent),
+            str(TESTS / "c" / "multihost.c"),
+            "-o",
+            str(out),
+            "-ldl",
+            "-pthread",
+        ],
+        check=True,
+    )
+    return out

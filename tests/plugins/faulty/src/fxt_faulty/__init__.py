@@ -1,0 +1,1 @@
+"""Test fixture plugin: A plugin whose entry points raise on demand (failure injection)."""

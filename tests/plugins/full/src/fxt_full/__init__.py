@@ -1,0 +1,1 @@
+"""Test fixture plugin: A source + extract plugin with every optional entry point."""

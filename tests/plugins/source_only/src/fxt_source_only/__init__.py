@@ -1,0 +1,1 @@
+"""Test fixture plugin: A source-only plugin: no config schema, no optional entry point."""

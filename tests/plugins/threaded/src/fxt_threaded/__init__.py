@@ -1,0 +1,1 @@
+"""Test fixture plugin: A source plugin that leaves Python threads running."""

@@ -1,0 +1,188 @@
+"""Field extraction from a host's point of view: value types, field arguments
+(index/key, required/optional) and what the plugin sees of the event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from harness import Built, RunChost, field_values
+from plugin_driver import FAILURE, SUCCESS, Event, Library, PluginState, plugin_event, raw_event
+
+PAYLOAD = b"alpha be gamma"
+TS = 1_650_000_000_123_456_789
+EVENT = Event.from_bytes(plugin_event(PAYLOAD, ts=TS, plugin_id=999_102), num=41, source="fxt_full")
+
+
+@pytest.fixture(scope="module")
+def xo(loaded: Callable[[str], Library]) -> PluginState:
+    st = loaded("extract_only").init('{"name": "args"}')
+    assert st.rc == SUCCESS, st.last_error
+    return st
+
+
+def one(st: PluginState, spec: str, event: Event = EVENT) -> list[object]:
+    return st.values(event, spec)[0]
+
+
+def error(st: PluginState, spec: str | dict[str, Any], event: Event = EVENT) -> str:
+    assert st.extract(event, spec).rc == FAILURE
+    return st.last_error
+
+
+@pytest.mark.parametrize(
+    ("spec", "values"),
+    [
+        ("xo.payload", ["alpha be gamma"]),
+        ("xo.len", [14]),
+        ("xo.even", [1]),
+        ("xo.reltime", [1500]),
+        ("xo.abstime", [TS]),
+        ("xo.ipv4", [bytes([192, 168, 0, 1])]),
+        ("xo.ipv6", [bytes(15) + b"\x01"]),
+        ("xo.net", [bytes([10, 0, 0, 0])]),
+        ("xo.words", ["alpha", "be", "gamma"]),
+        ("xo.lengths", [5, 2, 5]),
+        ("xo.num", [41]),
+        ("xo.source", ["fxt_full"]),
+        ("xo.evtype", [322]),
+    ],
+)
+def test_each_field_type_is_returned_in_its_c_representation(xo: PluginState, spec: str, values: list[object]) -> None:
+    assert one(xo, spec) == values
+
+
+def test_none_means_the_field_has_no_value(xo: PluginState) -> None:
+    empty = Event.from_bytes(plugin_event(b""), num=2)
+    got = xo.extract(empty, "xo.maybe", "xo.words")
+    assert got.rc == SUCCESS
+    assert [f.res_len for f in got.fields] == [0, 0]
+
+
+def test_several_fields_in_one_call_each_get_their_values(xo: PluginState) -> None:
+    got = xo.values(EVENT, "xo.words", "xo.len", "xo.word[2]", "xo.lengths", "xo.payload", "xo.even")
+    assert got == [["alpha", "be", "gamma"], [14], ["gamma"], [5, 2, 5], ["alpha be gamma"], [1]]
+
+
+def test_many_fields_in_one_call(xo: PluginState) -> None:
+    specs = [f"xo.word[{i % 3}]" for i in range(40)]
+    assert xo.values(EVENT, *specs) == [[["alpha", "be", "gamma"][i % 3]] for i in range(40)]
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+
+def test_required_index_argument_is_passed_as_an_int(xo: PluginState) -> None:
+    assert one(xo, "xo.word[1]") == ["be"]
+    assert one(xo, "xo.word[7]") == []  # the extractor returned None
+
+
+def test_optional_index_argument_may_be_omitted(xo: PluginState) -> None:
+    assert one(xo, "xo.opt") == ["none"]
+    assert one(xo, "xo.opt[5]") == ["index=5"]
+    assert one(xo, f"xo.opt[{2**64 - 1}]") == [f"index={2**64 - 1}"]
+
+
+def test_required_key_argument_is_passed_as_a_str(xo: PluginState) -> None:
+    assert one(xo, "xo.key[user.name]") == ["key=user.name"]
+    assert one(xo, "xo.key[é/ü]") == ["key=é/ü"]
+
+
+def test_optional_key_argument_may_be_omitted(xo: PluginState) -> None:
+    assert one(xo, "xo.optkey") == ["none"]
+    assert one(xo, "xo.optkey[k]") == ["key=k"]
+
+
+@pytest.mark.parametrize(("spec", "shape"), [("xo.word", "xo.word[<index>]"), ("xo.key", "xo.key[<key>]")])
+def test_missing_required_argument_is_an_error(xo: PluginState, spec: str, shape: str) -> None:
+    assert error(xo, spec) == f"extracting {spec}: ValueError: this field requires an argument: {shape}"
+
+
+def test_argument_given_to_a_field_without_one_is_an_error(xo: PluginState) -> None:
+    assert error(xo, "xo.payload[3]") == "extracting xo.payload[3]: ValueError: this field takes no argument"
+
+
+def test_key_field_flagged_with_an_argument_but_no_key_is_an_error(xo: PluginState) -> None:
+    request = {"field_id": xo.library.field_id("xo.key"), "arg_present": 1}
+    assert error(xo, request) == "extracting xo.key: ValueError: the host passed no key argument"
+
+
+def test_unknown_field_id_is_an_error(xo: PluginState) -> None:
+    request = {"field_id": len(xo.library.fields)}
+    assert error(xo, request) == f"extract_fields: unknown field id {len(xo.library.fields)}"
+
+
+def test_argument_errors_do_not_break_later_extractions(xo: PluginState) -> None:
+    error(xo, "xo.word")
+    assert one(xo, "xo.word[0]") == ["alpha"]
+
+
+# -- what the plugin sees of the event ---------------------------------------------------------
+
+
+def test_a_non_plugin_event_has_an_empty_payload_and_its_own_type(xo: PluginState) -> None:
+    syscall_like = Event.from_bytes(raw_event(293, [b"\x01\x00", b"hello"], ts=5), num=9, source="syscall")
+    assert xo.values(syscall_like, "xo.evtype", "xo.len", "xo.abstime", "xo.source") == [[293], [0], [5], ["syscall"]]
+
+
+def test_event_source_is_empty_when_the_host_gives_none(xo: PluginState) -> None:
+    anonymous = Event.from_bytes(plugin_event(b"x"), num=3, source=None)
+    assert one(xo, "xo.source", anonymous) == [""]
+
+
+# -- field metadata ---------------------------------------------------------------------------
+
+
+def test_get_fields_describes_types_lists_and_arguments(loaded: Callable[[str], Library]) -> None:
+    fields = {f["name"]: f for f in loaded("extract_only").fields}
+    assert fields["xo.payload"] == {
+        "name": "xo.payload",
+        "type": "string",
+        "desc": "The payload as text",
+        "display": "Payload",
+        "addOutput": True,
+    }
+    assert fields["xo.even"] == {
+        "name": "xo.even",
+        "type": "bool",
+        "desc": "Payload length is even",
+        "properties": ["info"],
+    }
+    assert fields["xo.words"]["isList"] is True and fields["xo.lengths"]["type"] == "uint64"
+    assert fields["xo.word"]["arg"] == {"isRequired": True, "isIndex": True, "isKey": False}
+    assert fields["xo.opt"]["arg"] == {"isRequired": False, "isIndex": True, "isKey": False}
+    assert fields["xo.key"]["arg"] == {"isRequired": True, "isIndex": False, "isKey": True}
+    assert fields["xo.optkey"]["arg"] == {"isRequired": False, "isIndex": False, "isKey": True}
+    assert [fields[n]["type"] for n in ("xo.reltime", "xo.abstime", "xo.ipv4", "xo.net")] == [
+        "reltime",
+        "abstime",
+        "ipaddr",
+        "ipnet",
+    ]
+
+
+# -- through the C host ----------------------------------------------------------------------
+
+
+def test_c_host_field_arguments_reach_the_plugin(built: Built, run_chost: RunChost) -> None:
+    fields = "dummy.value,dummy.divisible[3],dummy.divisible,dummy.value[2]"
+    out = run_chost(
+        built("dummy").library,
+        "--config",
+        '{"jitter": 0}',
+        "--open",
+        '{"start": 0, "maxEvents": 6}',
+        "--fields",
+        fields,
+    )
+    assert (out.returncode, out.stderr) == (0, "")
+    values = field_values(out.stdout, fields)
+    assert values["dummy.value"] == ["1", "2", "3", "4", "5", "6"]
+    assert values["dummy.divisible[3]"] == ["0", "0", "1", "0", "0", "1"]
+    missing = (
+        "<error: extracting dummy.divisible: ValueError: this field requires an argument: dummy.divisible[<index>]>"
+    )
+    assert set(values["dummy.divisible"]) == {missing}
+    unexpected = "<error: extracting dummy.value[2]: ValueError: this field takes no argument>"
+    assert set(values["dummy.value[2]"]) == {unexpected}

@@ -1,0 +1,109 @@
+"""The init config reaches the plugin parsed; a bad one fails ``plugin_init``
+with a ``get_last_error`` message that names the offending key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from harness import Built, RunChost
+from plugin_driver import FAILURE, SUCCESS, Event, Library, plugin_event
+
+EVENT = Event.from_bytes(plugin_event(b"a b"), num=1)
+PREFIX = "init: invalid init config: "
+
+
+@pytest.fixture
+def lib(loaded: Callable[[str], Library]) -> Library:
+    return loaded("extract_only")
+
+
+def init_error(lib: Library, config: str | None) -> str:
+    st = lib.init(config)
+    try:
+        assert st.rc == FAILURE
+        return st.last_error
+    finally:
+        st.destroy()
+
+
+def test_valid_config_is_parsed_with_defaults_filled_in(lib: Library) -> None:
+    st = lib.init('{"name": "n", "mode": "slow"}')
+    assert st.rc == SUCCESS, st.last_error
+    assert st.values(EVENT, "xo.config") == [["n/10/slow"]]
+    st.destroy()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param('{"name": "x", "limit": "ten"}', "limit: expected an integer, got a string", id="bad-type"),
+        pytest.param('{"name": "x", "limit": true}', "limit: expected an integer, got a boolean", id="bool-for-int"),
+        pytest.param('{"name": "x", "limit": 0}', "limit: must be >= 1, got 0", id="below-minimum"),
+        pytest.param('{"name": "x", "limit": 1001}', "limit: must be <= 1000, got 1001", id="above-maximum"),
+        pytest.param(
+            '{"name": "x", "bogus": 1}',
+            "bogus: unknown setting (expected one of: apiKey, headers, limit, mode, name, ratio)",
+            id="unknown-key",
+        ),
+        pytest.param('{"name": "x", "api_key": "s"}', "api_key: unknown setting", id="attribute-name-of-aliased-key"),
+        pytest.param('{"limit": 3}', "name: missing required setting", id="missing-required"),
+        pytest.param('{"name": "x", "mode": "medium"}', 'mode: must be one of "fast", "slow", got "medium"', id="enum"),
+        pytest.param('{"name": "x", "ratio": "1"}', "ratio: expected a number, got a string", id="optional-number"),
+        pytest.param('{"name": "x", "headers": {}}', "headers: expected an array, got an object", id="not-an-array"),
+        pytest.param(
+            '{"name": "x", "headers": [{"name": "a"}, {"name": ""}]}',
+            "headers[1].name: must have at least 1 characters, got 0",
+            id="nested-list-item-key",
+        ),
+        pytest.param(
+            '{"name": "x", "headers": [{"name": "a"}, {"value": "v"}]}',
+            "headers[1].name: missing required setting",
+            id="nested-missing",
+        ),
+        pytest.param(
+            '{"name": "x", "headers": [{"name": "a", "extra": 1}]}',
+            "headers[0].extra: unknown setting (expected one of: name, value)",
+            id="nested-unknown",
+        ),
+        pytest.param('{"name": "x", "headers": [3]}', "headers[0]: expected an object, got an integer", id="item"),
+        pytest.param('{"name": "x",}', "not valid JSON: Expecting property name enclosed in double quotes", id="json"),
+        pytest.param('["name"]', "expected an object, got an array", id="not-an-object"),
+    ],
+)
+def test_invalid_config_fails_init_naming_the_key(lib: Library, config: str, message: str) -> None:
+    error = init_error(lib, config)
+    assert error.startswith(PREFIX + message), error
+
+
+def test_secret_values_are_never_echoed_in_errors(lib: Library) -> None:
+    error = init_error(lib, json.dumps({"name": "x", "apiKey": ["hunter2"]}))
+    assert error == PREFIX + "apiKey: expected a string, got an array"
+    assert "hunter2" not in error
+
+
+def test_empty_config_means_all_defaults_so_a_required_key_is_missing(lib: Library) -> None:
+    assert init_error(lib, "") == PREFIX + "name: missing required setting"
+
+
+def test_no_config_pointer_is_treated_as_an_empty_config(lib: Library) -> None:
+    assert init_error(lib, None) == PREFIX + "name: missing required setting"
+
+
+def test_a_failed_init_does_not_affect_the_next_one(lib: Library) -> None:
+    init_error(lib, '{"limit": 0}')
+    st = lib.init('{"name": "again", "limit": 2}')
+    assert st.rc == SUCCESS
+    assert st.values(EVENT, "xo.config") == [["again/2/fast"]]
+    st.destroy()
+
+
+def test_config_errors_reach_the_c_host_stderr(built: Built, run_chost: RunChost) -> None:
+    config = '{"name": "x", "headers": [{"name": "a"}, {"name": 7}]}'
+    out = run_chost(built("extract_only").library, "--config", config)
+    assert out.returncode == 1
+    assert (
+        out.stderr
+        == f"error: could not initialize plugin: {PREFIX}headers[1].name: expected a string, got an integer\n"
+    )

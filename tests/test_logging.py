@@ -1,0 +1,37 @@
+"""Plugin code logs through a standard ``logging.Logger`` whose records reach
+the host's ``log_fn`` (Falco's log) with the plugin name and a matching severity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness import Built, RunChost
+from plugin_driver import SUCCESS, Library
+
+INFO, WARNING = 6, 4
+
+
+def test_plugin_log_records_reach_the_host_log_with_their_severity(loaded: Callable[[str], Library]) -> None:
+    lib = loaded("full")
+    before = len(lib.logs)
+    st = lib.init('{"prefix": "abc"}')
+    assert st.rc == SUCCESS
+    assert st.set_config('{"prefix": "xyz", "batch": 2}') == SUCCESS
+    assert lib.logs[before:] == [
+        (INFO, "fxt_full", "ready: prefix=abc"),
+        (WARNING, "fxt_full", "reconfigured: prefix=xyz batch=2"),
+    ]
+
+
+def test_a_host_without_log_fn_is_fine(loaded: Callable[[str], Library]) -> None:
+    lib = loaded("full")
+    before = len(lib.logs)
+    st = lib.init("{}", log=False)
+    assert st.rc == SUCCESS
+    assert lib.logs[before:] == []
+
+
+def test_the_c_host_receives_plugin_logs(built: Built, run_chost: RunChost) -> None:
+    out = run_chost(built("full").library, "-n", "1", env={"CHOST_LOG": "1"})
+    assert out.returncode == 0
+    assert out.stderr == "log[6] fxt_full: ready: prefix=full\n"

@@ -1,0 +1,117 @@
+"""Several Python plugin libraries in one process share one interpreter but
+nothing else: Falco loads every configured plugin into the same process."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from harness import Built
+from plugin_driver import EOF, FAILURE, SUCCESS, Library
+
+
+def test_two_plugins_in_this_process_run_interleaved(loaded: Callable[[str], Library]) -> None:
+    full = loaded("full").init('{"batch": 2}')
+    dummy = loaded("dummy").init('{"jitter": 0}')
+    assert (full.rc, dummy.rc) == (SUCCESS, SUCCESS)
+    _, full_src = full.open('{"count": 4, "start": 10}')
+    _, dummy_src = dummy.open('{"start": 100, "maxEvents": 3}')
+    assert full_src is not None and dummy_src is not None
+    seen: dict[str, list[object]] = {"full": [], "dummy": []}
+    done = {"full": False, "dummy": False}
+    while not all(done.values()):
+        for name, st, src, spec in (
+            ("full", full, full_src, "full.counter"),
+            ("dummy", dummy, dummy_src, "dummy.value"),
+        ):
+            if done[name]:
+                continue
+            rc, events = src.next_batch()
+            done[name] = rc == EOF
+            seen[name] += [st.values(e, spec)[0][0] for e in events]
+    assert seen == {"full": [10, 11, 12, 13], "dummy": [101, 102, 103]}
+
+
+def test_an_extract_plugin_reads_another_plugins_events(loaded: Callable[[str], Library]) -> None:
+    full = loaded("full").init("")
+    xo = loaded("extract_only").init('{"name": "cross"}')
+    _, src = full.open('{"count": 3}')
+    assert src is not None
+    _rc, events = src.next_batch()
+    assert [xo.values(e, "xo.payload", "xo.source")[0:2] for e in events] == [
+        [[full.values(e, "full.payload")[0][0]], ["fxt_full"]] for e in events
+    ]
+
+
+def test_one_plugins_failure_leaves_the_others_error_and_state_alone(loaded: Callable[[str], Library]) -> None:
+    full = loaded("full").init("")
+    faulty = loaded("faulty").init('{"fail": ["open"]}')
+    assert faulty.open()[0] == FAILURE
+    assert full.last_error == ""
+    assert full.open('{"count": 1}')[0] == SUCCESS
+
+
+def test_two_states_of_one_plugin_keep_their_own_config(loaded: Callable[[str], Library]) -> None:
+    lib = loaded("full")
+    a, b = lib.init('{"prefix": "aaa"}'), lib.init('{"prefix": "bbb"}')
+    _, src_a = a.open('{"count": 1}')
+    _, src_b = b.open('{"count": 1}')
+    assert src_a is not None and src_b is not None
+    ev_a, ev_b = src_a.next_batch()[1][0], src_b.next_batch()[1][0]
+    assert (a.values(ev_a, "full.prefix"), b.values(ev_b, "full.prefix")) == ([["aaa"]], [["bbb"]])
+
+
+def test_a_c_host_loads_two_python_plugins_runs_both_and_exits_cleanly(built: Built, multihost: Path) -> None:
+    out = subprocess.run(
+        [
+            str(multihost),
+            str(built("dummy").library),
+            '{"start": 0, "maxEvents": 200}',
+            "dummy.strvalue",
+            str(built("full").library),
+            '{"count": 9, "start": 1}',
+            "full.payload",
+        ],
+        capture_output=True,
+        text=True,
+        env={},
+        timeout=60,
+    )
+    assert (out.returncode, out.stderr) == (0, "")
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "done dummy_py=200 fxt_full=9"
+    full_lines = [ln for ln in lines if ln.startswith("fxt_full evt ")]
+    assert full_lines[0] == "fxt_full evt 1 full.payload=full 1 t0,t1"
+    assert len(full_lines) == 9
+    # Batches alternate: dummy (128 events), full (4), dummy (72), full (4), full (1).
+    owners = [ln.split(" ", 1)[0] for ln in lines[:-1]]
+    runs = [owners[0]] + [b for a, b in itertools.pairwise(owners) if a != b]
+    assert runs == ["dummy_py", "fxt_full", "dummy_py", "fxt_full"]
+
+
+def test_two_python_plugins_read_concurrently_on_two_c_host_threads(built: Built, multihost: Path) -> None:
+    out = subprocess.run(
+        [
+            str(multihost),
+            "--threads",
+            str(built("dummy").library),
+            '{"start": 0, "maxEvents": 3000}',
+            "dummy.strvalue",
+            str(built("full").library),
+            '{"count": 2000}',
+            "full.payload",
+        ],
+        capture_output=True,
+        text=True,
+        env={},
+        timeout=60,
+    )
+    assert (out.returncode, out.stderr) == (0, "")
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "done dummy_py=3000 fxt_full=2000"
+    full_payloads = [ln.split("=", 1)[1] for ln in lines if ln.startswith("fxt_full evt ")]
+    assert [int(p.split(" ")[1]) for p in full_payloads] == list(range(2000))
+    dummy_values = [int(ln.split("=", 1)[1]) for ln in lines if ln.startswith("dummy_py evt ")]
+    assert len(dummy_values) == 3000 and dummy_values == sorted(dummy_values)
