@@ -26,18 +26,18 @@ class Sample(Config):
     """
 
     url: str = setting(description="Where to connect", pattern=r"^https?://")
-    max_events: int = setting(20, "How many events", key="maxEvents", minimum=0, maximum=1000)
-    ratio: float = setting(0.5, "A ratio", minimum=0, maximum=1)
-    verbose: bool = setting(False, "Talk more")
-    mode: Literal["fast", "slow"] = setting("fast", "Speed")
-    level: Literal[1, 2, 3] = setting(1, "Level")
-    tags: list[str] = setting(["a"], "Tags", min_length=1, max_length=3)
-    headers: list[Header] = setting([], "Headers")
-    labels: dict[str, int] = setting({}, "Labels")
-    proxy: str | None = setting(None, "Optional proxy")
-    timeout: float | None = setting(1.5, "Optional timeout")
-    token: str = setting("", "A token", secret=True, min_length=0, pattern="^[a-z]*$")
-    extra: Any = setting(None, "Anything")
+    max_events: int = setting("How many events", default=20, key="maxEvents", minimum=0, maximum=1000)
+    ratio: float = setting("A ratio", default=0.5, minimum=0, maximum=1)
+    verbose: bool = setting("Talk more", default=False)
+    mode: Literal["fast", "slow"] = setting("Speed", default="fast")
+    level: Literal[1, 2, 3] = setting("Level", default=1)
+    tags: list[str] = setting("Tags", default=["a"], min_length=1, max_length=3)
+    headers: list[Header] = setting("Headers", default=[])
+    labels: dict[str, int] = setting("Labels", default={})
+    proxy: str | None = setting("Optional proxy", default=None)
+    timeout: float | None = setting("Optional timeout", default=1.5)
+    token: str = setting("A token", default="", secret=True, min_length=0, pattern="^[a-z]*$")
+    extra: Any = setting("Anything", default=None)
 
 
 def parse_error(text: str, cls: type[Config] = Sample) -> ConfigError:
@@ -303,7 +303,7 @@ def test_config_error_is_an_operator_facing_plugin_error() -> None:
 
 def test_unsupported_setting_types_are_rejected() -> None:
     class Odd(Config):
-        when: complex = setting(1j)
+        when: complex = setting(default=1j)
 
     with pytest.raises(TypeError, match="unsupported setting type"):
         Odd.json_schema()

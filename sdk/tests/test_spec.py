@@ -27,7 +27,7 @@ from falco_plugin._internal.spec import SpecError, resolve
 class Cfg(Config):
     """A config."""
 
-    n: int = setting(1, "n")
+    n: int = setting("n", default=1)
 
 
 class Params(Config):

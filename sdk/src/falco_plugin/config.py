@@ -5,7 +5,7 @@ subclass of :class:`Config`. Subclasses are dataclasses; every attribute is a
 setting, declared with a type annotation and usually :func:`setting`::
 
     class DummyConfig(Config):
-        jitter: int = setting(10, "Random jitter added to each sample", minimum=0)
+        jitter: int = setting("Random jitter added to each sample", default=10, minimum=0)
 
 From that one declaration the SDK derives ``plugin_get_init_schema`` (the host
 validates against it before ``init``) and parses the configuration string into
@@ -37,9 +37,9 @@ C = TypeVar("C", bound="Config")
 
 
 def setting(
-    default: Any = _MISSING,
     description: str = "",
     *,
+    default: Any = _MISSING,
     key: str | None = None,
     minimum: float | None = None,
     maximum: float | None = None,
@@ -48,9 +48,10 @@ def setting(
     pattern: str | None = None,
     secret: bool = False,
 ) -> Any:
-    """Declare one setting of a :class:`Config`.
+    """Declare one setting of a :class:`Config`: ``setting("what it does", default=10)``.
 
-    ``default`` omitted makes the setting required. ``key`` is the JSON key
+    ``default`` omitted makes the setting required (it is keyword-only so
+    that type checkers see it, per PEP 681). ``key`` is the JSON key
     when it differs from the attribute name (``maxEvents``). ``minimum`` and
     ``maximum`` bound numbers; ``min_length``/``max_length`` bound strings and
     lists. ``secret`` marks a value that must never be echoed back in error
@@ -281,17 +282,24 @@ def _convert(tp: Any, value: Any, path: str, s: _Setting | None) -> Any:
         if not isinstance(value, list):
             raise ConfigError(path, f"expected an array, got {_json_kind(value)}")
         _check_length(value, path, s)
-        return [_convert(item, v, _join(path, i), None) for i, v in enumerate(value)]
+        each = _for_items(s)
+        return [_convert(item, v, _join(path, i), each) for i, v in enumerate(value)]
     if origin is dict:
         _, item = typing.get_args(tp) or (str, Any)
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected an object, got {_json_kind(value)}")
-        return {k: _convert(item, v, _join(path, k), s) for k, v in value.items()}
+        each = _for_items(s)
+        return {k: _convert(item, v, _join(path, k), each) for k, v in value.items()}
     if _is_config(tp):
         return tp.from_dict(value, path)
     if tp is Any:
         return value
     raise TypeError(f"unsupported setting type {tp!r} at {path}")
+
+
+def _for_items(s: _Setting | None) -> _Setting | None:
+    """Bounds of a list or dict setting apply to its items; lengths to the container."""
+    return None if s is None else dataclasses.replace(s, min_length=None, max_length=None)
 
 
 def _check_bounds(value: float, path: str, s: _Setting | None) -> None:
@@ -338,13 +346,16 @@ def _object_schema(cls: type[Config]) -> dict[str, Any]:
             prop["writeOnly"] = True  # tells hosts never to echo the value back
         if not s.required and s.default is not None and not s.secret:
             prop["default"] = _to_json(s.default)
-        for attr, kw in (
-            ("minimum", "minimum"),
-            ("maximum", "maximum"),
-            ("pattern", "pattern"),
-        ):
+        # Value bounds constrain the scalar items of a list or dict; lengths
+        # constrain the list (or the string) itself, as the parser does.
+        target = prop
+        if prop.get("type") == "array" and isinstance(prop.get("items"), dict):
+            target = prop["items"]
+        elif prop.get("type") == "object" and isinstance(prop.get("additionalProperties"), dict):
+            target = prop["additionalProperties"]
+        for attr in ("minimum", "maximum", "pattern"):
             if getattr(s, attr) is not None:
-                prop[kw] = getattr(s, attr)
+                target[attr] = getattr(s, attr)
         length_kw = ("minItems", "maxItems") if prop.get("type") == "array" else ("minLength", "maxLength")
         if s.min_length is not None:
             prop[length_kw[0]] = s.min_length

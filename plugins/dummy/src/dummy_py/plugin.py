@@ -31,14 +31,16 @@ BATCH_SIZE = 128
 class DummyConfig(Config):
     """Init configuration of dummy_py."""
 
-    jitter: int = setting(10, "A random amount (0 to jitter) added to the sample of each event", minimum=0)
+    jitter: int = setting("A random amount (0 to jitter) added to the sample of each event", default=10, minimum=0)
 
 
 class DummyOpenParams(Config):
     """Open parameters: where the samples start and how many to produce."""
 
-    start: int = setting(1, "The first sample value", minimum=0)
-    max_events: int = setting(20, "How many events to produce before the end of the stream", key="maxEvents", minimum=0)
+    start: int = setting("The first sample value", default=1, minimum=0)
+    max_events: int = setting(
+        "How many events to produce before the end of the stream", default=20, key="maxEvents", minimum=0
+    )
 
 
 class DummyInstance(SourceInstance):

@@ -39,52 +39,70 @@ class Header(Config):
     """One request header. Give exactly one of ``value``, ``value_from_env``, ``value_from_file``."""
 
     name: str = setting(description="Header name, e.g. Authorization", pattern=_TOKEN)
-    value: str | None = setting(None, "The value itself; use it only for values that are not secret", secret=True)
-    value_from_env: str | None = setting(None, "Name of the environment variable holding the value", min_length=1)
+    value: str | None = setting(
+        "The value itself; use it only for values that are not secret", default=None, secret=True
+    )
+    value_from_env: str | None = setting(
+        "Name of the environment variable holding the value", default=None, min_length=1
+    )
     value_from_file: str | None = setting(
-        None, "Path of a file holding the value (one trailing newline is ignored; re-read at every poll)", min_length=1
+        "Path of a file holding the value (one trailing newline is ignored; re-read at every poll)",
+        default=None,
+        min_length=1,
     )
 
 
 class HttpPollConfig(Config):
     """Init configuration of http_poll: how to talk to the API."""
 
-    headers: list[Header] = setting([], "Request headers; every value is treated as a secret in messages")
-    tls_verify: bool = setting(True, "Verify the server's TLS certificate")
-    ca_bundle: str | None = setting(None, "PEM file of the CAs to trust instead of the default bundle")
-    client_cert: str | None = setting(None, "PEM client certificate for mutual TLS (may also hold the key)")
-    client_key: str | None = setting(None, "PEM private key of client_cert, when in a separate file")
+    headers: list[Header] = setting("Request headers; every value is treated as a secret in messages", default=[])
+    tls_verify: bool = setting("Verify the server's TLS certificate", default=True)
+    ca_bundle: str | None = setting("PEM file of the CAs to trust instead of the default bundle", default=None)
+    client_cert: str | None = setting("PEM client certificate for mutual TLS (may also hold the key)", default=None)
+    client_key: str | None = setting("PEM private key of client_cert, when in a separate file", default=None)
     proxy: str | None = setting(
-        None, "Proxy URL for every request; by default the HTTP(S)_PROXY environment variables apply", secret=True
+        "Proxy URL for every request; by default the HTTP(S)_PROXY environment variables apply",
+        default=None,
+        secret=True,
     )
-    connect_timeout: float = setting(10.0, "Seconds to wait for a connection", minimum=0.001)
-    read_timeout: float = setting(30.0, "Seconds to wait for the server between bytes of a response", minimum=0.001)
-    retries: int = setting(5, "Retries of one request after a 429, a 5xx or a network error", minimum=0)
-    backoff_initial: float = setting(1.0, "Seconds before the first retry; doubles at each retry", minimum=0)
-    backoff_max: float = setting(60.0, "Longest pause between retries, in seconds", minimum=0)
-    max_retry_after: float = setting(300.0, "Longest Retry-After pause honoured, in seconds", minimum=0)
-    rate_limit: float = setting(0.0, "Most requests per second (0: no limit)", minimum=0)
-    max_pages: int = setting(100, "Most pages (Link: rel=next) followed in one poll", minimum=1)
-    max_batch: int = setting(500, "Most events handed to Falco in one batch", minimum=1)
-    dedup_capacity: int = setting(10000, "How many delivered record ids are remembered to drop duplicates", minimum=1)
+    connect_timeout: float = setting("Seconds to wait for a connection", default=10.0, minimum=0.001)
+    read_timeout: float = setting(
+        "Seconds to wait for the server between bytes of a response", default=30.0, minimum=0.001
+    )
+    retries: int = setting("Retries of one request after a 429, a 5xx or a network error", default=5, minimum=0)
+    backoff_initial: float = setting("Seconds before the first retry; doubles at each retry", default=1.0, minimum=0)
+    backoff_max: float = setting("Longest pause between retries, in seconds", default=60.0, minimum=0)
+    max_retry_after: float = setting("Longest Retry-After pause honoured, in seconds", default=300.0, minimum=0)
+    rate_limit: float = setting("Most requests per second (0: no limit)", default=0.0, minimum=0)
+    max_pages: int = setting("Most pages (Link: rel=next) followed in one poll", default=100, minimum=1)
+    max_batch: int = setting("Most events handed to Falco in one batch", default=500, minimum=1)
+    dedup_capacity: int = setting(
+        "How many delivered record ids are remembered to drop duplicates", default=10000, minimum=1
+    )
 
 
 class HttpPollParams(Config):
     """Open parameters of http_poll: what to fetch."""
 
     url: str = setting(description="The URL to poll (http or https)", pattern=r"^https?://[^/?#]+")
-    interval: float = setting(60.0, "Seconds between the starts of two polls", minimum=0.001)
-    records: str = setting("", "JSON pointer to the array of records in a response ('' = the whole body)")
-    id: str | None = setting(None, "JSON pointer to a record's unique id (default: a hash of the record)")
-    timestamp: str | None = setting(None, "JSON pointer to a record's time: RFC 3339 text or a number since the epoch")
-    timestamp_unit: Literal["s", "ms", "us", "ns"] = setting("s", "Unit of numeric timestamps")
-    cursor_param: str | None = setting(None, "Query parameter that receives the cursor (e.g. since)", min_length=1)
-    cursor_from: Literal["timestamp", "id"] = setting(
-        "timestamp", "The cursor is the newest record timestamp, or the id of the last record received"
+    interval: float = setting("Seconds between the starts of two polls", default=60.0, minimum=0.001)
+    records: str = setting("JSON pointer to the array of records in a response ('' = the whole body)", default="")
+    id: str | None = setting("JSON pointer to a record's unique id (default: a hash of the record)", default=None)
+    timestamp: str | None = setting(
+        "JSON pointer to a record's time: RFC 3339 text or a number since the epoch", default=None
     )
-    cursor_start: str | None = setting(None, "Cursor of the first poll when there is no checkpoint")
-    max_polls: int = setting(0, "End the stream after this many polls (0: poll forever)", minimum=0)
-    checkpoint: str | None = setting(None, "File where progress is saved so that a restart resumes without loss")
+    timestamp_unit: Literal["s", "ms", "us", "ns"] = setting("Unit of numeric timestamps", default="s")
+    cursor_param: str | None = setting(
+        "Query parameter that receives the cursor (e.g. since)", default=None, min_length=1
+    )
+    cursor_from: Literal["timestamp", "id"] = setting(
+        "The cursor is the newest record timestamp, or the id of the last record received", default="timestamp"
+    )
+    cursor_start: str | None = setting("Cursor of the first poll when there is no checkpoint", default=None)
+    max_polls: int = setting("End the stream after this many polls (0: poll forever)", default=0, minimum=0)
+    checkpoint: str | None = setting(
+        "File where progress is saved so that a restart resumes without loss", default=None
+    )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def _context(path: Any) -> str:
 
 
 def _describe(error: jsonschema_errors.ValidationError) -> str:
-    message = error.message
+    message = str(error.message)
     # A schema may flag a setting as a secret (JSON Schema's writeOnly): never echo it.
     if isinstance(error.schema, dict) and error.schema.get("writeOnly") and isinstance(error.instance, str):
         message = message.replace(repr(error.instance), "<secret>")

@@ -17,18 +17,18 @@ class Header(Config):
     """One extra header."""
 
     name: str = setting(description="Header name", min_length=1)
-    value: str = setting("", "Header value")
+    value: str = setting("Header value", default="")
 
 
 class ExtractOnlyConfig(Config):
     """Init configuration of fxt_extract_only."""
 
     name: str = setting(description="A required name")
-    limit: int = setting(10, "An upper bound", minimum=1, maximum=1000)
-    mode: Literal["fast", "slow"] = setting("fast", "How to work")
-    headers: list[Header] = setting([], "Extra headers")
-    ratio: float | None = setting(None, "An optional ratio")
-    api_key: str = setting("", "A secret", key="apiKey", secret=True)
+    limit: int = setting("An upper bound", default=10, minimum=1, maximum=1000)
+    mode: Literal["fast", "slow"] = setting("How to work", default="fast")
+    headers: list[Header] = setting("Extra headers", default=[])
+    ratio: float | None = setting("An optional ratio", default=None)
+    api_key: str = setting("A secret", default="", key="apiKey", secret=True)
 
 
 class ExtractOnlyPlugin(ExtractPlugin):

@@ -39,9 +39,9 @@ EXCEPTIONS: dict[str, type[BaseException]] = {
 class FaultyConfig(Config):
     """Which entry points fail, and how."""
 
-    fail: list[str] = setting([], "Entry points that raise")
-    exc: ExcName = setting("ValueError", "The exception they raise")
-    count: int = setting(6, "Events per stream", minimum=0)
+    fail: list[str] = setting("Entry points that raise", default=[])
+    exc: ExcName = setting("The exception they raise", default="ValueError")
+    count: int = setting("Events per stream", default=6, minimum=0)
 
 
 class FaultyInstance(SourceInstance):

@@ -30,15 +30,15 @@ DESCRIPTION = 'Test fixture: "full" \\ every ??= entry point \u2013 \u00e9'
 class FullConfig(Config):
     """Init configuration of fxt_full."""
 
-    prefix: str = setting("full", "First word of every payload", min_length=1)
-    batch: int = setting(4, "Events per batch", minimum=1)
+    prefix: str = setting("First word of every payload", default="full", min_length=1)
+    batch: int = setting("Events per batch", default=4, minimum=1)
 
 
 class FullParams(Config):
     """Open parameters of fxt_full."""
 
-    count: int = setting(10, "How many events", minimum=0)
-    start: int = setting(0, "First counter value", minimum=0)
+    count: int = setting("How many events", default=10, minimum=0)
+    start: int = setting("First counter value", default=0, minimum=0)
 
 
 class FullInstance(SourceInstance):

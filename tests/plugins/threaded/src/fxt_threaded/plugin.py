@@ -19,10 +19,10 @@ from falco_plugin import Batch, Config, EndOfStream, SourceInstance, SourcePlugi
 class ThreadedConfig(Config):
     """How the background threads behave."""
 
-    daemon: bool = setting(True, "Start daemon threads")
-    busy: bool = setting(False, "Spin instead of sleeping")
-    crash: bool = setting(False, "Run a thread that raises during init")
-    warn: bool = setting(False, "Issue a warning during init")
+    daemon: bool = setting("Start daemon threads", default=True)
+    busy: bool = setting("Spin instead of sleeping", default=False)
+    crash: bool = setting("Run a thread that raises during init", default=False)
+    warn: bool = setting("Issue a warning during init", default=False)
 
 
 def _crash() -> None:
