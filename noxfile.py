@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent
 PLUGINS = sorted(p.parent.relative_to(ROOT) for p in ROOT.glob("plugins/*/pyproject.toml"))
 PYTHON = "3.11"
 
-nox.options.sessions = ["build", "tests", "lint", "typecheck"]
+nox.options.sessions = ["build", "tests", "lint", "typecheck", "registry", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
@@ -74,6 +74,31 @@ def typecheck(session: nox.Session) -> None:
     packages = ["falco_plugin", *(plugin_package(p) for p in PLUGINS)]
     session.run("mypy", *(arg for pkg in packages for arg in ("-p", pkg)))
     session.run("mypy", "bench/run.py")
+
+
+@nox.session(python=PYTHON)
+def registry(session: nox.Session) -> None:
+    """registry/plugins.yaml: every rule, each hosted entry matched against its built library."""
+    install_workspace(session)
+    build_all(session)
+    session.run("falco-plugin", "registry", "check", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Plugin READMEs: fail if a generated table drifted from its built library (`-- --write` regenerates)."""
+    install_workspace(session)
+    build_all(session)
+    write = "--write" in session.posargs
+    session.run("falco-plugin", "docs", *([] if write else ["--check"]), *map(str, PLUGINS))
+
+
+@nox.session(python=PYTHON)
+def package(session: nox.Session) -> None:
+    """Per plugin a versioned archive (library + site dir), a rules archive, and dist/index.yaml for falcoctl."""
+    install_workspace(session)
+    build_all(session)
+    session.run("falco-plugin", "package", *map(str, PLUGINS), "--out", "dist", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("falco_plugin.registry", "check or refresh registry/plugins.yaml"),
     "new": ("falco_plugin.scaffold", "create a plugin project from a reference plugin"),
     "package": ("falco_plugin.package", "make distributable archives of built plugins"),
+    "docs": ("falco_plugin.docs", "regenerate the fields/config tables of plugin READMEs (--check: fail on drift)"),
 }
 
 

@@ -1,0 +1,233 @@
+"""Distributable archives of built plugins, and the index falcoctl reads.
+
+Per plugin, in the output directory:
+
+* ``<name>-<version>-<arch>.tar.gz``: ``lib<name>.so`` and ``lib<name>.site/``
+  (the plugin's Python packages and their dependencies) side by side, which
+  is all the library needs besides the Python installation it was built
+  against (see :mod:`falco_plugin.build`). Unpack it into Falco's plugin
+  directory.
+* ``<name>-rules-<version>.tar.gz`` when the project has ``rules/*.yaml``: the
+  rules files at the archive's top level, as falcoctl installs them.
+* ``index.yaml``: one falcoctl index entry per artifact (``type: plugin`` or
+  ``rulesfile``), with the metadata of the plugin's registry entry.
+
+Name and version come from the built library; archives are reproducible
+(sorted members, fixed timestamps and owners).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import platform
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .registry.built import BuiltFacts, LibraryError, find_library, read_library
+from .registry.model import RegistryError, find_registry, load_file, plugin_entries
+
+__all__ = ["Artifact", "index_entries", "package_plugin", "write_index"]
+
+RULES_SUFFIX = "-rules"
+_SKIP = {"__pycache__"}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    """The artifact's name in the index: the plugin's, or ``<plugin>-rules``."""
+    kind: str
+    """``plugin`` or ``rulesfile`` (falcoctl's artifact types)."""
+    plugin: str
+    version: str
+    path: Path
+
+
+def _members(base: Path, arcname: str) -> Iterable[tuple[Path, str]]:
+    yield base, arcname
+    if base.is_dir():
+        for child in sorted(base.iterdir()):
+            if child.name in _SKIP or child.suffix == ".pyc":
+                continue
+            yield from _members(child, f"{arcname}/{child.name}")
+
+
+def _write_tar_gz(path: Path, members: Iterable[tuple[Path, str]]) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for src, arcname in members:
+            info = tar.gettarinfo(str(src), arcname)
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if info.isfile():
+                with src.open("rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(buffer.getvalue())
+    tmp.replace(path)
+
+
+def rules_files(project: Path) -> list[Path]:
+    folder = project / "rules"
+    return (
+        sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()) if folder.is_dir() else []
+    )
+
+
+def package_plugin(
+    project: Path, library: Path, facts: BuiltFacts, out_dir: Path, *, arch: str | None = None
+) -> list[Artifact]:
+    """Write the plugin archive (and the rules archive, if any) of one built plugin."""
+    site = library.with_suffix(".site")
+    if not site.is_dir():
+        raise LibraryError(f"{site} is missing: the library cannot load without it (rebuild the plugin)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arch = arch or platform.machine()
+    plugin_archive = out_dir / f"{facts.name}-{facts.version}-{arch}.tar.gz"
+    # The library keeps its lib<name>.so file name: Falco's config and the site dir's name both use it.
+    _write_tar_gz(plugin_archive, [(library, library.name), *_members(site, site.name)])
+    artifacts = [Artifact(facts.name, "plugin", facts.name, facts.version, plugin_archive)]
+    rules = rules_files(project)
+    if rules:
+        rules_archive = out_dir / f"{facts.name}{RULES_SUFFIX}-{facts.version}.tar.gz"
+        _write_tar_gz(rules_archive, [(r, r.name) for r in rules])
+        artifacts.append(Artifact(facts.name + RULES_SUFFIX, "rulesfile", facts.name, facts.version, rules_archive))
+    return artifacts
+
+
+# -- the index ------------------------------------------------------------------------
+
+
+def _absolute(url: str, home_url: str | None) -> str:
+    if "://" in url or not home_url:
+        return url
+    return f"{home_url.rstrip('/')}/{url.strip('/')}"
+
+
+def index_entries(
+    artifacts: Iterable[Artifact],
+    registry_entries: dict[str, dict[str, Any]],
+    *,
+    oci_registry: str,
+    oci_repository: str,
+    home_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """falcoctl index entries for ``artifacts``, described by their plugins' registry entries."""
+    out = []
+    for a in artifacts:
+        entry = registry_entries.get(a.plugin, {})
+        home = _absolute(str(entry.get("url", "")), home_url)
+        keywords = [str(k) for k in entry.get("keywords") or []]
+        if a.name not in keywords:
+            keywords.append(a.name)
+        if a.kind == "plugin":
+            repository, sources = f"{oci_repository}/plugin/{a.plugin}", [home]
+        else:
+            rules_url = entry.get("rules_url") or (f"{entry['url'].rstrip('/')}/rules" if entry.get("url") else "")
+            repository, sources = f"{oci_repository}/ruleset/{a.plugin}", [_absolute(str(rules_url), home_url)]
+        out.append(
+            {
+                "name": a.name,
+                "type": a.kind,
+                "registry": oci_registry,
+                "repository": repository,
+                "description": str(entry.get("description", "")).strip(),
+                "home": home,
+                "keywords": keywords,
+                "license": str(entry.get("license", "")),
+                "maintainers": [{k: m[k] for k in ("email", "name") if k in m} for m in entry.get("maintainers") or []],
+                "sources": sources,
+            }
+        )
+    return sorted(out, key=lambda e: str(e["name"]))
+
+
+def write_index(path: Path, entries: list[dict[str, Any]]) -> None:
+    path.write_text(yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=100_000), encoding="utf-8")
+
+
+# -- command line (falco-plugin package) -----------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument(
+        "projects", nargs="*", type=Path, help="plugin projects (default: every plugins/* of this checkout)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("dist"), help="output directory (default: dist)")
+    parser.add_argument("--build", action="store_true", help="build each plugin into a temporary directory first")
+    parser.add_argument(
+        "--registry", type=Path, help="registry file with the plugins' metadata (default: registry/plugins.yaml)"
+    )
+    parser.add_argument("--oci-registry", default="ghcr.io", help="OCI registry the index points at (default: ghcr.io)")
+    parser.add_argument(
+        "--oci-repository",
+        default="falco-plugins",
+        help="prefix of the repositories: <prefix>/plugin/<name>, <prefix>/ruleset/<name> (default: %(default)s)",
+    )
+    parser.add_argument("--home-url", help="URL that repository-relative registry urls are resolved against")
+    parser.add_argument("--arch", help=f"architecture in archive names (default: {platform.machine()})")
+
+
+def main(args: argparse.Namespace) -> int:
+    registry_path = args.registry or find_registry(Path.cwd())
+    try:
+        data = load_file(registry_path) if registry_path else {}
+    except RegistryError as exc:
+        print(f"falco-plugin package: {exc}", file=sys.stderr)
+        return 1
+    projects = args.projects or (
+        sorted(p.parent for p in registry_path.parent.parent.glob("plugins/*/pyproject.toml")) if registry_path else []
+    )
+    if not projects:
+        print("falco-plugin package: no plugin projects given or found", file=sys.stderr)
+        return 1
+    entries = {str(e.get("name")): e for e in plugin_entries(data)}
+    artifacts: list[Artifact] = []
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="falco-plugin-package-") as tmp:
+        for project in projects:
+            try:
+                if args.build:
+                    from .build import BuildError, build_plugin
+
+                    try:
+                        library = build_plugin(project, Path(tmp) / project.name).library
+                    except (BuildError, TypeError) as exc:
+                        raise LibraryError(f"cannot build {project}: {exc}") from None
+                else:
+                    library = find_library(project)
+                facts = read_library(library)
+                made = package_plugin(project, library, facts, args.out, arch=args.arch)
+            except LibraryError as exc:
+                print(f"falco-plugin package: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            for a in made:
+                print(f"{a.kind:9} {a.name} {a.version}: {a.path}")
+            artifacts += made
+    index = args.out / "index.yaml"
+    write_index(
+        index,
+        index_entries(
+            artifacts,
+            entries,
+            oci_registry=args.oci_registry,
+            oci_repository=args.oci_repository,
+            home_url=args.home_url,
+        ),
+    )
+    print(f"index     {index} ({len(artifacts)} artifacts)")
+    return 1 if failed else 0
