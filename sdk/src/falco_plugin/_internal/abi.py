@@ -9,6 +9,19 @@ from pathlib import Path
 HERE = Path(__file__).parent
 HEADER = HERE / "plugin_abi.h"
 
+# What every plugin exports, whatever its capabilities (without "plugin_"),
+# in the order libsinsp checks them.
+REQUIRED_SYMBOLS = (
+    "get_required_api_version",
+    "get_version",
+    "get_name",
+    "get_description",
+    "get_contact",
+    "init",
+    "destroy",
+    "get_last_error",
+)
+
 # Every plugin_* entry point, as the host resolves them (name -> C prototype).
 # fmt: off
 ENTRY_POINTS: dict[str, str] = {

@@ -13,6 +13,7 @@ from ..config import Config, config_type_of
 from ..extract import TYPE_CODES, ExtractPlugin, FieldSpec, fields_of
 from ..plugin import Plugin
 from ..source import SourceInstance, SourcePlugin
+from .abi import REQUIRED_SYMBOLS
 
 NAME_RE = re.compile(r"^[a-z]+[a-z0-9-_]*$")
 SOURCE_RE = re.compile(r"^[a-z]+[a-z0-9_]*$")
@@ -69,16 +70,7 @@ class PluginSpec:
 
     def symbols(self) -> list[str]:
         """The exact set of ``plugin_*`` symbols the library must export."""
-        syms = [
-            "get_required_api_version",
-            "get_version",
-            "get_name",
-            "get_description",
-            "get_contact",
-            "init",
-            "destroy",
-            "get_last_error",
-        ]
+        syms = list(REQUIRED_SYMBOLS)
         if self.init_schema is not None:
             syms.append("get_init_schema")
         if self.has_set_config:

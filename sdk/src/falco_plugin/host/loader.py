@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._internal.abi import ENTRY_POINTS
+from .._internal.abi import ENTRY_POINTS, REQUIRED_SYMBOLS
 from ._ffi import ffi, scan_version, text_of
 from .errors import FieldExpressionError, HostError, LoadError
 from .fields import FieldInfo, FieldRequest, NotAJsonString, as_json_string, parse_field_expression, parse_fields_json
@@ -27,18 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["HOST_API_VERSION", "CAPABILITIES", "PluginInfo", "PluginLibrary", "check_api_version"]
 
 HOST_API_VERSION = (3, 12, 0)
-
-# In libsinsp's checking order, without the "plugin_" prefix.
-REQUIRED_SYMBOLS = (
-    "get_required_api_version",
-    "get_version",
-    "get_name",
-    "get_description",
-    "get_contact",
-    "init",
-    "destroy",
-    "get_last_error",
-)
 
 # Capability name -> how Falco's --list-plugins titles it.
 CAPABILITIES = {
