@@ -98,14 +98,17 @@ def test_a_dependency_missing_from_the_environment_is_refused(tmp_path: Path) ->
         build_plugin(tmp_path, tmp_path / "out")
 
 
-def test_a_built_site_dir_holds_the_plugin_and_the_sdk_runtime(tmp_path: Path) -> None:
+def test_a_built_site_dir_holds_the_plugin_and_the_sdk_runtime_precompiled(tmp_path: Path) -> None:
     project(tmp_path, "fxt_build_ok")
     result = build_plugin(tmp_path, tmp_path / "out")
     assert result.library == tmp_path / "out" / "libfxt_build_ok.so"
     assert result.site_dir == tmp_path / "out" / "libfxt_build_ok.site"
     for module in ("fxt_build_ok/plugin.py", "falco_plugin/_internal/runtime.py", "cffi/__init__.py"):
         assert (result.site_dir / module).is_file(), module
-    assert not list(result.site_dir.rglob("__pycache__"))
+    # Shipped bytecode, hash-checked (flags 0b11) so a copy with other mtimes still uses it.
+    pycs = list(result.site_dir.rglob("__pycache__/plugin.*.pyc"))
+    assert pycs
+    assert all(int.from_bytes(p.read_bytes()[4:8], "little") == 0b11 for p in pycs)
     assert (
         textwrap.dedent(GOOD_CLASS.format(name="fxt_build_ok"))
         == (result.site_dir / "fxt_build_ok" / "plugin.py").read_text()
