@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from dummy_chost import Run, parse
 from falco_plugin.build import BuildResult
+from falco_plugin.host import PluginHandle, PluginLibrary
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -16,6 +17,13 @@ PROJECT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def dummy(build_plugin_project: Callable[[Path], BuildResult]) -> BuildResult:
     return build_plugin_project(PROJECT)
+
+
+@pytest.fixture
+def dummy_plugin(dummy: BuildResult) -> Iterator[PluginHandle]:
+    """dummy_py initialised in the SDK's Python host, without jitter."""
+    with PluginLibrary.load(dummy.library) as lib, lib.init('{"jitter": 0}') as plugin:
+        yield plugin
 
 
 @pytest.fixture(scope="session")
