@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from dummy_py.plugin import DummyPlugin
 from falco_plugin.build import BuildResult
 from falco_plugin.host import ExtractionError, PluginHandle, PluginLibrary
 
 
-def test_info_matches_the_registry_identity(dummy_plugin: PluginHandle) -> None:
+def test_info_matches_the_plugin_class(dummy_plugin: PluginHandle) -> None:
     info = dummy_plugin.info
-    assert (info.name, info.id, info.event_source) == ("dummy_py", 29, "dummy_py")
+    assert (info.name, info.id, info.event_source) == (DummyPlugin.name, DummyPlugin.id, DummyPlugin.event_source)
     assert info.capabilities == frozenset({"sourcing", "extraction"})
     assert [f.name for f in info.fields] == ["dummy.value", "dummy.strvalue", "dummy.divisible"]
 
@@ -49,7 +51,9 @@ def test_open_params_suggestion_opens_a_stream(dummy_plugin: PluginHandle) -> No
 def test_divisible_by_zero_fails_only_that_extraction(dummy_plugin: PluginHandle) -> None:
     with dummy_plugin.open('{"maxEvents": 1}') as capture:
         (event,) = list(capture.events())
-    with pytest.raises(ExtractionError, match=r"extracting dummy\.divisible\[0\]: the divisor must be a positive"):
+    with pytest.raises(
+        ExtractionError, match=re.escape("extracting dummy.divisible[0]: the divisor must be a positive")
+    ):
         dummy_plugin.extract(event, "dummy.divisible[0]")
     assert dummy_plugin.extract(event, "dummy.divisible[1]") == 1
 
