@@ -3,6 +3,7 @@ the host's ``log_fn`` (Falco's log) with the plugin name and a matching severity
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from harness import Built, RunChost
@@ -35,3 +36,28 @@ def test_the_c_host_receives_plugin_logs(built: Built, run_chost: RunChost) -> N
     out = run_chost(built("full").library, "-n", "1", env={"CHOST_LOG": "1"})
     assert out.returncode == 0
     assert out.stderr == "log[6] fxt_full: ready: prefix=full\n"
+
+
+def test_a_plugin_thread_logging_after_destroy_never_reaches_the_host(loaded: Callable[[str], Library]) -> None:
+    # The host may free the log owner right after destroy: calling log_fn then would be a use-after-free.
+    lib = loaded("threaded")
+    st = lib.init('{"log_after_destroy": true}')
+    assert st.rc == SUCCESS
+    before = len(lib.logs)
+    st.destroy()
+    time.sleep(0.3)  # the plugin's timer fires 50 ms after destroy
+    assert lib.logs[before:] == []
+
+
+def test_a_failed_init_is_not_followed_by_the_plugins_destroy(loaded: Callable[[str], Library]) -> None:
+    lib = loaded("faulty")
+    ok = lib.init('{"fail": []}')
+    before = len(lib.logs)
+    ok.destroy()
+    assert (INFO, "fxt_faulty", "destroy ran") in lib.logs[before:]  # control: a live plugin's destroy runs
+
+    before = len(lib.logs)
+    failed = lib.init('{"fail": ["init"]}')
+    assert failed.rc != SUCCESS
+    failed.destroy()
+    assert all(msg != "destroy ran" for _, _, msg in lib.logs[before:])

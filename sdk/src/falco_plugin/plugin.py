@@ -53,4 +53,8 @@ class Plugin:
         """
 
     def destroy(self) -> None:
-        """Called once when the host unloads the plugin."""
+        """Called once when the host unloads the plugin, if :meth:`init` succeeded.
+
+        Stop every thread the plugin started: after it returns, ``self.log``
+        no longer reaches the host.
+        """

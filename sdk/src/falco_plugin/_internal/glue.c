@@ -389,6 +389,18 @@ FP_EXPORT ss_plugin_t *plugin_init(const ss_plugin_init_input *input, ss_plugin_
             }
         }
     }
+    if (*rc != SS_PLUGIN_SUCCESS && st->py) {
+        /* A failed init leaves nothing to use: only get_last_error and destroy
+         * may follow, and destroy must not run the plugin's own destroy. */
+        PyObject *r = PyObject_CallMethod(st->py, "destroy", NULL);
+        if (!r) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(r);
+        Py_CLEAR(st->event);
+        Py_CLEAR(st->fields);
+        Py_CLEAR(st->py);
+    }
     PyGILState_Release(g);
     return st;
 }

@@ -58,8 +58,11 @@ class HostLogHandler(logging.Handler):
         self._log_fn = log_fn
         self._owner = owner
         self._component = component.encode()
+        self.live = True
 
     def emit(self, record: logging.LogRecord) -> None:
+        if not self.live:  # the owner may be gone: a late thread must not call into a dead host
+            return
         try:
             msg = self.format(record).encode("utf-8", "replace").replace(b"\0", b" ")
             self._log_fn(self._owner, self._component, msg, _severity(record.levelno))
@@ -165,10 +168,12 @@ class State:
         self.plugin = plugin
         self.fields = tuple(getattr(plugin, f.method) for f in spec.fields)
         self._raw_config = raw
+        self._started = False
 
     def start(self) -> None:
         """Run the plugin's own ``init`` (separate so its failures can be logged)."""
         self.plugin.init(self._config(self._raw_config, "init config"))
+        self._started = True
 
     def _config(self, raw: str, what: str) -> Any:
         ctype = self.binding.spec.config_type
@@ -182,10 +187,18 @@ class State:
     # -- lifetime -------------------------------------------------------------
 
     def destroy(self) -> None:
+        """End the state: the plugin's ``destroy`` if its ``init`` succeeded, then
+        cut every path from Python back to this owner (its log)."""
         try:
-            self.plugin.destroy()
+            if self._started:
+                self.plugin.destroy()
+        except BaseException as exc:
+            self.binding.describe_error("destroy", exc, self)  # logged while the log still works
+            raise
         finally:
             PROCESS_LOG.removeHandler(self._host_log)
+            if isinstance(self._host_log, HostLogHandler):
+                self._host_log.live = False
 
     def set_config(self, raw: str) -> None:
         """Apply a new configuration at run time (``plugin_set_config``)."""

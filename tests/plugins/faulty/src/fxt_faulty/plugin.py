@@ -87,6 +87,7 @@ class FaultyPlugin(SourcePlugin, ExtractPlugin):
         self.check("init")
 
     def destroy(self) -> None:
+        self.log.info("destroy ran")
         self.check("destroy")
 
     def set_config(self, config: FaultyConfig) -> None:

@@ -4,7 +4,8 @@ The threads never stop on their own (``close``/``destroy`` do not join them),
 so the host unloads the library and exits while Python code is still running
 on another thread. ``busy`` makes them spin on the GIL instead of sleeping.
 ``crash`` also runs, during init, a thread that dies of an exception;
-``warn`` issues a Python warning during init.
+``warn`` issues a Python warning during init; ``log_after_destroy`` leaves a
+thread that logs through ``self.log`` once ``destroy`` has returned.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class ThreadedConfig(Config):
     busy: bool = setting("Spin instead of sleeping", default=False)
     crash: bool = setting("Run a thread that raises during init", default=False)
     warn: bool = setting("Issue a warning during init", default=False)
+    log_after_destroy: bool = setting("Leave a thread that logs once destroy has returned", default=False)
 
 
 def _crash() -> None:
@@ -72,6 +74,11 @@ class ThreadedPlugin(SourcePlugin):
             doomed.join()
         if config.warn:
             warnings.warn("this option is deprecated", UserWarning, stacklevel=1)
+
+    def destroy(self) -> None:
+        if self.config.log_after_destroy:
+            late = threading.Timer(0.05, self.log.warning, args=("late message from a plugin thread",))
+            late.start()
 
     def open(self, params: str) -> ThreadedInstance:
         self._start("open")
