@@ -195,10 +195,33 @@ def test_an_open_failure_reports_the_plugin_error_verbatim(ctest_handle: PluginH
 
 
 def test_a_plugin_without_sourcing_cannot_be_opened(c_plugin: CPlugin) -> None:
-    with PluginLibrary.load(c_plugin("-DOMIT_OPEN", "-DOMIT_CLOSE", "-DOMIT_NEXT_BATCH")) as lib, lib.init() as handle:
+    extractor = c_plugin("-DOMIT_OPEN", "-DOMIT_CLOSE", "-DOMIT_NEXT_BATCH", EVENT_SCHEMA="4.0.0")
+    with PluginLibrary.load(extractor) as lib, lib.init() as handle:
         with pytest.raises(HostError) as info:
             handle.open()
     assert str(info.value) == "plugin ctest has not event sourcing capabilities and cannot be used as input."
+
+
+# -- libsinsp's event schema check ----------------------------------------------------------------
+
+EXTRACT_ONLY = ("-DOMIT_OPEN", "-DOMIT_CLOSE", "-DOMIT_NEXT_BATCH", "-DOMIT_GET_ID", "-DOMIT_GET_EVENT_SOURCE")
+
+
+def test_an_extractor_that_may_see_syscall_events_needs_an_event_schema(c_plugin: CPlugin) -> None:
+    with PluginLibrary.load(c_plugin(*EXTRACT_ONLY)) as lib, pytest.raises(HostError) as info:
+        lib.init()
+    assert "required event schema version '3.0.0' not compatible" in str(info.value)
+
+
+@pytest.mark.parametrize("schema", ["4.0.0", "4.7.2"])
+def test_an_extractor_declaring_a_4x_event_schema_is_accepted(c_plugin: CPlugin, schema: str) -> None:
+    with PluginLibrary.load(c_plugin(*EXTRACT_ONLY, EVENT_SCHEMA=schema)) as lib, lib.init() as handle:
+        assert handle.info.capabilities == frozenset({"extraction"})
+
+
+def test_an_extractor_of_plugin_sources_only_needs_no_event_schema(c_plugin: CPlugin) -> None:
+    with PluginLibrary.load(c_plugin(*EXTRACT_ONLY, EXTRACT_SOURCES='["dummy_py"]')) as lib, lib.init():
+        pass
 
 
 # -- libscap's checks on produced events ---------------------------------------------------------

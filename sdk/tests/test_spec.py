@@ -286,3 +286,35 @@ def test_symbols_of_a_minimal_extract_plugin() -> None:
 def test_an_explicit_required_api_version_below_what_the_sdk_always_uses_is_rejected() -> None:
     with pytest.raises(SpecError, match=r"3\.4\.0"):
         resolve(make(Src, required_api_version="3.0.0"))
+
+
+# -- event schema version ----------------------------------------------------------------------
+
+
+def test_fields_that_may_see_syscall_events_declare_an_event_schema_current_hosts_accept() -> None:
+    # An extract-only plugin applies to every source by default, syscall included.
+    spec = resolve(Ext)
+    assert spec.event_schema_version == "4.0.0"
+    assert "plugin_get_required_event_schema_version" in spec.symbols()
+
+
+def test_fields_limited_to_plugin_sources_declare_no_event_schema() -> None:
+    for cls in (make(Ext, extract_event_sources=("src",)), Src):
+        spec = resolve(cls)
+        assert spec.event_schema_version is None
+        assert "plugin_get_required_event_schema_version" not in spec.symbols()
+
+
+def test_fields_listing_the_syscall_source_declare_an_event_schema() -> None:
+    assert resolve(make(Ext, extract_event_sources=("syscall", "src"))).event_schema_version == "4.0.0"
+
+
+def test_an_explicit_event_schema_version_wins() -> None:
+    spec = resolve(make(Src, required_event_schema_version="4.1.0"))
+    assert spec.event_schema_version == "4.1.0"
+    assert "plugin_get_required_event_schema_version" in spec.symbols()
+
+
+def test_an_invalid_event_schema_version_is_rejected() -> None:
+    with pytest.raises(SpecError, match=r"required_event_schema_version must be x\.y\.z"):
+        resolve(make(Ext, required_event_schema_version="4"))

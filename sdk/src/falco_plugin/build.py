@@ -132,6 +132,8 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
     ]
     if spec.init_schema is not None:
         d.append(f"#define FP_INIT_SCHEMA {_c_string(spec.init_schema)}")
+    if spec.event_schema_version is not None:
+        d.append(f"#define FP_EVENT_SCHEMA_VERSION {_c_string(spec.event_schema_version)}")
     if spec.extract_event_sources is not None:
         d.append(f"#define FP_EXTRACT_SOURCES_JSON {_c_string(json.dumps(spec.extract_event_sources))}")
     if spec.extract_event_types:

@@ -41,6 +41,12 @@ class Plugin:
     required_api_version: ClassVar[str | None] = None
     """Plugin API version the plugin needs; by default the lowest that has every
     capability the class implements."""
+    required_event_schema_version: ClassVar[str | None] = None
+    """Version of the host's event schema (syscall event layouts) the plugin
+    relies on. Hosts reject a plugin that may see syscall events without one,
+    so the SDK declares ``"4.0.0"`` (any current host) for plugins whose
+    fields apply to the ``syscall`` source; set it when you read event
+    parameters whose layout changed in a later schema."""
 
     log: logging.Logger
     """A standard logger whose records go to the host's log (Falco's log)."""

@@ -8,6 +8,7 @@
  *   -DFIELDS_JSON='"[...]"'  get_fields result (-DFIELDS_NULL: return NULL)
  *   -DPLUGIN_ID=0 -DEVENT_SOURCE='"x"'   sourcing identity (default 999 / "ctest")
  *   -DEXTRACT_SOURCES='"[\"x\"]"'        export get_extract_event_sources
+ *   -DEVENT_SCHEMA='"4.0.0"'               export get_required_event_schema_version
  *   -DWITH_ASYNC_HANDLER / -DWITH_CAPTURE_OPEN   half of a capability pair
  *   -DNO_SCHEMA              no init schema
  *
@@ -263,6 +264,13 @@ const char *plugin_event_to_string(ss_plugin_t *s, const ss_plugin_event_input *
 
 #ifdef EXTRACT_SOURCES
 const char *plugin_get_extract_event_sources(void) { return EXTRACT_SOURCES; }
+#endif
+
+#ifdef EVENT_SCHEMA
+const char *plugin_get_required_event_schema_version(ss_plugin_t *s) {
+    (void)s;
+    return EVENT_SCHEMA;
+}
 #endif
 
 #ifndef OMIT_GET_FIELDS

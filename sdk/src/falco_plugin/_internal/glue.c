@@ -350,6 +350,13 @@ FP_EXPORT const char *plugin_get_init_schema(ss_plugin_schema_type *schema_type)
 }
 #endif
 
+#ifdef FP_EVENT_SCHEMA_VERSION
+FP_EXPORT const char *plugin_get_required_event_schema_version(ss_plugin_t *s) {
+    (void)s;
+    return FP_EVENT_SCHEMA_VERSION;
+}
+#endif
+
 FP_EXPORT const char *plugin_get_last_error(ss_plugin_t *s) {
     fp_state *st = (fp_state *)s;
     return st && st->err ? st->err : "";

@@ -31,6 +31,12 @@ MIN_MINOR = {
 }
 
 
+# Hosts since libs 0.22 check this for plugins that may see syscall events and
+# assume 3.0.0 when it is missing, which their 4.x schema rejects. 4.0.0 is
+# met by every 4.x host.
+DEFAULT_EVENT_SCHEMA = "4.0.0"
+
+
 def _overrides(cls: type, base: type, name: str) -> bool:
     return getattr(cls, name, None) is not getattr(base, name, None)
 
@@ -59,6 +65,7 @@ class PluginSpec:
     extract_event_types: list[int] | None = None
     # optional
     has_set_config: bool = False
+    event_schema_version: str | None = None
 
     @property
     def fields_json(self) -> str:
@@ -89,7 +96,18 @@ class PluginSpec:
                 syms.append("get_extract_event_sources")
             if self.extract_event_types is not None:
                 syms.append("get_extract_event_types")
+        if self.event_schema_version is not None:
+            syms.append("get_required_event_schema_version")
         return ["plugin_" + s for s in syms]
+
+    @property
+    def sees_syscall_events(self) -> bool:
+        """Whether the host may hand the plugin's fields syscall events."""
+        if "extraction" not in self.capabilities:
+            return False
+        if self.extract_event_sources is None:
+            return "sourcing" not in self.capabilities  # a source plugin's fields default to its own source
+        return "syscall" in self.extract_event_sources
 
 
 class SpecError(TypeError):
@@ -165,6 +183,10 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
             spec.extract_event_sources = list(cls.extract_event_sources)
         if cls.extract_event_types is not None:
             spec.extract_event_types = [int(t) for t in cls.extract_event_types]
+    explicit_schema = cls.required_event_schema_version
+    if explicit_schema is not None and not VERSION_RE.match(explicit_schema):
+        raise SpecError(f"{where}.required_event_schema_version must be x.y.z, got {explicit_schema!r}")
+    spec.event_schema_version = explicit_schema or (DEFAULT_EVENT_SCHEMA if spec.sees_syscall_events else None)
     floor = _default_api_version(spec, optional=False)
     spec.required_api_version = cls.required_api_version or _default_api_version(spec)
     if not VERSION_RE.match(spec.required_api_version):

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._ffi import Rc, ffi, text_of
+from ._ffi import Rc, ffi, scan_version, text_of
 from .errors import ExtractionError, HostError
 from .events import PLUGINEVENT_E, HostEvent
 from .fields import EPF_IS_LIST, FieldRequest
@@ -69,6 +69,10 @@ _log_fn = ffi.callback(
 _owner_last_error = ffi.callback("const char *(ss_plugin_owner_t *)", _no_owner_error, onerror=_ignore_callback_error)
 
 
+HOST_EVENT_SCHEMA_MAJOR = 4
+"""Major version of the event schema of the libsinsp this host emulates (libs 0.25)."""
+
+
 class PluginHandle:
     """An initialised plugin (``plugin_init`` succeeded); use as a context manager or call :meth:`destroy`."""
 
@@ -95,11 +99,40 @@ class PluginHandle:
             error = self.last_error if self._state != ffi.NULL else NO_STATE_ERROR
             self.destroy()
             raise HostError(f"could not initialize plugin: {error}")
+        problem = self._event_schema_problem()
+        if problem:
+            self.destroy()
+            raise HostError(problem)
         self.extract_event_types = self._event_codes("get_extract_event_types", info.extract_event_sources)
         """Event types :meth:`extract` serves; ``None`` means all of them."""
         self.parse_event_types = self._event_codes("get_parse_event_types", info.parse_event_sources)
 
     # -- plumbing --------------------------------------------------------------
+
+    def _event_schema_problem(self) -> str | None:
+        """libsinsp (libs >= 0.22) refuses a plugin whose fields or parser may see
+        syscall events unless it needs an event schema of the host's major
+        version (4); a plugin that does not say is taken to need 3.0.0. Only the
+        major is checked: the exact minor of the host's schema is not modelled."""
+        info = self.info
+        may_see_syscall = any(
+            cap in info.capabilities and (not sources or "syscall" in sources)
+            for cap, sources in (("extraction", info.extract_event_sources), ("parsing", info.parse_event_sources))
+        )
+        if not may_see_syscall:
+            return None
+        fn = self.library.symbol("get_required_event_schema_version")
+        raw = fn(self._state) if fn is not None else ffi.NULL
+        wanted = "3.0.0" if raw == ffi.NULL else text_of(raw)
+        parsed = scan_version(wanted)
+        if parsed is None:
+            return f"plugin {info.name}: invalid required event schema version '{wanted}'"
+        if parsed[0] != HOST_EVENT_SCHEMA_MAJOR:
+            return (
+                f"plugin {info.name}: required event schema version '{wanted}' not compatible with the "
+                f"framework's event schema {HOST_EVENT_SCHEMA_MAJOR}.x: major versions disagree"
+            )
+        return None
 
     @property
     def info(self) -> PluginInfo:
