@@ -63,15 +63,19 @@ def test_two_states_of_one_plugin_keep_their_own_config(loaded: Callable[[str], 
     assert (a.values(ev_a, "full.prefix"), b.values(ev_b, "full.prefix")) == ([["aaa"]], [["bbb"]])
 
 
-def test_a_c_host_loads_two_python_plugins_runs_both_and_exits_cleanly(built: Built, multihost: Path) -> None:
-    out = subprocess.run(
+def run_multihost(
+    multihost: Path, built: Built, dummy_params: str, full_params: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """dummy (extracting dummy.strvalue) and full (full.payload) in one C process, empty environment."""
+    return subprocess.run(
         [
             str(multihost),
+            *options,
             str(built("dummy").library),
-            '{"start": 0, "maxEvents": 200}',
+            dummy_params,
             "dummy.strvalue",
             str(built("full").library),
-            '{"count": 9, "start": 1}',
+            full_params,
             "full.payload",
         ],
         capture_output=True,
@@ -79,6 +83,10 @@ def test_a_c_host_loads_two_python_plugins_runs_both_and_exits_cleanly(built: Bu
         env={},
         timeout=60,
     )
+
+
+def test_a_c_host_loads_two_python_plugins_runs_both_and_exits_cleanly(built: Built, multihost: Path) -> None:
+    out = run_multihost(multihost, built, '{"start": 0, "maxEvents": 200}', '{"count": 9, "start": 1}')
     assert (out.returncode, out.stderr) == (0, "")
     lines = out.stdout.splitlines()
     assert lines[-1] == "done dummy_py=200 fxt_full=9"
@@ -92,22 +100,7 @@ def test_a_c_host_loads_two_python_plugins_runs_both_and_exits_cleanly(built: Bu
 
 
 def test_two_python_plugins_read_concurrently_on_two_c_host_threads(built: Built, multihost: Path) -> None:
-    out = subprocess.run(
-        [
-            str(multihost),
-            "--threads",
-            str(built("dummy").library),
-            '{"start": 0, "maxEvents": 3000}',
-            "dummy.strvalue",
-            str(built("full").library),
-            '{"count": 2000}',
-            "full.payload",
-        ],
-        capture_output=True,
-        text=True,
-        env={},
-        timeout=60,
-    )
+    out = run_multihost(multihost, built, '{"start": 0, "maxEvents": 3000}', '{"count": 2000}', "--threads")
     assert (out.returncode, out.stderr) == (0, "")
     lines = out.stdout.splitlines()
     assert lines[-1] == "done dummy_py=3000 fxt_full=2000"
