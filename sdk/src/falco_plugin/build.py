@@ -292,7 +292,8 @@ def _write_site_dir(site_dir: Path, root_dist: str, project: Path, deps: list[st
         roots = [root_dist]
     else:
         _copy_sources(project / "src" if (project / "src").is_dir() else project, staging)
-        roots = [Requirement(d).name for d in deps if Requirement(d).marker is None or Requirement(d).marker.evaluate()]  # type: ignore[union-attr]
+        reqs = [Requirement(d) for d in deps]
+        roots = [r.name for r in reqs if r.marker is None or r.marker.evaluate()]
     for dist in _closure(roots):
         editable = _editable_roots(dist)
         if editable:

@@ -19,7 +19,6 @@ import sys
 import traceback
 from typing import Any
 
-from ..config import Config
 from ..errors import ConfigError, EndOfStream, PluginError, Timeout
 from ..event import Event
 from ..extract import Located
@@ -30,7 +29,6 @@ from . import spec as _spec
 # Referenced by the C glue (fetched once at load).
 END_OF_STREAM = EndOfStream
 TIMEOUT = Timeout
-PLUGIN_ERROR = PluginError
 LOCATED = Located
 
 _SEVERITY = {
@@ -52,9 +50,8 @@ def _severity(levelno: int) -> int:
 class HostLogHandler(logging.Handler):
     """Sends log records to the host's ``log_fn`` (Falco's logger)."""
 
-    def __init__(self, ffi: Any, log_fn: Any, owner: Any, component: str) -> None:
+    def __init__(self, log_fn: Any, owner: Any, component: str) -> None:
         super().__init__(logging.NOTSET)
-        self._ffi = ffi
         self._log_fn = log_fn
         self._owner = owner
         self._component = component.encode()
@@ -154,7 +151,7 @@ class State:
         self.log.propagate = False
         self._host_log: logging.Handler = logging.NullHandler()
         if inp != ffi.NULL and inp.log_fn != ffi.NULL:
-            self._host_log = HostLogHandler(ffi, inp.log_fn, inp.owner, spec.name)
+            self._host_log = HostLogHandler(inp.log_fn, inp.owner, spec.name)
             PROCESS_LOG.addHandler(self._host_log)
         self.log.addHandler(self._host_log)
         raw = ffi.string(inp.config).decode("utf-8") if inp != ffi.NULL and inp.config != ffi.NULL else ""
@@ -242,4 +239,4 @@ class State:
         return str(plugin.event_to_string(event))
 
 
-__all__ = ["Binding", "State", "describe", "Config"]
+__all__ = ["Binding", "State", "describe"]

@@ -7,7 +7,6 @@ import json
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..config import Config, config_type_of
 from ..extract import TYPE_CODES, ExtractPlugin, FieldSpec, fields_of
@@ -210,7 +209,3 @@ def _default_api_version(spec: PluginSpec, optional: bool = True) -> str:
         used.append("value_offsets")
     minor = max(MIN_MINOR[u] for u in used)
     return f"3.{minor}.0"
-
-
-def as_json(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
