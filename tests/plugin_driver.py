@@ -201,6 +201,12 @@ class PluginState:
             return int(rc[0]), None
         return SUCCESS, Instance(self, handle)
 
+    def opened(self, params: str = "") -> Instance:
+        """Open an instance that must succeed (the failure message is the plugin's)."""
+        rc, inst = self.open(params)
+        assert inst is not None, f"open failed ({rc}): {self.last_error}"
+        return inst
+
     def event_to_string(self, event: Event) -> tuple[Any, str]:
         """The raw ``const char *`` and its text."""
         ptr = self.lib.plugin_event_to_string(self.state, event.input)

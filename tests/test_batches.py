@@ -15,7 +15,6 @@ from plugin_driver import (
     PLUGIN_EVENT,
     SUCCESS,
     Event,
-    Instance,
     Library,
     PluginState,
     event_header,
@@ -34,14 +33,8 @@ def source_only(loaded: Callable[[str], Library]) -> PluginState:
     return st
 
 
-def opened(st: PluginState, params: str = "") -> Instance:
-    _rc, inst = st.open(params)
-    assert inst is not None, st.last_error
-    return inst
-
-
 def test_a_batch_holds_several_events_and_the_stream_ends_with_eof(source_only: PluginState) -> None:
-    inst = opened(source_only, "7")
+    inst = source_only.opened("7")
     sizes = []
     while True:
         rc, events = inst.next_batch()
@@ -54,7 +47,7 @@ def test_a_batch_holds_several_events_and_the_stream_ends_with_eof(source_only: 
 
 
 def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only: PluginState) -> None:
-    inst = opened(source_only, "4")
+    inst = source_only.opened("4")
     _rc, events = inst.next_batch()
     raw = [e.bytes() for e in events]
     for n, data in enumerate(raw, start=1):
@@ -67,12 +60,12 @@ def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only
 
 def test_bytes_bytearray_and_memoryview_payloads_are_all_accepted(source_only: PluginState) -> None:
     # The fixture alternates bytes, bytearray, memoryview and (bytes, ts).
-    events = opened(source_only, "4").batches()
+    events = source_only.opened("4").batches()
     assert [payload_of(e.bytes()) for e in events] == [f"source-only event {n}".encode() for n in range(1, 5)]
 
 
 def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: PluginState) -> None:
-    events = opened(source_only, "8").batches()
+    events = source_only.opened("8").batches()
     stamps = [event_header(e.bytes())[0] for e in events]
     # events 4 and 8 came as (payload, ts); the others get "no value" (the host stamps them)
     assert stamps == [NO_VALUE, NO_VALUE, NO_VALUE, TS_BASE + 4, NO_VALUE, NO_VALUE, NO_VALUE, TS_BASE + 8]
@@ -81,7 +74,7 @@ def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: PluginStat
 def test_large_batches_and_large_payloads(loaded: Callable[[str], Library]) -> None:
     st = loaded("full").init('{"batch": 1000, "prefix": "' + "p" * 70_000 + '"}')
     assert st.rc == SUCCESS, st.last_error
-    rc, events = opened(st, '{"count": 1500}').next_batch()
+    rc, events = st.opened('{"count": 1500}').next_batch()
     assert (rc, len(events)) == (SUCCESS, 1000)
     counters = [st.values(e, "full.counter")[0][0] for e in events]
     assert counters == list(range(1000))
@@ -90,7 +83,7 @@ def test_large_batches_and_large_payloads(loaded: Callable[[str], Library]) -> N
 
 def test_progress_is_reported_in_hundredths_of_a_percent_with_a_text(loaded: Callable[[str], Library]) -> None:
     st = loaded("full").init('{"batch": 2}')
-    inst = opened(st, '{"count": 8}')
+    inst = st.opened('{"count": 8}')
     assert inst.progress() == (0, "0/8")
     inst.next_batch()
     assert inst.progress() == (2500, "2/8")
@@ -100,7 +93,7 @@ def test_progress_is_reported_in_hundredths_of_a_percent_with_a_text(loaded: Cal
 
 def test_a_float_progress_gets_a_default_text(loaded: Callable[[str], Library]) -> None:
     st = loaded("dummy").init('{"jitter": 0}')
-    inst = opened(st, '{"maxEvents": 256}')
+    inst = st.opened('{"maxEvents": 256}')
     inst.next_batch()  # dummy batches hold 128 events
     assert inst.progress() == (5000, "50.00")
 
@@ -114,6 +107,6 @@ def test_event_to_string_renders_an_event(loaded: Callable[[str], Library]) -> N
 def test_closing_an_instance_reaches_the_plugin(loaded: Callable[[str], Library]) -> None:
     st = loaded("full").init("")
     probe = Event.from_bytes(plugin_event(b"full 0 t0"), num=1)
-    opened(st).close()
-    opened(st).close()
+    st.opened().close()
+    st.opened().close()
     assert st.values(probe, "full.closed") == [[2]]

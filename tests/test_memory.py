@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from plugin_driver import SUCCESS, Event, Instance, Library, PluginState, ffi, plugin_event
+from plugin_driver import SUCCESS, Event, Library, PluginState, ffi, plugin_event
 
 
 @pytest.fixture
@@ -19,10 +19,7 @@ def full(loaded: Callable[[str], Library]) -> PluginState:
     return st
 
 
-def opened(st: PluginState, params: str = '{"count": 30}') -> Instance:
-    _rc, inst = st.open(params)
-    assert inst is not None, st.last_error
-    return inst
+THIRTY = '{"count": 30}'
 
 
 def churn() -> None:
@@ -35,7 +32,7 @@ def churn() -> None:
 
 
 def test_batch_events_stay_intact_across_extractions_and_other_calls(full: PluginState) -> None:
-    inst = opened(full)
+    inst = full.opened(THIRTY)
     rc, batch = inst.next_batch()
     assert rc == SUCCESS and len(batch) == 6
     pointers = [int(ffi.cast("uintptr_t", e.ptr)) for e in batch]
@@ -51,7 +48,7 @@ def test_batch_events_stay_intact_across_extractions_and_other_calls(full: Plugi
 
 
 def test_field_strings_stay_intact_until_the_next_extraction(full: PluginState) -> None:
-    inst = opened(full)
+    inst = full.opened(THIRTY)
     _rc, batch = inst.next_batch()
     got = full.extract(batch[2], "full.payload", "full.tags", "full.prefix")
     assert got.rc == SUCCESS
@@ -79,7 +76,7 @@ def test_values_of_a_large_multi_field_call_are_all_valid(loaded: Callable[[str]
 
 
 def test_event_to_string_text_stays_intact_until_its_next_call(full: PluginState) -> None:
-    inst = opened(full)
+    inst = full.opened(THIRTY)
     _rc, batch = inst.next_batch()
     ptr, text = full.event_to_string(batch[1])
     full.extract(batch[1], "full.payload", "full.tags")
@@ -89,7 +86,7 @@ def test_event_to_string_text_stays_intact_until_its_next_call(full: PluginState
 
 
 def test_progress_and_open_params_texts_stay_intact_until_their_next_call(full: PluginState) -> None:
-    inst = opened(full)
+    inst = full.opened(THIRTY)
     inst.next_batch()
     pct = ffi.new("uint32_t *")
     progress: Any = full.lib.plugin_get_progress(full.state, inst.handle, pct)
