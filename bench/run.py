@@ -36,7 +36,7 @@ from falco_plugin.host.chost import compile_chost
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LIB = ROOT / "plugins" / "dummy" / "libdummy_py.so"
 REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "dummy.c"
-ABI_DIR = Path(falco_plugin.__file__).parent / "_internal"
+ABI_DIR = Path(falco_plugin.__file__).parent / "_glue"
 
 SOURCE_EVENTS = 2_000_000
 EXTRACT_EVENTS = 1_000_000

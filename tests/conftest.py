@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin._internal.abi import HEADER
+from falco_plugin._abi import HEADER
 from falco_plugin.build import BuildResult
 from harness import TESTS, Built, project_dir
 from plugin_driver import Library

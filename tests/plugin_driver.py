@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import cffi
-from falco_plugin._internal import abi
+from falco_plugin import _abi as abi
 
 ffi = cffi.FFI()
 ffi.cdef(abi.cdef_packed(), packed=True)

@@ -13,7 +13,7 @@
  * Only the plugin_* functions below are exported (-fvisibility=hidden plus
  * the FP_REF_EXPORT attribute).
  *
- *   cc -O2 -shared -fPIC -fvisibility=hidden -I sdk/src/falco_plugin/_internal \
+ *   cc -O2 -shared -fPIC -fvisibility=hidden -I sdk/src/falco_plugin/_glue \
  *      bench/reference/dummy.c -o libdummy_c_ref.so
  */
 #include <stdarg.h>

@@ -43,13 +43,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._internal import abi
+from . import _abi as abi
 from ._internal.spec import PluginSpec, resolve
 from .extract import TYPE_CODES
 
 __all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]
 
-GLUE = Path(__file__).parent / "_internal" / "glue.c"
+GLUE = Path(__file__).parent / "_glue" / "glue.c"
 
 
 class BuildError(Exception):

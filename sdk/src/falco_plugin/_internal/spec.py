@@ -12,7 +12,7 @@ from ..config import Config, config_type_of
 from ..extract import TYPE_CODES, ExtractPlugin, FieldSpec, fields_of
 from ..plugin import Plugin
 from ..source import SourceInstance, SourcePlugin
-from .abi import REQUIRED_SYMBOLS
+from .._abi import REQUIRED_SYMBOLS
 
 NAME_RE = re.compile(r"^[a-z]+[a-z0-9-_]*$")
 SOURCE_RE = re.compile(r"^[a-z]+[a-z0-9_]*$")

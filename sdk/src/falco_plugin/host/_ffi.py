@@ -12,7 +12,7 @@ from typing import Any
 
 import cffi
 
-from .._internal import abi
+from .. import _abi as abi
 
 ffi = cffi.FFI()
 ffi.cdef(abi.cdef_packed(), packed=True)

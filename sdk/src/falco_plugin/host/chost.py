@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("chost.c")
-ABI_DIR = Path(__file__).parent.parent / "_internal"
+ABI_DIR = Path(__file__).parent.parent / "_glue"
 
 
 def compile_chost(dest_dir: Path, cc: str | None = None) -> Path:

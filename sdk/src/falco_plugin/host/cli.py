@@ -21,7 +21,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
-from .._internal.abi import ENTRY_POINTS
+from .._abi import ENTRY_POINTS
 from ._ffi import Rc
 from .errors import HostError
 from .fields import FieldInfo

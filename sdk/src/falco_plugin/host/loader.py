@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._internal.abi import ENTRY_POINTS, REQUIRED_SYMBOLS
+from .._abi import ENTRY_POINTS, REQUIRED_SYMBOLS
 from ._ffi import ffi, scan_version, text_of
 from .errors import FieldExpressionError, HostError, LoadError
 from .fields import FieldInfo, FieldRequest, NotAJsonString, as_json_string, parse_field_expression, parse_fields_json

@@ -6,7 +6,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent / "_glue"
 HEADER = HERE / "plugin_abi.h"
 
 # What every plugin exports, whatever its capabilities (without "plugin_"),
