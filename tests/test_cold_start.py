@@ -152,7 +152,7 @@ EDITS: dict[str, tuple[Callable[[str], str], str]] = {
     # fields from newer Python code would hand the host wrong field ids.
     "changed-fields": (
         lambda src: src.replace('"The second word, located in the payload"', '"Changed"'),
-        "PluginError: the fields of fxt_legacy.plugin:LegacyPlugin differ from those this library was built with;"
+        "PluginError: the declarations of fxt_legacy.plugin:LegacyPlugin differ from those this library was built with;"
         " rebuild the plugin",
     ),
     "missing-dependency": (

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import pytest
-from falco_plugin import AbsTime, Event, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
+from falco_plugin import AbsTime, Event, ExtractPlugin, IPAddr, IPNet, Located, RelTime, SpecError, field
+from falco_plugin._internal.fields import FieldSpec, fields_of
 from falco_plugin._internal.spec import resolve
-from falco_plugin.extract import FieldSpec, fields_of
 
 
 def only_field(cls: type) -> FieldSpec:
@@ -208,11 +208,11 @@ def bad_signature(signature: str, returns: str = "int", **kw: Any) -> type[Extra
         ("(self, event)", "Any", "cannot infer a field type from"),
     ],
 )
-def test_bad_declarations_raise_type_error_at_resolve_time_naming_the_method(
+def test_bad_declarations_raise_spec_error_at_resolve_time_naming_the_method(
     signature: str, returns: str, message: str
 ) -> None:
     cls = bad_signature(signature, returns)
-    with pytest.raises(TypeError, match=message) as info:
+    with pytest.raises(SpecError, match=message) as info:
         resolve(cls)
     assert "Bad.f (field bad.f)" in str(info.value)
 
@@ -221,12 +221,12 @@ def test_an_unannotated_extractor_without_explicit_type_is_rejected() -> None:
     namespace: dict[str, Any] = {}
     exec("def f(self, event): return 0", namespace)
     cls = type("Bad", (ExtractPlugin,), {"name": "bad", "f": field("bad.f", "A field")(namespace["f"])})
-    with pytest.raises(TypeError, match=r"Bad.f \(field bad.f\): annotate the return type or pass type=..."):
+    with pytest.raises(SpecError, match=r"Bad.f \(field bad.f\): annotate the return type or pass type=..."):
         resolve(cls)
 
 
 def test_an_unknown_explicit_type_is_rejected() -> None:
-    with pytest.raises(TypeError, match="unknown field type 'float64'"):
+    with pytest.raises(SpecError, match="unknown field type 'float64'"):
         resolve(bad_signature("(self, event)", type="float64"))
 
 
@@ -253,5 +253,5 @@ def test_two_methods_declaring_the_same_field_name_are_rejected() -> None:
         def second(self, event: Event) -> int:
             return 0
 
-    with pytest.raises(TypeError, match=r"p\.same"):
+    with pytest.raises(SpecError, match=r"p\.same"):
         resolve(P)

@@ -46,7 +46,8 @@ def acme(tmp_path_factory: pytest.TempPathFactory) -> Scaffolded:
 
 def test_the_new_project_builds_under_its_new_identity(acme: Scaffolded) -> None:
     spec = acme.build.spec
-    assert (spec.name, spec.event_source, spec.id) == ("acme-logs", "acme_logs", 31)
+    assert spec.sourcing is not None
+    assert (spec.name, spec.sourcing.event_source, spec.sourcing.id) == ("acme-logs", "acme_logs", 31)
     assert acme.build.library.name == "libacme-logs.so"
     assert [f.name for f in spec.fields] == ["acme_logs.value", "acme_logs.strvalue", "acme_logs.divisible"]
 

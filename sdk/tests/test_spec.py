@@ -16,12 +16,14 @@ from falco_plugin import (
     Located,
     OpenParam,
     Plugin,
+    SDKError,
     SourceInstance,
     SourcePlugin,
+    SpecError,
     field,
     setting,
 )
-from falco_plugin._internal.spec import SpecError, resolve
+from falco_plugin._internal.spec import resolve
 
 
 class Cfg(Config):
@@ -101,7 +103,8 @@ def test_non_semantic_versions_are_rejected(version: str) -> None:
 
 @pytest.mark.parametrize("pid", [1, 999, 2**32 - 1])
 def test_source_ids_are_positive_32_bit_integers(pid: int) -> None:
-    assert resolve(make(Src, id=pid)).id == pid
+    sourcing = resolve(make(Src, id=pid)).sourcing
+    assert sourcing is not None and sourcing.id == pid
 
 
 @pytest.mark.parametrize("pid", [0, -1, 2**32, True, "7", 7.0, None])
@@ -122,8 +125,9 @@ def test_event_sources_reserved_by_falco_are_rejected(source: str) -> None:
         resolve(make(Src, event_source=source))
 
 
-def test_spec_errors_are_type_errors() -> None:
-    assert issubclass(SpecError, TypeError)
+def test_spec_errors_are_sdk_errors_not_type_errors() -> None:
+    # A TypeError from a bug in the builder must not pass for a plugin's mistake.
+    assert issubclass(SpecError, SDKError) and not issubclass(SpecError, TypeError)
 
 
 # -- capabilities ----------------------------------------------------------------------------
@@ -156,7 +160,8 @@ def test_capabilities_follow_the_mixins() -> None:
 
 
 def test_optional_source_entry_points_exist_only_when_overridden() -> None:
-    plain = resolve(Src)
+    plain = resolve(Src).sourcing
+    assert plain is not None
     assert (plain.has_progress, plain.has_list_open_params, plain.has_event_to_string) == (False, False, False)
 
     class Rich(Src):
@@ -171,18 +176,42 @@ def test_optional_source_entry_points_exist_only_when_overridden() -> None:
         def event_to_string(self, event: Event) -> str:
             return ""
 
-    rich = resolve(Rich)
+    rich = resolve(Rich).sourcing
+    assert rich is not None
     assert (rich.has_progress, rich.has_list_open_params, rich.has_event_to_string) == (True, True, True)
 
 
-def test_progress_is_detected_from_the_open_return_annotation_only() -> None:
+def test_open_without_a_return_annotation_fails_the_build_instead_of_hiding_progress() -> None:
     class Unannotated(Src):
         name = "unannotated"
 
         def open(self, params):  # type: ignore[no-untyped-def]
             return ProgressInst()
 
-    assert resolve(Unannotated).has_progress is False
+    with pytest.raises(SpecError, match=r"Unannotated\.open needs a return annotation naming the SourceInstance"):
+        resolve(Unannotated)
+
+
+def test_open_annotated_with_the_base_instance_class_fails_the_build() -> None:
+    class Vague(Src):
+        name = "vague"
+
+        def open(self, params: str) -> SourceInstance:
+            return ProgressInst()
+
+    with pytest.raises(SpecError, match=r"Vague\.open is annotated '-> SourceInstance': name the subclass"):
+        resolve(Vague)
+
+
+def test_open_annotated_with_something_else_fails_the_build() -> None:
+    class Odd(Src):
+        name = "odd"
+
+        def open(self, params: str) -> int:  # type: ignore[override]
+            return 0
+
+    with pytest.raises(SpecError, match=r"Odd\.open must be annotated to return a SourceInstance subclass"):
+        resolve(Odd)
 
 
 def test_set_config_exists_only_when_defined() -> None:
@@ -205,18 +234,21 @@ def test_typed_init_and_open_give_the_schema_and_params_types() -> None:
             return Inst()
 
     spec = resolve(Typed)
-    assert spec.config_type is Cfg and spec.open_params_type is Params
+    assert spec.sourcing is not None
+    assert spec.config_type is Cfg and spec.sourcing.open_params_type is Params
     assert spec.init_schema is not None
     assert json.loads(spec.init_schema) == Cfg.json_schema()
     untyped = resolve(Src)
-    assert (untyped.config_type, untyped.init_schema, untyped.open_params_type) == (None, None, None)
+    assert untyped.sourcing is not None
+    assert (untyped.config_type, untyped.init_schema, untyped.sourcing.open_params_type) == (None, None, None)
 
 
 def test_extract_filters_are_exported_only_when_declared() -> None:
-    spec = resolve(Ext)
-    assert (spec.extract_event_sources, spec.extract_event_types) == (None, None)
+    spec = resolve(Ext).extraction
+    assert spec is not None and (spec.event_sources, spec.event_types) == (None, None)
     filtered = resolve(make(Ext, extract_event_sources=("a", "b"), extract_event_types=(322, 402)))
-    assert (filtered.extract_event_sources, filtered.extract_event_types) == (["a", "b"], [322, 402])
+    assert filtered.extraction is not None
+    assert (filtered.extraction.event_sources, filtered.extraction.event_types) == (["a", "b"], [322, 402])
     assert {"plugin_get_extract_event_sources", "plugin_get_extract_event_types"} <= set(filtered.symbols())
 
 

@@ -9,14 +9,15 @@ compiles a plugin into a shared library and ``falco_plugin.host`` loads and
 drives any plugin library the way Falco does.
 """
 
+from ._internal.version import SDK_VERSION
 from .config import Config, setting
-from .errors import ConfigError, EndOfStream, PluginError, Timeout
+from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, Timeout
 from .event import Event, per_event
 from .extract import AbsTime, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
 
-__version__ = "0.1.0"
+__version__ = SDK_VERSION
 
 __all__ = [
     "API_VERSION",
@@ -34,8 +35,10 @@ __all__ = [
     "Plugin",
     "PluginError",
     "RelTime",
+    "SDKError",
     "SourceInstance",
     "SourcePlugin",
+    "SpecError",
     "Timeout",
     "field",
     "per_event",

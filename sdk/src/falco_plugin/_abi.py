@@ -6,21 +6,13 @@ import re
 from functools import cache
 from pathlib import Path
 
+from ._internal.capabilities import ALWAYS_REQUIRED
+
 HERE = Path(__file__).parent / "_glue"
 HEADER = HERE / "plugin_abi.h"
 
-# What every plugin exports, whatever its capabilities (without "plugin_"),
-# in the order libsinsp checks them.
-REQUIRED_SYMBOLS = (
-    "get_required_api_version",
-    "get_version",
-    "get_name",
-    "get_description",
-    "get_contact",
-    "init",
-    "destroy",
-    "get_last_error",
-)
+# What every plugin exports, whatever its capabilities (without "plugin_").
+REQUIRED_SYMBOLS = ALWAYS_REQUIRED
 
 # Every plugin_* entry point, as the host resolves them (name -> C prototype).
 # fmt: off
@@ -82,6 +74,12 @@ def _split() -> tuple[str, str]:
 def cdef_packed() -> str:
     """The declarations that need ``packed=True`` (the event header)."""
     return _split()[0]
+
+
+def cdef_glue() -> str:
+    """The glue's own types the runtime reads through cffi (``fp_event_ref``)."""
+    text = re.sub(r"/\*.*?\*/", "", (HERE / "event_ref.h").read_text(), flags=re.S)
+    return _strip_preprocessor(text)
 
 
 def cdef_main() -> str:

@@ -44,15 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _abi as abi
+from ._internal.capabilities import c_string, implemented
 from ._internal.spec import PluginSpec, resolve
-from .extract import TYPE_CODES
+from ._internal.version import GLUE_CONTRACT, SDK_VERSION
+from .errors import SDKError
 
 __all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]
 
-GLUE = Path(__file__).parent / "_glue" / "glue.c"
 
-
-class BuildError(Exception):
+class BuildError(SDKError):
     """The project cannot be built (bad configuration, missing install, compiler error)."""
 
 
@@ -91,65 +91,44 @@ def _installed(name: str) -> md.Distribution | None:
         return None
 
 
-def _c_string(text: str) -> str:
-    out = ['"']
-    for byte in text.encode("utf-8"):
-        ch = chr(byte)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= byte < 127 and ch != "?":  # '?' escaped to dodge trigraphs
-            out.append(ch)
-        else:
-            out.append(f"\\{byte:03o}")
-    out.append('"')
-    return "".join(out)
-
-
 def generated_header(spec: PluginSpec, module: str, target: str) -> str:
-    """The FP_* definitions the glue is compiled with."""
+    """The FP_* definitions the glue is compiled with: the common part, then
+    each capability's own (:meth:`CapabilitySpec.c_defines`)."""
     minor = int(spec.required_api_version.split(".")[1])
+    caps = " ".join(f"X({name})" for name in spec.caps)
     d: list[str] = [
         "#define PLUGIN_ERRLEN 1024",
-        f"#define FP_MODULE {_c_string(module)}",
-        f"#define FP_TARGET {_c_string(target)}",
-        f"#define FP_PYTHON_HOME {_c_string(sys.base_prefix)}",
-        f"#define FP_NAME {_c_string(spec.name)}",
-        f"#define FP_VERSION {_c_string(spec.version)}",
-        f"#define FP_DESCRIPTION {_c_string(spec.description)}",
-        f"#define FP_CONTACT {_c_string(spec.contact)}",
-        f"#define FP_REQUIRED_API_VERSION {_c_string(spec.required_api_version)}",
-        f"#define FP_READ_VALUE_OFFSETS {int(minor >= 12)}",
-        f"#define FP_CAP_SOURCING {int('sourcing' in spec.capabilities)}",
-        f"#define FP_CAP_EXTRACTION {int('extraction' in spec.capabilities)}",
+        f"#define FP_CAPABILITIES(X) {caps}",
+        f"#define FP_MODULE {c_string(module)}",
+        f"#define FP_TARGET {c_string(target)}",
+        f"#define FP_BAKED {c_string(spec.baked())}",
+        f"#define FP_SDK_VERSION {c_string(SDK_VERSION)}",
+        f"#define FP_GLUE_CONTRACT {GLUE_CONTRACT}",
+        f"#define FP_PYTHON_HOME {c_string(sys.base_prefix)}",
+        f"#define FP_NAME {c_string(spec.name)}",
+        f"#define FP_VERSION {c_string(spec.version)}",
+        f"#define FP_DESCRIPTION {c_string(spec.description)}",
+        f"#define FP_CONTACT {c_string(spec.contact)}",
+        f"#define FP_REQUIRED_API_VERSION {c_string(spec.required_api_version)}",
+        f"#define FP_API_MINOR {minor}",
         f"#define FP_HAS_SET_CONFIG {int(spec.has_set_config)}",
-        f"#define FP_HAS_PROGRESS {int(spec.has_progress)}",
-        f"#define FP_HAS_LIST_OPEN_PARAMS {int(spec.has_list_open_params)}",
-        f"#define FP_HAS_EVENT_TO_STRING {int(spec.has_event_to_string)}",
-        f"#define FP_ID {spec.id}u",
-        f"#define FP_EVENT_SOURCE {_c_string(spec.event_source)}",
-        f"#define FP_FIELDS_JSON {_c_string(spec.fields_json)}",
-        f"#define FP_NFIELDS {len(spec.fields)}u",
     ]
     if spec.init_schema is not None:
-        d.append(f"#define FP_INIT_SCHEMA {_c_string(spec.init_schema)}")
+        d.append(f"#define FP_INIT_SCHEMA {c_string(spec.init_schema)}")
     if spec.event_schema_version is not None:
-        d.append(f"#define FP_EVENT_SCHEMA_VERSION {_c_string(spec.event_schema_version)}")
-    if spec.extract_event_sources is not None:
-        d.append(f"#define FP_EXTRACT_SOURCES_JSON {_c_string(json.dumps(spec.extract_event_sources))}")
-    if spec.extract_event_types:
-        d.append(f"#define FP_EXTRACT_TYPES {', '.join(str(t) for t in spec.extract_event_types)}")
-    d.append(
-        "typedef struct { const char *name; uint32_t type; int is_list; int arg; int arg_required; } fp_field_info;"
-    )
-    rows = [
-        f"    {{{_c_string(f.name)}, {TYPE_CODES[f.type]}u, {int(f.is_list)}, "
-        f"{ {None: 0, 'index': 1, 'key': 2}[f.arg] }, {int(f.arg_required)}}},"
-        for f in spec.fields
-    ]
-    d.append("__attribute__((unused)) static const fp_field_info fp_fields[] = {")
-    d.extend(rows or ['    {"", 0, 0, 0, 0},'])
-    d.append("};")
+        d.append(f"#define FP_EVENT_SCHEMA_VERSION {c_string(spec.event_schema_version)}")
+    for cap in spec.caps.values():
+        d += cap.c_defines()
     return "\n".join(d) + "\n"
+
+
+def glue_source(spec: PluginSpec, module: str, target: str) -> str:
+    """The one translation unit of a plugin library: its definitions, the
+    common glue, and the glue of each capability it has (and no other)."""
+    impls = {impl.capability.name: impl for impl in implemented()}
+    parts = [f'#include "{abi.HEADER.name}"', generated_header(spec, module, target), '#include "common.c"']
+    parts += [f'#include "{impls[name].c_source}"' for name in spec.caps]
+    return "\n".join(parts) + "\n"
 
 
 def _version_script(spec: PluginSpec) -> str:
@@ -180,12 +159,12 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
     ffi = cffi.FFI()
     ffi.cdef(abi.cdef_packed(), packed=True)
     ffi.cdef(abi.cdef_main())
-    ffi.cdef("typedef struct fp_event_ref { const ss_plugin_event *evt; uintptr_t addr; uintptr_t src; } fp_event_ref;")
+    ffi.cdef(abi.cdef_glue())
     # Embedding mode wants at least the (empty) API declaration and init code:
-    # we drive start-up ourselves from the glue (see glue.c).
+    # we drive start-up ourselves from the glue (see _glue/common.c).
     ffi.embedding_api("")
     ffi.embedding_init_code("")
-    source = f'#include "{abi.HEADER.name}"\n' + generated_header(spec, module, target) + GLUE.read_text()
+    source = glue_source(spec, module, target)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     out.mkdir(parents=True, exist_ok=True)
     library = out / f"lib{spec.name}.so"
@@ -331,7 +310,7 @@ def main(args: argparse.Namespace) -> int:
     for project in args.projects:
         try:
             result = build_plugin(project, args.out, verbose=args.verbose)
-        except (BuildError, TypeError) as exc:
+        except SDKError as exc:
             print(f"falco-plugin build: {project}: {exc}", file=sys.stderr)
             failed += 1
             continue

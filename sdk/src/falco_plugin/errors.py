@@ -10,11 +10,23 @@ exception's type name in front.
 from __future__ import annotations
 
 
+class SDKError(Exception):
+    """The root of the errors the SDK itself raises (build, configuration, host).
+
+    ``except falco_plugin.SDKError`` catches every failure the SDK reports,
+    and nothing that is a bug in it.
+    """
+
+
 class PluginError(Exception):
     """An error whose message is written for the person running Falco."""
 
 
-class ConfigError(PluginError):
+class SpecError(SDKError):
+    """A plugin class cannot be turned into a plugin library (found at build time)."""
+
+
+class ConfigError(PluginError, SDKError):
     """The init configuration or the open parameters are invalid.
 
     ``path`` names the offending key (``"jitter"``, ``"headers[2].name"``);

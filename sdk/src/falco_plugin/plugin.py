@@ -58,6 +58,16 @@ class Plugin:
         receive it parsed; annotate it with ``str`` for the raw string.
         """
 
+    def set_config(self, config: Any) -> None:
+        """Apply a configuration change at run time (Falco's ``plugin_set_config``).
+
+        Override it to support changes without a restart; the SDK exports
+        ``plugin_set_config`` only for classes that do. ``config`` is parsed
+        and validated like ``init``'s; an invalid one never reaches this
+        method, and raising keeps the current configuration in force.
+        """
+        raise NotImplementedError
+
     def destroy(self) -> None:
         """Called once when the host unloads the plugin, if :meth:`init` succeeded.
 

@@ -1,4 +1,6 @@
-"""SDK internals: ABI declarations, the C glue and its Python counterpart.
+"""The plugin runtime: what a built plugin library runs, besides the author API.
 
-Nothing here is part of the public API; plugin authors never import it.
+Everything under ``_internal`` ships inside every plugin's site directory, so
+nothing here may import the SDK's tooling (builder, hosts, registry). Plugin
+authors never import it.
 """

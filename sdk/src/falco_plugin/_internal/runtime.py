@@ -1,11 +1,16 @@
 """The Python half of a plugin library: what the C glue calls.
 
-The C glue (``glue.c``) owns every pointer the host sees and calls into this
-module for the cold paths (init, open, close...). For the hot paths it calls
-plugin methods directly with CPython's vectorcall, using objects this module
-prepares: ``State.fields`` (bound extractor methods in field-id order),
-``State.event`` (the one :class:`Event` the glue re-targets per event) and
-the instance's bound ``next_batch``.
+The C glue (``_glue/common.c`` and one file per capability) owns every
+pointer the host sees and calls into this module for the cold paths (init,
+open, close...). For the hot paths it calls plugin methods directly with
+CPython's vectorcall, using objects prepared here and by each capability's
+runtime mixin (:mod:`.capabilities`): ``State.event`` (the one
+:class:`Event` the glue re-targets per event), ``State.fields`` (bound
+extractors), the instance's bound ``next_batch``.
+
+The glue checks :data:`.version.GLUE_CONTRACT` before it creates a
+:class:`Binding`, so everything it calls here may change only together with
+that number.
 
 Pointers arrive as integers and are cast with the library's own cffi ``ffi``.
 """
@@ -13,7 +18,6 @@ Pointers arrive as integers and are cast with the library's own cffi ``ffi``.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import sys
 import traceback
@@ -23,8 +27,8 @@ from ..errors import ConfigError, EndOfStream, PluginError, Timeout
 from ..event import Event
 from ..extract import Located
 from ..plugin import Plugin
-from ..source import SourceInstance, SourcePlugin
 from . import spec as _spec
+from .capabilities import implemented
 
 # Referenced by the C glue (fetched once at load).
 END_OF_STREAM = EndOfStream
@@ -112,7 +116,7 @@ def describe(context: str, exc: BaseException) -> str:
 class Binding:
     """One loaded plugin library: its class, its cffi module, its spec."""
 
-    def __init__(self, module_name: str, target: str, baked_fields: str, own_interpreter: bool = False) -> None:
+    def __init__(self, module_name: str, target: str, baked: str, own_interpreter: bool = False) -> None:
         if own_interpreter:  # a Python host keeps its own hooks
             _route_python_diagnostics()
         module = sys.modules[module_name]
@@ -121,14 +125,21 @@ class Binding:
         mod_name, _, cls_name = target.partition(":")
         cls = getattr(importlib.import_module(mod_name), cls_name)
         self.spec = _spec.resolve(cls)
-        if self.spec.fields_json != baked_fields:
+        if self.spec.baked() != baked:
             raise PluginError(
-                f"the fields of {target} differ from those this library was built with; rebuild the plugin"
+                f"the declarations of {target} differ from those this library was built with; rebuild the plugin"
             )
         self.cls: type[Plugin] = cls
+        impls = {impl.capability.name: impl for impl in implemented()}
+        self._setup = [(impls[name], cap) for name, cap in self.spec.caps.items()]
+        # One State class per library, made of the mixins of its capabilities.
+        self.state_type = type("State", (*(impl.state_mixin for impl, _ in self._setup), State), {})
 
     def init(self, input_addr: int, event_ref_addr: int) -> State:
-        return State(self, input_addr, event_ref_addr)
+        state: State = self.state_type(self, input_addr, event_ref_addr)
+        for impl, cap in self._setup:
+            impl.setup(state, cap)
+        return state
 
     def describe_error(self, context: str, exc: BaseException, state: State | None) -> str:
         text = describe(context, exc)
@@ -140,7 +151,11 @@ class Binding:
 
 
 class State:
-    """One ``plugin_init``: the plugin object and what the hot paths need."""
+    """One ``plugin_init``: the plugin object and what the hot paths need.
+
+    The capabilities' mixins add what their glue calls (``open``,
+    ``fields``...); this base holds what every plugin has.
+    """
 
     def __init__(self, binding: Binding, input_addr: int, event_ref_addr: int) -> None:
         self.binding = binding
@@ -163,7 +178,6 @@ class State:
         plugin = binding.cls()
         plugin.log = self.log
         self.plugin = plugin
-        self.fields = tuple(getattr(plugin, f.method) for f in spec.fields)
         self._raw_config = raw
         self._started = False
 
@@ -181,8 +195,6 @@ class State:
         except ConfigError as exc:
             raise PluginError(f"invalid {what}: {exc}") from None
 
-    # -- lifetime -------------------------------------------------------------
-
     def destroy(self) -> None:
         """End the state: the plugin's ``destroy`` if its ``init`` succeeded, then
         cut every path from Python back to this owner (its log)."""
@@ -199,44 +211,7 @@ class State:
 
     def set_config(self, raw: str) -> None:
         """Apply a new configuration at run time (``plugin_set_config``)."""
-        self.plugin.set_config(self._config(raw, "config"))  # type: ignore[attr-defined]
-
-    # -- sourcing -------------------------------------------------------------
-
-    def open(self, raw: str) -> SourceInstance:
-        plugin = self.plugin
-        assert isinstance(plugin, SourcePlugin)
-        ptype = self.binding.spec.open_params_type
-        params: Any = raw
-        if ptype is not None:
-            try:
-                params = ptype.parse(raw)
-            except ConfigError as exc:
-                raise PluginError(f"invalid open params: {exc}") from None
-        inst = plugin.open(params)
-        if not isinstance(inst, SourceInstance):
-            raise PluginError(f"{type(plugin).__name__}.open returned {type(inst).__name__}, not a SourceInstance")
-        return inst
-
-    def list_open_params(self) -> str:
-        plugin = self.plugin
-        assert isinstance(plugin, SourcePlugin)
-        return json.dumps([{"value": p.value, "desc": p.desc, "separator": p.separator} for p in plugin.open_params()])
-
-    @staticmethod
-    def progress(inst: SourceInstance) -> tuple[int, str]:
-        got = inst.progress()
-        if got is None:
-            return 0, ""
-        pct, text = got if isinstance(got, tuple) else (got, f"{float(got):.2f}")
-        pct = min(max(float(pct), 0.0), 100.0)
-        return round(pct * 100), text
-
-    def event_to_string(self, num: int, ts: int, payload: bytes, addr: int, src: int) -> str:
-        plugin = self.plugin
-        assert isinstance(plugin, SourcePlugin)
-        event = Event(num, ts, payload, addr, src)
-        return str(plugin.event_to_string(event))
+        self.plugin.set_config(self._config(raw, "config"))
 
 
 __all__ = ["Binding", "State", "describe"]

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..extract import TYPE_CODES
+from .._internal.fields import TYPE_CODES
 from .errors import FieldExpressionError, HostError
 
 __all__ = ["FieldInfo", "FieldRequest", "parse_fields_json", "parse_field_expression", "EPF_IS_LIST"]

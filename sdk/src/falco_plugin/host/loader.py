@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._abi import ENTRY_POINTS, REQUIRED_SYMBOLS
+from .._internal.capabilities import API
 from ._ffi import ffi, scan_version, text_of
 from .errors import FieldExpressionError, HostError, LoadError
 from .fields import FieldInfo, FieldRequest, NotAJsonString, as_json_string, parse_field_expression, parse_fields_json
@@ -29,13 +30,7 @@ __all__ = ["HOST_API_VERSION", "CAPABILITIES", "PluginInfo", "PluginLibrary", "c
 HOST_API_VERSION = (3, 12, 0)
 
 # Capability name -> how Falco's --list-plugins titles it.
-CAPABILITIES = {
-    "sourcing": "Event Sourcing",
-    "extraction": "Field Extraction",
-    "parsing": "Event Parsing",
-    "async": "Async Events",
-    "capture_listening": "Capture Listening",
-}
+CAPABILITIES = {cap.name: cap.title for cap in API}
 
 
 @dataclass(frozen=True)

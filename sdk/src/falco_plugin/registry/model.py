@@ -9,12 +9,14 @@ entry shows up in review as exactly the lines that changed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .._internal.capabilities import API, EXTRACTION, SOURCING
+from .._internal.names import NAME_RE, SOURCE_RE
 
 __all__ = [
     "CAPABILITIES",
@@ -39,16 +41,14 @@ __all__ = [
 ]
 
 # Upstream's naming rules: a plugin name may use '-', an event source may not.
-NAME_RE = re.compile(r"^[a-z]+[a-z0-9-_]*$")
-SOURCE_RE = re.compile(r"^[a-z]+[a-z0-9_]*$")
 # The public block of plugin IDs (the lowest 30 bits); the blocks above are
 # private, reserved and internal, and never appear in the public registry.
 MAX_PUBLIC_ID = 2**30 - 1
 
 # Upstream describes sourcing and extraction only; the other three are ours,
 # as extra keys that upstream's decoder ignores.
-UPSTREAM_CAPABILITIES = ("sourcing", "extraction")
-CAPABILITIES = ("sourcing", "extraction", "parsing", "async", "capture_listening")
+UPSTREAM_CAPABILITIES = (SOURCING.name, EXTRACTION.name)
+CAPABILITIES = tuple(c.name for c in API)
 
 HEADER = """\
 # The Falco plugin registry as this repository sees it: every entry of the

@@ -1,0 +1,82 @@
+/*
+ * What every capability's glue (<capability>.c) may use.
+ *
+ * A plugin library is one translation unit: the builder writes the plugin's
+ * FP_* definitions, then includes common.c and the C file of each capability
+ * the plugin has. FP_CAPABILITIES(X) lists those capabilities; each file
+ * <name>.c defines its per-state data `struct fp_<name>_state` and two hooks:
+ *
+ *   static int fp_<name>_attach(fp_state *st);   after the runtime State exists
+ *                                                 (GIL held; -1 with a Python
+ *                                                 error set on failure)
+ *   static void fp_<name>_release(fp_state *st); at destroy or failed init (GIL
+ *                                                 held); frees what attach made
+ *
+ * Entry points follow the same rules everywhere: a pointer returned to the
+ * host stays valid until the next call of that function on the same state or
+ * instance, and a Python exception becomes SS_PLUGIN_FAILURE plus a
+ * get_last_error message (fp_fail), never output on the host's stderr.
+ */
+#ifndef FP_COMMON_H
+#define FP_COMMON_H
+
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FP_EXPORT __attribute__((visibility("default")))
+#define FP_EVT_HEADER 26u
+#define FP_PLUGIN_EVENT 322u
+#define FP_PAYLOAD_OFFSET 38u
+
+#include "event_ref.h"
+
+#define FP_DECLARE_CAP_STATE(name) struct fp_##name##_state;
+FP_CAPABILITIES(FP_DECLARE_CAP_STATE)
+
+typedef struct fp_state {
+    PyObject *py;     /* runtime.State */
+    PyObject *event;  /* the Event object plugin code receives */
+    fp_event_ref ref; /* what that Event's lazy properties read */
+    /* get_last_error: `err` is written by each failure, `err_out` is what the
+     * host was last handed, so a kept pointer stays valid (and unchanged)
+     * until the host's next get_last_error on this state. */
+    char err[PLUGIN_ERRLEN];
+    char err_out[PLUGIN_ERRLEN];
+    /* The event `event` points at (extraction and parsing share it). */
+    int has_evt;
+    uint64_t evtnum;
+    const void *evtptr;
+#define FP_CAP_STATE_MEMBER(name) struct fp_##name##_state *name;
+    FP_CAPABILITIES(FP_CAP_STATE_MEMBER)
+} fp_state;
+
+#define FP_DECLARE_CAP_HOOKS(name)                                                                                     \
+    static int fp_##name##_attach(fp_state *st);                                                                       \
+    static void fp_##name##_release(fp_state *st);
+FP_CAPABILITIES(FP_DECLARE_CAP_HOOKS)
+
+/* Error reporting (GIL held for fp_fail). */
+static void fp_set_error(fp_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fp_fail(fp_state *st, const char *context);
+
+/* Grow *arr to hold `need` elements of `elem` bytes; -1 when out of memory. */
+static int fp_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
+/* The payload of a plugin event (type 322), lengths checked; NULL/0 for
+ * other event types. -1 when the event is malformed. */
+static int fp_payload(const ss_plugin_event *evt, const uint8_t **data, uint32_t *len);
+
+/* Point st->event at `evt` unless it already is (GIL held); -1 with a
+ * Python error set. */
+static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt);
+
+/* Objects of the runtime the glue uses, fetched once at start-up. */
+static PyObject *fp_end_of_stream; /* falco_plugin.EndOfStream */
+static PyObject *fp_timeout;       /* falco_plugin.Timeout */
+static PyObject *fp_located;       /* falco_plugin.Located */
+static PyObject *fp_empty_bytes;
+
+#endif

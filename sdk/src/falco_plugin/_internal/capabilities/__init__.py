@@ -1,0 +1,173 @@
+"""The plugin API's capabilities, each described once.
+
+A capability is a group of ``plugin_*`` symbols: the host decides that a
+plugin has it when its required symbols are exported. :data:`API` lists all
+five capabilities of plugin API 3.x with their symbols, so that the builder,
+both hosts and the registry tooling agree on them.
+
+The SDK implements a capability with one module here (``sourcing.py``,
+``extraction.py``, ...) defining an :class:`Implementation`: the author-facing
+base class that selects it, how a plugin class's declarations are resolved
+into a :class:`CapabilitySpec`, the C file of its glue (``_glue/<name>.c``)
+and the runtime mixin the C glue calls into. Adding a capability means adding
+such a module, its C file, and a line to :data:`IMPLEMENTED`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ...plugin import Plugin
+
+
+ALWAYS_REQUIRED = (
+    "get_required_api_version",
+    "get_version",
+    "get_name",
+    "get_description",
+    "get_contact",
+    "init",
+    "destroy",
+    "get_last_error",
+)
+"""What every plugin exports, whatever its capabilities (without ``plugin_``),
+in the order libsinsp checks them."""
+
+
+@dataclass(frozen=True)
+class Capability:
+    """What the plugin API says about one capability."""
+
+    name: str
+    """The name used by the registry and our hosts (``"sourcing"``)."""
+    title: str
+    """How Falco lists it (``--list-plugins``)."""
+    required: tuple[str, ...]
+    """Symbols (without ``plugin_``) whose presence means the capability."""
+    optional: tuple[str, ...]
+    """Symbols a plugin with the capability may also export."""
+    min_api_minor: int
+    """The first plugin API 3.x minor that has it."""
+
+    def symbols(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+SOURCING = Capability(
+    "sourcing",
+    "Event Sourcing",
+    ("open", "close", "next_batch"),
+    ("get_id", "get_event_source", "get_progress", "event_to_string", "list_open_params"),
+    0,
+)
+EXTRACTION = Capability(
+    "extraction",
+    "Field Extraction",
+    ("get_fields", "extract_fields"),
+    ("get_extract_event_sources", "get_extract_event_types"),
+    0,
+)
+PARSING = Capability(
+    "parsing", "Event Parsing", ("parse_event",), ("get_parse_event_types", "get_parse_event_sources"), 6
+)
+ASYNC = Capability(
+    "async",
+    "Async Events",
+    ("get_async_events", "set_async_event_handler"),
+    ("get_async_event_sources", "dump_state"),
+    6,
+)
+CAPTURE_LISTENING = Capability("capture_listening", "Capture Listening", ("capture_open", "capture_close"), (), 9)
+
+API: tuple[Capability, ...] = (SOURCING, EXTRACTION, PARSING, ASYNC, CAPTURE_LISTENING)
+"""Every capability of plugin API 3.x, in the order Falco lists them."""
+BY_NAME: dict[str, Capability] = {c.name: c for c in API}
+
+
+def c_string(text: str) -> str:
+    """``text`` as a C string literal (UTF-8, octal escapes, no trigraphs)."""
+    out = ['"']
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= byte < 127 and ch != "?":
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    out.append('"')
+    return "".join(out)
+
+
+class CapabilitySpec:
+    """One plugin's declarations for one capability, resolved from its class."""
+
+    capability: ClassVar[Capability]
+
+    def symbols(self) -> list[str]:
+        """The symbols (without ``plugin_``) the library exports for it."""
+        return list(self.capability.required)
+
+    def min_api_minor(self, optional: bool = True) -> int:
+        """The lowest plugin API minor with everything this plugin uses of it;
+        ``optional=False`` leaves out what the glue can do without on an older host."""
+        return self.capability.min_api_minor
+
+    def c_defines(self) -> list[str]:
+        """Lines of C (``#define``s, constant tables) its glue is compiled with."""
+        return []
+
+    def baked(self) -> Any:
+        """What the runtime must find unchanged when it loads the library (JSON-able)."""
+        return None
+
+
+class Implementation:
+    """How the SDK implements one capability."""
+
+    capability: ClassVar[Capability]
+    base: ClassVar[type[Plugin]]
+    """The class plugin authors derive from to get the capability."""
+
+    @property
+    def c_source(self) -> str:
+        """File of its C glue, in the SDK's ``_glue`` directory."""
+        return f"{self.capability.name}.c"
+
+    def resolve(self, cls: type[Plugin], where: str) -> CapabilitySpec:
+        """Check ``cls``'s declarations; raise ``SpecError`` naming what is wrong."""
+        raise NotImplementedError
+
+    state_mixin: ClassVar[type]
+    """Methods the runtime ``State`` gets for this capability (what the glue calls)."""
+
+    def setup(self, state: Any, spec: CapabilitySpec) -> None:
+        """Prepare a new runtime state (e.g. bind the hot-path callables)."""
+
+
+def implemented() -> Sequence[Implementation]:
+    """The capabilities the SDK implements, in the order their glue is linked."""
+    from .extraction import EXTRACTION_IMPL
+    from .sourcing import SOURCING_IMPL
+
+    return (SOURCING_IMPL, EXTRACTION_IMPL)
+
+
+__all__ = [
+    "ALWAYS_REQUIRED",
+    "API",
+    "ASYNC",
+    "BY_NAME",
+    "CAPTURE_LISTENING",
+    "EXTRACTION",
+    "PARSING",
+    "SOURCING",
+    "Capability",
+    "CapabilitySpec",
+    "Implementation",
+    "c_string",
+    "implemented",
+]

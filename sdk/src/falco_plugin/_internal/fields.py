@@ -1,0 +1,176 @@
+"""Field declarations resolved from a plugin class (what ``get_fields`` says).
+
+Private to the SDK: plugin authors declare fields with
+:func:`falco_plugin.field`; the builder and the runtime read them from here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import ipaddress
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import SpecError
+from ..extract import AbsTime, FieldType, IPAddr, IPNet, Located, RelTime
+from .fieldattr import FIELD_ATTR
+
+__all__ = ["TYPE_CODES", "FieldSpec", "fields_of"]
+
+TYPE_CODES: dict[str, int] = {
+    "uint64": 8,
+    "string": 9,
+    "reltime": 20,
+    "abstime": 21,
+    "bool": 25,
+    "ipaddr": 40,
+    "ipnet": 41,
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Everything the host learns about one field (``get_fields``)."""
+
+    name: str
+    description: str
+    type: FieldType
+    is_list: bool
+    arg: Literal["index", "key"] | None
+    arg_required: bool
+    display: str | None
+    add_output: bool
+    properties: tuple[str, ...]
+    method: str
+    located: bool = False
+    """The extractor may return :class:`Located` (needs plugin API 3.12)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry of the ``get_fields`` JSON array for this field."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "desc": self.description}
+        if self.is_list:
+            out["isList"] = True
+        if self.arg:
+            out["arg"] = {"isRequired": self.arg_required, "isIndex": self.arg == "index", "isKey": self.arg == "key"}
+        if self.display:
+            out["display"] = self.display
+        if self.add_output:
+            out["addOutput"] = True
+        if self.properties:
+            out["properties"] = list(self.properties)
+        return out
+
+
+def fields_of(cls: type) -> list[FieldSpec]:
+    """The fields declared on a plugin class (base classes first, in order)."""
+    seen: dict[str, FieldSpec] = {}
+    for klass in reversed(cls.__mro__):
+        own: dict[str, str] = {}  # a subclass may override a field; one class may not declare it twice
+        for attr, fn in vars(klass).items():
+            decl = getattr(fn, FIELD_ATTR, None)
+            if decl is None:
+                continue
+            spec = _spec(cls, attr, fn, *decl)
+            if spec.name in own:
+                raise SpecError(
+                    f"{klass.__qualname__}: field {spec.name} is declared twice ({own[spec.name]} and {attr})"
+                )
+            own[spec.name] = attr
+            seen.pop(spec.name, None)
+            seen[spec.name] = spec
+    return list(seen.values())
+
+
+def _spec(
+    cls: type,
+    attr: str,
+    fn: Callable[..., Any],
+    name: str,
+    description: str,
+    type_: FieldType | None,
+    display: str | None,
+    add_output: bool,
+    properties: tuple[str, ...],
+) -> FieldSpec:
+    where = f"{cls.__name__}.{attr} (field {name})"
+    params = list(inspect.signature(fn).parameters.values())[1:]  # drop self
+    if not params:
+        raise SpecError(f"{where}: an extractor takes the event as its first argument")
+    arg: Literal["index", "key"] | None = None
+    arg_required = False
+    if len(params) > 2:
+        raise SpecError(f"{where}: an extractor takes (event) or (event, index) or (event, key)")
+    if len(params) == 2:
+        if params[1].name not in ("index", "key"):
+            raise SpecError(f"{where}: the argument parameter must be named 'index' or 'key', not {params[1].name!r}")
+        arg = "index" if params[1].name == "index" else "key"
+        arg_required = params[1].default is inspect.Parameter.empty
+    hints = typing.get_type_hints(fn, globalns=getattr(fn, "__globals__", None))
+    ret = hints.get("return", inspect.Signature.empty)
+    inferred, is_list = _infer(ret, where)
+    located = _mentions_located(ret)
+    ftype = type_ or inferred
+    if ftype is None:
+        raise SpecError(f"{where}: annotate the return type or pass type=...")
+    if ftype not in TYPE_CODES:
+        raise SpecError(f"{where}: unknown field type {ftype!r}")
+    return FieldSpec(
+        name=name,
+        description=description,
+        type=ftype,
+        is_list=is_list,
+        arg=arg,
+        arg_required=arg_required,
+        display=display,
+        add_output=add_output,
+        properties=properties,
+        method=attr,
+        located=located,
+    )
+
+
+def _mentions_located(tp: Any) -> bool:
+    if tp is Located:
+        return True
+    return any(_mentions_located(a) for a in typing.get_args(tp))
+
+
+def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
+    if tp is inspect.Signature.empty:
+        return None, False
+    if tp is Located:
+        return None, False
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = set(typing.get_args(tp)) - {type(None), Located}
+        if args == set(typing.get_args(IPAddr)):
+            return "ipaddr", False
+        if args == set(typing.get_args(IPNet)):
+            return "ipnet", False
+        if len(args) == 1:
+            return _infer(args.pop(), where)
+        raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
+    if origin in (list, Sequence, tuple):
+        items = typing.get_args(tp)
+        inner, nested = _infer(items[0], where) if items else (None, False)
+        if nested:
+            raise SpecError(f"{where}: lists of lists are not a field type")
+        return inner, True
+    if tp is RelTime:
+        return "reltime", False
+    if tp is AbsTime:
+        return "abstime", False
+    if tp is bool:
+        return "bool", False
+    if tp is int:
+        return "uint64", False
+    if tp in (str, bytes):
+        return "string", False
+    if tp in (ipaddress.IPv4Address, ipaddress.IPv6Address):
+        return "ipaddr", False
+    if tp in (ipaddress.IPv4Network, ipaddress.IPv6Network):
+        return "ipnet", False
+    raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
