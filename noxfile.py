@@ -50,10 +50,28 @@ def build(session: nox.Session) -> None:
     )  # fmt: skip
 
 
+LINT_TOOLS = ("ruff>=0.6",)
+TYPECHECK_TOOLS = ("mypy>=1.10", "types-PyYAML", "types-requests", "pytest>=8")
+TEST_TOOLS = ("pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2")
+
+
+def run_lint(session: nox.Session) -> None:
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+def run_typecheck(session: nox.Session) -> None:
+    packages = ["falco_plugin", *(plugin_package(p) for p in PLUGINS)]
+    session.run("mypy", *(arg for pkg in packages for arg in ("-p", pkg)))
+    session.run("mypy", "bench/run.py")
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Every test: SDK, host, cross-plugin, and each plugin's own."""
-    install_workspace(session, "pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2")
+    """Every check CI relies on: lint, formatting, types, then every test (SDK, host, cross-plugin, each plugin's)."""
+    install_workspace(session, *LINT_TOOLS, *TYPECHECK_TOOLS, *TEST_TOOLS)
+    run_lint(session)
+    run_typecheck(session)
     build_all(session)  # the suites also check the libraries nox -s build produces
     suites = ["sdk/tests", "tests", *(str(p / "tests") for p in PLUGINS if (p / "tests").is_dir())]
     session.run("pytest", "-n", "2", "--timeout", "300", *suites, *session.posargs)
@@ -62,18 +80,15 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
-    session.install("ruff>=0.6")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    session.install(*LINT_TOOLS)
+    run_lint(session)
 
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy over the SDK and every plugin."""
-    install_workspace(session, "mypy>=1.10", "types-PyYAML", "types-requests", "pytest>=8")
-    packages = ["falco_plugin", *(plugin_package(p) for p in PLUGINS)]
-    session.run("mypy", *(arg for pkg in packages for arg in ("-p", pkg)))
-    session.run("mypy", "bench/run.py")
+    install_workspace(session, *TYPECHECK_TOOLS)
+    run_typecheck(session)
 
 
 @nox.session(python=PYTHON)
