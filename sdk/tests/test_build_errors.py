@@ -103,8 +103,12 @@ def test_a_built_site_dir_holds_the_plugin_and_the_sdk_runtime_precompiled(tmp_p
     result = build_plugin(tmp_path, tmp_path / "out")
     assert result.library == tmp_path / "out" / "libfxt_build_ok.so"
     assert result.site_dir == tmp_path / "out" / "libfxt_build_ok.site"
-    for module in ("fxt_build_ok/plugin.py", "falco_plugin/_internal/runtime.py", "cffi/__init__.py"):
+    for module in ("fxt_build_ok/plugin.py", "falco_plugin/_internal/runtime.py"):
         assert (result.site_dir / module).is_file(), module
+    # The SDK's tooling and cffi's Python half stay out (test_site_dir.py has the details).
+    assert not (result.site_dir / "falco_plugin" / "build.py").exists()
+    assert not (result.site_dir / "cffi").exists()
+    assert list(result.site_dir.glob("_cffi_backend*.so"))
     # Shipped bytecode, hash-checked (flags 0b11) so a copy with other mtimes still uses it.
     pycs = list(result.site_dir.rglob("__pycache__/plugin.*.pyc"))
     assert pycs

@@ -14,8 +14,8 @@ declarations, and compiles the SDK's C glue with cffi's embedding mode into
 How a built plugin finds Python
 -------------------------------
 Next to the library the builder writes ``lib<name>.site/``: a copy of the
-plugin's package and of every distribution it depends on (the SDK runtime
-and cffi included). At first use the library locates itself (``dladdr``),
+plugin's package and of every distribution it depends on (of the SDK and
+cffi only what runs, see ``falco_plugin.sitedir``). At first use the library locates itself (``dladdr``),
 puts that directory first on ``sys.path`` and imports the plugin from it, so
 the pair can be copied anywhere together. The standard library comes from
 the Python installation the library was built with: it links to that
@@ -28,18 +28,14 @@ elsewhere, set ``FALCO_PLUGIN_PYTHONHOME`` for Falco and make
 from __future__ import annotations
 
 import argparse
-import compileall
 import importlib
 import importlib.metadata as md
-import json
 import os
-import py_compile
 import shutil
 import sys
 import sysconfig
 import tempfile
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +44,7 @@ from ._internal.capabilities import c_string, implemented
 from ._internal.spec import PluginSpec, resolve
 from ._internal.version import GLUE_CONTRACT, SDK_VERSION
 from .errors import SDKError
+from .sitedir import SiteDirError, write_site_dir
 
 __all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]
 
@@ -194,106 +191,11 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
         os.replace(staged, library)  # atomic: a running host keeps its old mapping
     site_dir = out / f"lib{spec.name}.site"
     deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
-    _write_site_dir(site_dir, dist_name, project, deps)
+    try:
+        write_site_dir(site_dir, dist_name, project, deps)
+    except SiteDirError as exc:
+        raise BuildError(str(exc)) from exc
     return BuildResult(library=library, site_dir=site_dir, spec=spec)
-
-
-# -- the site directory ----------------------------------------------------------
-
-
-def _requirements(dist: md.Distribution) -> Iterable[str]:
-    from packaging.requirements import Requirement
-
-    for line in dist.requires or []:
-        req = Requirement(line)
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            yield req.name
-
-
-def _closure(roots: list[str]) -> list[md.Distribution]:
-    seen: dict[str, md.Distribution] = {}
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        key = name.lower().replace("_", "-")
-        if key in seen:
-            continue
-        try:
-            dist = md.distribution(name)
-        except md.PackageNotFoundError:
-            raise BuildError(f"{name} is required but not installed in this environment") from None
-        seen[key] = dist
-        todo.extend(_requirements(dist))
-    return list(seen.values())
-
-
-def _editable_roots(dist: md.Distribution) -> list[Path]:
-    """Source directories an editable install points at (via its .pth file)."""
-    direct = dist.read_text("direct_url.json")
-    if not direct or not json.loads(direct).get("dir_info", {}).get("editable"):
-        return []
-    roots = []
-    for f in dist.files or []:
-        if f.name.endswith(".pth"):
-            for line in Path(str(f.locate())).read_text().splitlines():
-                p = Path(line.strip())
-                if line.strip() and not line.startswith(("#", "import ")) and p.is_dir():
-                    roots.append(p)
-    if not roots:
-        raise BuildError(f"cannot find the sources of the editable install of {dist.metadata['Name']}")
-    return roots
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so.tmp")  # bytecode is rebuilt, hash-checked
-    if src.is_dir():
-        shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True)
-    else:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
-
-
-def _copy_sources(root: Path, staging: Path) -> None:
-    for entry in root.iterdir():
-        if entry.name.endswith((".egg-info", ".dist-info")) or entry.name.startswith("."):
-            continue
-        if (entry.is_dir() and (entry / "__init__.py").exists()) or entry.suffix == ".py":
-            _copy_tree(entry, staging / entry.name)
-
-
-def _write_site_dir(site_dir: Path, root_dist: str, project: Path, deps: list[str]) -> None:
-    from packaging.requirements import Requirement
-
-    staging = site_dir.with_name(site_dir.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    if _installed(root_dist) is not None:
-        roots = [root_dist]
-    else:
-        _copy_sources(project / "src" if (project / "src").is_dir() else project, staging)
-        reqs = [Requirement(d) for d in deps]
-        roots = [r.name for r in reqs if r.marker is None or r.marker.evaluate()]
-    for dist in _closure(roots):
-        editable = _editable_roots(dist)
-        if editable:
-            for root in editable:
-                _copy_sources(root, staging)
-            continue
-        for f in dist.files or []:
-            rel = Path(str(f))
-            if (rel.parts and rel.parts[0] == "..") or "__pycache__" in rel.parts:
-                continue  # console scripts and caches are not importable code
-            src = Path(str(f.locate()))
-            if src.is_file():
-                _copy_tree(src, staging / rel)
-    # The embedded interpreter never writes bytecode (the site directory may be
-    # read-only), so ship it: cold start halves. Hash-checked .pyc files stay
-    # valid wherever the directory is copied or unpacked, whatever the mtimes.
-    compileall.compile_dir(
-        str(staging), quiet=2, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH, workers=1
-    )
-    shutil.rmtree(site_dir, ignore_errors=True)
-    os.replace(staging, site_dir)
 
 
 # -- command line (falco-plugin build) --------------------------------------------
