@@ -90,6 +90,19 @@ def test_c_host_secret_from_the_environment_is_sent_but_never_printed(
     assert TOKEN not in run.output  # ...without the secret
 
 
+def test_c_host_gets_a_record_holding_a_lone_surrogate_and_the_records_after_it(
+    api: FakeApi, run_host: Callable[..., HostRun]
+) -> None:
+    api.script.append(Reply(200, rb'{"data": [{"id": "evt-1", "note": "\ud800!"}, {"id": "evt-2", "note": "ok"}]}'))
+    fields = ["http_poll.id", "http_poll.value[/note]", "http_poll.raw"]
+    run = run_host(config=FAST, params=params(api, max_polls=1), fields=fields)
+    assert run.ok, run.output
+    assert [e["http_poll.id"] for e in run.events] == ["evt-1", "evt-2"]
+    assert [e["http_poll.value[/note]"] for e in run.events] == [r"\ud800!", "ok"]
+    raw = [e["http_poll.raw"] for e in run.events]
+    assert raw == [r'{"id":"evt-1","note":"\ud800!"}', '{"id":"evt-2","note":"ok"}']  # JSON for the very record
+
+
 def test_c_host_missing_secret_variable_fails_init_with_a_clear_error(run_host: Callable[..., HostRun]) -> None:
     config = json.dumps({"headers": [{"name": "Authorization", "value_from_env": "API_TOKEN"}]})
     run = run_host(config=config, params='{"url": "http://127.0.0.1:9/x"}')

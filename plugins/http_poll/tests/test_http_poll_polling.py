@@ -192,6 +192,48 @@ def test_a_body_without_the_records_array_is_malformed(
     assert any(found in line for line in s.logs.lines)
 
 
+def test_a_record_with_a_lone_surrogate_is_delivered_losslessly_and_the_stream_goes_on(
+    api: FakeApi, open_stream: Callable[..., Stream]
+) -> None:
+    odd = r'{"id": "evt-1", "published": "2024-05-01T12:00:01Z", "note": "\ud800 then \udfff"}'
+    api.script.append(Reply(200, ('{"data": [' + odd + ", " + json.dumps(record(2)) + "]}").encode()))
+    api.records = [record(2), record(3)]
+    s = open_stream(url=api.url, cursor_param="since", max_polls=2, **AUDIT)
+    events = s.until_end()
+    assert s.ids(events) == ["evt-1", "evt-2", "evt-3"]
+    assert events[0].record == json.loads(odd)  # the very record the API sent, lone surrogates included
+    assert events[0].payload.decode("utf-8")  # and the payload is UTF-8, as Falco needs
+    assert s.stats.malformed == 0
+    assert api.seen[1].query["since"] == "2024-05-01T12:00:02Z"  # the cursor moved past it
+
+
+def test_a_timestamp_with_a_lone_surrogate_dates_its_event_but_is_never_sent_as_the_cursor(
+    api: FakeApi, open_stream: Callable[..., Stream]
+) -> None:
+    odd = r'{"id": "evt-9", "published": "2024-05-01\ud80012:00:09"}'  # any character may separate the two
+    api.script.append(Reply(200, ('{"data": [' + json.dumps(record(1)) + ", " + odd + "]}").encode()))
+    s = open_stream(url=api.url, cursor_param="since", max_polls=2, **AUDIT)
+    events = s.until_end()
+    assert s.ids(events) == ["evt-1", "evt-9"]
+    assert events[1].ts == 1714564809_000000000
+    assert [r.query.get("since") for r in api.seen] == [None, "2024-05-01T12:00:01Z"]
+
+
+def test_an_id_with_a_lone_surrogate_is_delivered_but_never_sent_as_the_cursor(
+    api: FakeApi, open_stream: Callable[..., Stream]
+) -> None:
+    api.script.extend(
+        [
+            Reply(200, rb'{"data": [{"id": "evt-1"}, {"id": "evt-\ud800"}]}'),
+            Reply(200, rb'{"data": [{"id": "evt-\ud800"}, {"id": "evt-3"}]}'),
+        ]
+    )
+    s = open_stream(url=api.url, records="/data", id="/id", cursor_param="after", cursor_from="id", max_polls=3)
+    events = s.until_end()
+    assert [e.envelope.id for e in events] == ["evt-1", "evt-\ud800", "evt-3"]
+    assert [r.query.get("after") for r in api.seen] == [None, "evt-1", "evt-3"]  # a URL cannot carry it
+
+
 def test_records_repeated_by_every_poll_are_delivered_once(api: FakeApi, open_stream: Callable[..., Stream]) -> None:
     api.records = [record(1), record(2)]
     s = open_stream(url=api.url, max_polls=3, **AUDIT)

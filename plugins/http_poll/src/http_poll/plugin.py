@@ -53,7 +53,7 @@ from .checkpoint import Checkpoint, CheckpointError, Delivered
 from .config import HeaderError, HttpPollConfig, HttpPollParams, check_config, check_params, resolve_headers
 from .pointer import MISSING, Pointer, PointerError
 from .poller import Crashed, Finished, Item, Message, Page, PollEnd, Poller, Stats, quiet_insecure_warnings
-from .records import Envelope, decode
+from .records import Envelope, decode, host_text
 from .redact import RedactingFilter, Redactor
 
 __all__ = ["HttpPollPlugin", "HttpPollInstance", "IDLE_WAIT", "QUEUE_PAGES"]
@@ -244,7 +244,8 @@ class HttpPollPlugin(SourcePlugin, ExtractPlugin):
 
     @field("http_poll.id", "The record id, read with the id pointer of the open params", add_output=True)
     def record_id(self, event: Event) -> str | None:
-        return self.envelope(event).id
+        rid = self.envelope(event).id
+        return None if rid is None else host_text(rid)
 
     @field(
         "http_poll.value",
@@ -259,11 +260,11 @@ class HttpPollPlugin(SourcePlugin, ExtractPlugin):
         found = pointer.get(self.envelope(event).record)
         if found is MISSING or found is None:
             return None
-        return found if isinstance(found, str) else _compact(found)
+        return host_text(found if isinstance(found, str) else _compact(found))
 
     @field("http_poll.raw", "The whole record as compact JSON")
     def raw(self, event: Event) -> str:
-        return _compact(self.envelope(event).record)
+        return host_text(_compact(self.envelope(event).record))
 
 
 def _compact(value: Any) -> str:

@@ -38,7 +38,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from .config import HeaderError, HttpPollConfig, PollSettings, resolve_headers
 from .pointer import MISSING
-from .records import encode, parse_timestamp, record_id, record_key
+from .records import encode, fits_utf8, parse_timestamp, record_id, record_key
 from .redact import Redactor
 
 __all__ = [
@@ -325,20 +325,20 @@ class Poller:
             return Page([])
         try:
             doc = json.loads(response.content)
-            records = self.settings.records.get(doc)
-            if not isinstance(records, list):
-                found = "nothing" if records is MISSING else type(records).__name__
-                raise PollError(
-                    f"{where}: expected an array of records at '{self.settings.records.text}', found {found}"
-                )
-            return Page([self._item(response.url, response.status_code, r) for r in records])
-        except PollError:
-            self.stats.malformed += 1
-            raise
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
             self.stats.malformed += 1
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
             raise PollError(f"{where}: the body is not JSON ({reason})") from None
+        records = self.settings.records.get(doc)
+        if not isinstance(records, list):
+            self.stats.malformed += 1
+            found = "nothing" if records is MISSING else type(records).__name__
+            raise PollError(f"{where}: expected an array of records at '{self.settings.records.text}', found {found}")
+        try:
+            return Page([self._item(response.url, response.status_code, r) for r in records])
+        except RecursionError:  # a record nested about as deep as the decoder allows
+            self.stats.malformed += 1
+            raise PollError(f"{where}: a record is nested too deeply") from None
 
     def _item(self, url: str, status: int, record: Any) -> Item:
         self.stats.records += 1
@@ -351,15 +351,17 @@ class Poller:
                 self.stats.bad_timestamps += 1
             else:
                 self._consider_cursor(ts, raw)
-        if self.params.cursor_from == "id" and rid is not None:
+        if self.params.cursor_from == "id" and rid is not None and fits_utf8(rid):
+            # Text UTF-8 cannot hold (a lone surrogate) cannot go in a URL, so it never becomes the
+            # cursor: the cursor stays where it was, and de-duplication drops what comes again.
             self._chain_cursor = (None, rid)
         return Item(record_key(record, rid), encode(url, status, rid, record), ts)
 
     # -- cursor -----------------------------------------------------------------------
 
     def _consider_cursor(self, ts: int, raw: Any) -> None:
-        if self.params.cursor_from != "timestamp":
-            return
+        if self.params.cursor_from != "timestamp" or (isinstance(raw, str) and not fits_utf8(raw)):
+            return  # a lone surrogate cannot go in a URL: see _item
         best = self._chain_cursor
         if best is None or best[0] is None or ts > best[0]:
             self._chain_cursor = (ts, raw if isinstance(raw, str) else json.dumps(raw))
