@@ -4,13 +4,14 @@ Falco starts plugins) and in the SDK's Python host."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from falco_plugin.build import BuildResult
-from httppoll_kit import FakeApi, HostRun, Reply, TlsFiles, free_port, record
+from httppoll_kit import DEADLINE, FakeApi, HostRun, Reply, TlsFiles, free_port, plugin_threads, record, wait_for
 
 pytest_plugins = ["httppoll_fixtures"]
 
@@ -154,6 +155,24 @@ def test_python_host_sees_record_timestamps_progress_and_the_end(api: FakeApi, p
         assert plugin.extract(events[0], "http_poll.value[/nothing]") is None
         assert capture.progress() == (100.0, "2/2 polls")
         assert capture.last_rc == 2  # EOF
+
+
+def test_python_host_open_close_cycles_against_a_trickling_server_leave_no_thread(api: FakeApi, py_host: Any) -> None:
+    baseline = len(plugin_threads())
+    with py_host.init(FAST) as plugin:
+        for cycle in range(1, 4):
+            api.script.append(Reply(200, b'{"data": [', length=10**6, trickle=0.1))  # a body that never ends
+            with plugin.open(params(api)):
+                wait_for(lambda n=cycle: len(api.seen) == n, "the request")
+                started = time.monotonic()
+            assert time.monotonic() - started < DEADLINE, "close hung"
+            wait_for(lambda: len(plugin_threads()) == baseline, "the worker to end")
+        api.script.append(Reply(200, b'{"data": [', length=10**6, trickle=0.1))
+        plugin.open(params(api))  # left open: the host closes it before plugin_destroy
+        wait_for(lambda: len(api.seen) == 4, "the request")
+        started = time.monotonic()
+    assert time.monotonic() - started < DEADLINE, "destroy hung"
+    wait_for(lambda: len(plugin_threads()) == baseline, "the worker to end")
 
 
 def test_python_host_logs_never_carry_the_secret(api: FakeApi, py_host: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
 from collections.abc import Callable
 
 import pytest
 from falco_plugin import PluginError
+from http_poll.config import HttpPollParams
 from http_poll.poller import Poller
-from httppoll_kit import FakeApi, Reply, Stream, TlsFiles, free_port, record
+from httppoll_kit import DEADLINE, FakeApi, Reply, Stream, TlsFiles, free_port, plugin_threads, record, wait_for
 
 pytest_plugins = ["httppoll_fixtures"]
 
 AUDIT = {"records": "/data", "id": "/id", "timestamp": "/published"}
 """Open params for the fake audit API."""
+
+
+def trickling(seconds: float = 0.1, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    """A response that announces a megabyte and sends one byte every ``seconds``: never silent, never done."""
+    return Reply(status, b'{"data": [', headers or {}, length=10**6, trickle=seconds)
 
 
 def test_each_record_becomes_one_event_carrying_url_status_id_and_record(
@@ -342,6 +350,56 @@ def test_close_stops_the_worker_promptly(api: FakeApi, open_stream: Callable[...
     s.until(lambda: len(api.seen) == 1)
     s.close()
     assert not s.instance.poller.alive
+
+
+def test_a_compressed_body_is_decompressed_as_it_is_read(api: FakeApi, open_stream: Callable[..., Stream]) -> None:
+    body = json.dumps({"data": [record(n) for n in range(1, 4)]}).encode()
+    api.script.append(Reply(200, gzip.compress(body), {"Content-Encoding": "gzip"}))
+    s = open_stream(url=api.url, max_polls=1, **AUDIT)
+    assert s.ids(s.until_end()) == ["evt-1", "evt-2", "evt-3"]
+
+
+@pytest.mark.parametrize("status", [200, 302])  # requests reads a redirect's body itself
+def test_a_trickling_response_is_cut_at_request_timeout_and_the_retry_gets_the_records(
+    api: FakeApi, open_stream: Callable[..., Stream], status: int
+) -> None:
+    api.records = [record(1)]
+    api.script.append(trickling(0.05, status, {"Location": api.url}))  # never silent for read_timeout (5 s)
+    s = open_stream(config={"request_timeout": 0.5}, url=api.url, max_polls=1, **AUDIT)
+    assert s.ids(s.until_end()) == ["evt-1"]
+    assert any("took longer than request_timeout (0.5 s); retry 1/3" in line for line in s.logs.lines)
+    assert s.stats.network_errors == 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_open_close_cycles_against_a_trickling_server_leave_no_thread_behind(
+    scheme: str, request: pytest.FixtureRequest, open_stream: Callable[..., Stream]
+) -> None:
+    api: FakeApi = request.getfixturevalue("api" if scheme == "http" else "tls_api")
+    config = {"ca_bundle": str(request.getfixturevalue("tls_files").ca)} if scheme == "https" else {}
+    baseline = len(plugin_threads())
+    for cycle in range(1, 4):
+        api.script.append(trickling())
+        s = open_stream(config=config, url=api.url, **AUDIT)
+        wait_for(lambda n=cycle: len(api.seen) == n, "the request")
+        started = time.monotonic()
+        s.close()  # while the worker reads a body that will not end for days
+        assert time.monotonic() - started < DEADLINE, "close hung"
+        wait_for(lambda: len(plugin_threads()) == baseline, "the worker to end")
+    assert not s.instance.poller.alive
+
+
+def test_destroy_ends_the_workers_of_instances_left_open(api: FakeApi, open_stream: Callable[..., Stream]) -> None:
+    baseline = len(plugin_threads())
+    api.script.extend([trickling(), trickling()])
+    s = open_stream(url=api.url, **AUDIT)
+    other = s.plugin.open(HttpPollParams.from_dict({"url": api.url, "interval": 0.05, **AUDIT}))
+    wait_for(lambda: len(api.seen) == 2, "both requests")
+    started = time.monotonic()
+    s.plugin.destroy()  # without closing the instances first
+    assert time.monotonic() - started < DEADLINE, "destroy hung"
+    wait_for(lambda: len(plugin_threads()) == baseline, "the workers to end")
+    assert not s.instance.poller.alive and not other.poller.alive
 
 
 # -- TLS ---------------------------------------------------------------------------------------

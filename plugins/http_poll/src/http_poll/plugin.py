@@ -52,7 +52,7 @@ from falco_plugin import (
 from .checkpoint import Checkpoint, CheckpointError, Delivered
 from .config import HeaderError, HttpPollConfig, HttpPollParams, check_config, check_params, resolve_headers
 from .pointer import MISSING, Pointer, PointerError
-from .poller import Crashed, Finished, Item, Message, Page, PollEnd, Poller, Stats, quiet_insecure_warnings
+from .poller import STOP_WAIT, Crashed, Finished, Item, Message, Page, PollEnd, Poller, Stats, quiet_insecure_warnings
 from .records import Envelope, decode, host_text
 from .redact import RedactingFilter, Redactor
 
@@ -164,7 +164,10 @@ class HttpPollInstance(SourceInstance):
 
     def close(self) -> None:
         # No checkpoint here: the host may not have finished the last batch (see the module docs).
-        self.poller.stop()
+        self.poller.stop()  # returns within STOP_WAIT
+        if self.poller.alive:
+            # Connecting, or waiting for headers: nothing to cut yet (see Poller.request_stop).
+            self.log.warning("closed %s before its worker ended; it ends at its next timeout", self.params.url)
         self.log.info("closed %s: %s", self.params.url, self.stats.summary())
 
 
@@ -204,8 +207,13 @@ class HttpPollPlugin(SourcePlugin, ExtractPlugin):
         return instance
 
     def destroy(self) -> None:
-        for instance in list(getattr(self, "_instances", ())):
-            instance.poller.stop()
+        # Instances the host did not close: stop them all first, so that they end together.
+        pollers = [instance.poller for instance in list(getattr(self, "_instances", ()))]
+        for poller in pollers:
+            poller.request_stop()
+        deadline = time.monotonic() + STOP_WAIT
+        for poller in pollers:
+            poller.join(max(0.0, deadline - time.monotonic()))
 
     def open_params(self) -> list[OpenParam]:
         return [
