@@ -227,3 +227,74 @@ class ScapWriter:
     def save(self, path: Path, compress: bool = False) -> Path:
         path.write_bytes(self.bytes(compress))
         return path
+
+
+def sample_value(pt: int, extra: str, i: int) -> tuple[Any, Any]:
+    """(value to encode, value decoding must give) for a parameter of type ``pt``; ``i`` varies it."""
+    v: Any
+    choices: list[Any]
+    signed = {tbl.PT_INT8: 8, tbl.PT_INT16: 16, tbl.PT_INT32: 32, tbl.PT_INT64: 64, tbl.PT_ERRNO: 64}
+    signed |= {tbl.PT_FD: 64, tbl.PT_PID: 64, tbl.PT_FD32: 32, tbl.PT_PID32: 32}
+    unsigned = {tbl.PT_UINT8: 8, tbl.PT_UINT16: 16, tbl.PT_UINT32: 32, tbl.PT_UINT64: 64}
+    unsigned |= {tbl.PT_FLAGS8: 8, tbl.PT_FLAGS16: 16, tbl.PT_FLAGS32: 32, tbl.PT_ENUMFLAGS8: 8}
+    unsigned |= {tbl.PT_ENUMFLAGS16: 16, tbl.PT_ENUMFLAGS32: 32, tbl.PT_UID: 32, tbl.PT_GID: 32}
+    unsigned |= {tbl.PT_MODE: 32, tbl.PT_SIGSET: 32, tbl.PT_SYSCALLID: 16, tbl.PT_SIGTYPE: 8, tbl.PT_PORT: 16}
+    unsigned |= {tbl.PT_L4PROTO: 8, tbl.PT_SOCKFAMILY: 8, tbl.PT_RELTIME: 64, tbl.PT_ABSTIME: 64}
+    if pt in signed:
+        v = -(1 << (signed[pt] - 1)) + i  # near the minimum: sign and width both matter
+        return v, v
+    if pt in unsigned:
+        v = (1 << unsigned[pt]) - 1 - i  # near the maximum
+        return v, v
+    if pt == tbl.PT_DYN:
+        alternatives = tbl.DYNAMIC[extra]
+        k = i % len(alternatives)
+        v, expected = sample_value(alternatives[k], "", i)
+        return Dyn(k, v), expected
+    strings = {
+        tbl.PT_CHARBUF: f"comm-{i} é",
+        tbl.PT_FSPATH: f"/tmp/ü/{i}",
+        tbl.PT_FSRELPATH: f"rel/{i}",
+        tbl.PT_BOOL: i % 2 == 0,
+        tbl.PT_DOUBLE: i + 0.25,
+        tbl.PT_CHARBUFARRAY: ["tag", f"t{i}"],
+        tbl.PT_CHARBUF_PAIR_ARRAY: [("k", f"v{i}"), ("k2", "")],
+        tbl.PT_FDLIST: [(3, 1), (-1, 0xFFFF), (i, 4)],
+        tbl.PT_IPV4ADDR: f"10.0.0.{i % 256}",
+        tbl.PT_IPV6ADDR: f"fe80::{i:x}",
+        tbl.PT_IPADDR: "192.168.1.1" if i % 2 else "2001:db8::1",
+        tbl.PT_IPV4NET: ("10.1.0.0", "255.255.0.0"),
+        tbl.PT_IPV6NET: ("2001:db8::", "ffff:ffff::"),
+        tbl.PT_IPNET: ("10.1.0.0", "255.255.0.0"),
+        tbl.PT_NONE: b"\x01\x02",
+    }
+    if pt in strings:
+        v = strings[pt]
+        return v, v
+    if pt == tbl.PT_BYTEBUF:
+        if extra == "nul-list":
+            v = [f"a{i}", "b c", "", "x=y"]
+            return v, v
+        b = bytes([i % 256, 0, 255, 10])
+        return b, b
+    if pt == tbl.PT_SOCKADDR:
+        choices = [SockAddr(2, "127.0.0.1", 8080), SockAddr(10, "::1", 443), SockAddr(1, "/run/x.sock", None)]
+        v = choices[i % 3]
+        return v, v
+    if pt == tbl.PT_SOCKTUPLE:
+        choices = [
+            SockTuple(2, "10.0.0.1", 40000, "10.0.0.2", 80),
+            SockTuple(10, "2001:db8::1", 1, "2001:db8::2", 65535),
+            SockTuple(1, "ffff8880aa", None, "0", None, "/var/run/nscd/socket"),
+        ]
+        v = choices[i % 3]
+        return v, v
+    raise AssertionError(f"no sample for type {pt}")
+
+
+def sample_event(code: int, ts: int = 123, tid: int = 456) -> tuple[bytes, dict[str, Any]]:
+    """An event of type ``code`` with a value in every parameter, and the values decoding must give."""
+    encoded, expected = {}, {}
+    for i, (pname, pt, extra) in enumerate(tbl.EVENTS[code][3]):
+        encoded[pname], expected[pname] = sample_value(pt, extra, (i + code) % 100)
+    return build_event(code, encoded, ts=ts, tid=tid), expected

@@ -127,7 +127,10 @@ def main() -> None:
     libs = Path(sys.argv[1])
     header = strip_comments((libs / "driver/ppm_events_public.h").read_text())
     names = enum_values(header)
-    codes = {v: k for k, v in names.items() if k.startswith("PPME_")}
+    # Type codes: the members of the ppm_event_code enum (other PPME_ macros are flags).
+    enum_body = re.search(r"typedef enum \{([^}]*)\}\s*ppm_event_code;", header)
+    assert enum_body, "no ppm_event_code enum"
+    codes = {int(v): k for k, v in re.findall(r"\b(PPME_\w+)\s*=\s*(\d+)", enum_body.group(1))}
     events = parse_events((libs / "driver/event_table.c").read_text(), names)
     dynamic = parse_dynamic((libs / "driver/dynamic_params_table.c").read_text(), names)
     conversions = parse_conversions((libs / "userspace/libscap/engine/savefile/converter/table.cpp").read_text(), names)

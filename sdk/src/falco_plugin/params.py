@@ -382,10 +382,11 @@ def _str(data: memoryview | bytes) -> str:
 
 
 def _strlist(data: memoryview | bytes) -> list[str]:
+    # As libsinsp reads them: one trailing NUL dropped, then split ("" is no strings).
     b = bytes(data)
     if b.endswith(b"\0"):
         b = b[:-1]
-    return [s.decode("utf-8", "surrogateescape") for s in b.split(b"\0")]
+    return [s.decode("utf-8", "surrogateescape") for s in b.split(b"\0")] if b else []
 
 
 def _ip(data: memoryview | bytes) -> str:
