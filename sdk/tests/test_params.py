@@ -78,6 +78,12 @@ def test_values_are_typed() -> None:
     assert len(p) == len(tbl.EVENTS[PPME_SYSCALL_EXECVE_19_X][3])
 
 
+def test_legacy_null_strings_read_as_none() -> None:
+    p = decode_params(build_event(PPME_SYSCALL_OPEN_X, raw_params=[b"", b"(NULL)\0"]))
+    assert (p.fd, p["name"]) == (None, None)
+    assert bytes(p.raw("name") or b"") == b"(NULL)\0"
+
+
 def test_older_layout_with_fewer_params_reads_missing_as_none() -> None:
     raw = build_event(PPME_SYSCALL_OPEN_X, [3, "/etc/passwd", 0, 0])
     p = decode_params(raw)

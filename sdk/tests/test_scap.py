@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from falco_plugin._internal import syscall_table as tbl
 from falco_plugin.host.scap import ProcEntry, ScapError, ScapReader, read_scap, sinsp_verdict
+from falco_plugin.host.scap_convert import RawEvent, verdict
 from falco_plugin.host.threads import ThreadTable
 from falco_plugin.params import ParamError
 from scapwriter import ScapWriter, block, build_event, proc_entry, sample_event
@@ -183,9 +184,9 @@ def test_every_event_type_round_trips_through_a_capture(code: int) -> None:
     raw, expected = sample_event(code, ts=5, tid=6)
     large = len(raw) > 0xFFF0
     w = ScapWriter().proclist([proc(6)]).event(raw, cpu=1, flags=0, large=large).event(raw, large=large)
-    with ScapReader(io.BytesIO(w.bytes())) as r:
+    with ScapReader(io.BytesIO(w.bytes()), convert=False) as r:
         events = list(r.events(include_dropped=True))
-    assert [e.raw for e in events] == [raw, raw]
+    assert [e.raw for e in events] == [raw, raw] == [e.stored for e in events]
     assert all((e.type, e.tid, e.ts, e.cpu) == (code, 6, 5, 1) for e in events[:1])
     assert events[0].params().to_dict() == expected
     verdict = sinsp_verdict(code, len(expected))
@@ -231,12 +232,13 @@ def test_old_event_blocks_without_nparams() -> None:
     w = ScapWriter().proclist([proc(1)])
     w.event_v1(build_event(OPEN_X, [3, "/etc/passwd", 1, 0o644]))
     w.event_v1(build_event(CLOSE_X, [0, 3]), flags=0)
-    no_params = next(c for c, e in tbl.EVENTS.items() if not e[3] and sinsp_verdict(c, 0) is not None)
+    no_params = next(c for c, e in tbl.EVENTS.items() if not e[3] and verdict(c, 0) == "PASS")
     w.event_v1(build_event(no_params, []))
     with ScapReader(io.BytesIO(w.bytes())) as r:
         events = list(r.events())
-    assert [(e.num, e.name, e.nparams) for e in events] == [(1, "open", 4), (2, "close", 2), (3, events[2].name, 0)]
+    assert [(e.num, e.name, e.nparams) for e in events] == [(1, "open", 6), (2, "close", 2), (3, events[2].name, 0)]
     assert events[2].type == no_params
+    assert struct.unpack_from("<I", events[0].stored, 22) == (4,)  # as stored: 4 params
     assert events[0].params().to_dict() == {
         "fd": 3,
         "name": "/etc/passwd",
@@ -287,6 +289,7 @@ GOOD = ScapWriter().proclist([proc(1)]).event(open_x(3)).bytes()
         (SHB + block(0x216, b"\0\0" + struct.pack("<QQIHI", 0, 0, 500, 3, 0)), "does not fit its block"),
         (SHB + block(0x204, b"\0\0" + struct.pack("<QQIHH", 0, 0, 24, 3, 9)), "match no parameter count"),
         (gzip.compress(GOOD)[:-12], "offset"),
+        (gzip.compress(GOOD * 20)[:60] + b"\xff" * 8 + gzip.compress(GOOD * 20)[68:], "offset"),
     ],
 )
 def test_malformed_captures(data: bytes, message: str) -> None:
@@ -312,6 +315,59 @@ def test_random_corruption_raises_scap_or_param_errors_only() -> None:
                 e.params().to_dict()
         except (ScapError, ParamError):
             pass
+
+
+def convert(*events: bytes) -> tuple[list[tuple[int | None, int, dict[str, Any]]], list[str]]:
+    w = ScapWriter()
+    for raw in events:
+        w.event(raw)
+    with ScapReader(io.BytesIO(w.bytes())) as r:
+        out = [(e.num, e.type, e.params().to_dict()) for e in r.events()]
+        return out, r.errors
+
+
+def test_converter_takes_parameters_from_the_enter_event() -> None:
+    out, errors = convert(build_event(CLOSE_E, [7], tid=3), build_event(CLOSE_X, [0], tid=3))
+    assert out == [(1, CLOSE_X, {"res": 0, "fd": 7})] and errors == []
+    # Without its enter event the parameter takes the type's default (FROM_ENTER without fallback).
+    out, _ = convert(build_event(CLOSE_X, [0], tid=3))
+    assert out == [(1, CLOSE_X, {"res": 0, "fd": 0})]
+    # An enter event of another thread is not used.
+    out, _ = convert(build_event(CLOSE_E, [7], tid=4), build_event(CLOSE_X, [0], tid=3))
+    assert out[0][2]["fd"] == 0
+
+
+def test_converter_rebuilds_old_versions_as_the_newest() -> None:
+    old = build_event(CODE["PPME_SYSCALL_EXECVE_8_X"], [0, "/bin/ls", ["ls", "-l"], 5, 5, 1, "/tmp", 1024], tid=5)
+    out, errors = convert(old)
+    ((num, code, params),) = out
+    assert (num, code, errors) == (1, EXECVE_X, [])
+    assert (params["exe"], params["args"], params["cwd"], params["fdlimit"]) == ("/bin/ls", ["ls", "-l"], "/tmp", 1024)
+    assert params["comm"] is None  # added as empty
+    assert params["uid"] is None or params["uid"] == 0xFFFFFFFF
+
+
+def test_converter_errors_are_reported_and_the_event_skipped() -> None:
+    # A kept enter event of another type: libscap fails the exit event.
+    out, errors = convert(
+        build_event(CODE["PPME_SYSCALL_READ_E"], [3, 10], tid=3),
+        build_event(CLOSE_X, [0], tid=3),
+        open_x(4, tid=3),
+    )
+    assert [(n, c) for n, c, _ in out] == [(1, OPEN_X)]
+    assert len(errors) == 1 and "enter event kept for close (5) is of type 6" in errors[0]
+    out, errors = convert(build_event(OPEN_X, [3, "/x"]))  # no rule for 2 of 6 params
+    assert out == [] and "open (3) with 2 parameters: no conversion" in errors[0]
+
+
+def test_every_old_event_version_converts_or_fails_cleanly() -> None:
+    for code, nparams in tbl.CONVERSIONS:
+        full = RawEvent.parse(sample_event(code)[0])
+        raw = build_event(code, raw_params=full.params[:nparams], tid=9)
+        with ScapReader(io.BytesIO(ScapWriter().event(raw).bytes())) as r:
+            for e in r.events():
+                assert sinsp_verdict(e.type, e.nparams) == (e.type, e.nparams), (code, nparams)
+                e.params().to_dict()
 
 
 # -- thread state --------------------------------------------------------------------
@@ -471,4 +527,55 @@ def test_agrees_with_sinsp_example(capture: Path | None) -> None:
     mismatches = [
         (n, f, theirs[n][f], mine[n][f]) for n in sorted(theirs) for f in SINSP_FIELDS if theirs[n][f] != mine[n][f]
     ]
+    assert mismatches == []
+
+
+def hexdump(data: bytes) -> str:
+    """Bytes as sinsp-example -r prints them: printable runs quoted, other bytes in hex."""
+    out, in_text = ["["], False
+    for i, c in enumerate(data):
+        if 32 <= c < 127:
+            if not in_text:
+                out.append(' "' if i else '"')
+                in_text = True
+            out.append(chr(c))
+        else:
+            out.append('" ' if in_text else " " if i else "")
+            in_text = False
+            out.append(f"{c:02x}")
+    return "".join([*out, '"' if in_text else "", "]"])
+
+
+STRING_TYPES = (tbl.PT_CHARBUF, tbl.PT_FSPATH, tbl.PT_FSRELPATH)
+
+
+@pytest.mark.parametrize("capture", captures() or [None], ids=lambda p: p.name if p else "none")
+def test_events_are_the_bytes_libsinsp_sees(capture: Path | None) -> None:
+    """Every shown event, converted, has libsinsp's type, thread and parameter bytes (sinsp-example -r)."""
+    tool = sinsp_example()
+    if capture is None:
+        pytest.skip("no captures in <repo>/../shared/captures")
+    run_ = subprocess.run([str(tool), "-a", "-r", "-s", str(capture)], capture_output=True)
+    if run_.returncode != 0 and b"error while loading shared libraries" in run_.stderr:
+        pytest.skip(f"sinsp-example cannot start: {run_.stderr.decode(errors='replace').strip()}")
+    assert run_.returncode == 0, run_.stderr
+    theirs = [line for line in run_.stdout.decode("latin-1").splitlines() if line.startswith("ts=")]
+    with ScapReader(capture) as r:
+        shown = [e for e in r.events() if e.shown]
+        assert r.errors == []
+    assert len(shown) == len(theirs)
+    mismatches = []
+    for line, e in zip(theirs, shown, strict=True):
+        ev = RawEvent.parse(e.raw)
+        layout = tbl.EVENTS[ev.type][3]
+        dumped = []
+        for i, data in enumerate(ev.params):
+            # libsinsp shows an empty or "(NULL)" string as "<NA>".
+            if layout[i][1] in STRING_TYPES and data in (b"", b"(NULL)\0"):
+                data = b"<NA>\0"
+            dumped.append(f" {i}:{layout[i][0]}={hexdump(data)}")
+        head = f" tid={e.tid} type={'>' if e.is_enter else '<'}{e.type_name} "
+        tail = f"nparams={len(ev.params)}" + "".join(dumped)
+        if head not in line or line[line.index("nparams=") :] != tail:
+            mismatches.append((e.num, line[:300], (head + tail)[:300]))
     assert mismatches == []

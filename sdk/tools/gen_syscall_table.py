@@ -102,8 +102,10 @@ def parse_dynamic(text: str, names: dict[str, int]) -> dict[str, list[str]]:
     return out
 
 
-def parse_conversions(text: str, names: dict[str, int]) -> dict[tuple[int, int], tuple[str, int, int]]:
-    """(type, nparams) -> (action, desired type or -1, number of conversion instructions)."""
+def parse_conversions(
+    text: str, names: dict[str, int]
+) -> dict[tuple[int, int], tuple[str, int, tuple[tuple[str, int, bool], ...]]]:
+    """(type, nparams) -> (action, desired type or -1, instructions (source, param, fallback to empty))."""
     text = strip_comments(text)
     body = text[text.index("g_conversion_table") :]
     out = {}
@@ -115,10 +117,16 @@ def parse_conversions(text: str, names: dict[str, int]) -> dict[tuple[int, int],
         desired = re.search(r"\.desired_type\((PPME_\w+)\)", entry)
         if not action:
             raise SystemExit(f"no action for {m.group(0)}")
+        instrs = tuple(
+            (kind.removeprefix("C_INSTR_FROM_"), int(num or 0), flag == "CIF_FALLBACK_TO_EMPTY")
+            for kind, num, flag in re.findall(r"\{(C_INSTR_\w+)\s*(?:,\s*(\d+))?\s*(?:,\s*(CIF_\w+))?", entry)
+        )
+        if len(instrs) != len(re.findall(r"\{C_INSTR_", entry)):
+            raise SystemExit(f"cannot parse the instructions of {m.group(0)}")
         out[(names[m.group(1)], int(m.group(2)))] = (
             action.group(1).removeprefix("C_ACTION_"),
             names[desired.group(1)] if desired else -1,
-            len(re.findall(r"\{C_INSTR_\w+", entry)),
+            instrs,
         )
     return out
 
@@ -144,7 +152,9 @@ def main() -> None:
     w('of DYNAMIC) or is "nul-list" for byte buffers holding NUL-separated strings.\n')
     w("Even codes are enter events, odd codes exit events. CONVERSIONS holds the\n")
     w("savefile converter's rules: (type, nparams) -> (action, new type or -1,\n")
-    w('number of parameters the action adds or, for CHANGE_TYPE, the new count)."""\n\n')
+    w("instructions), an instruction being (where the parameter comes from: OLD event,\n")
+    w("ENTER event, EMPTY, DEFAULT value or CALLBACK, its index there, whether a missing\n")
+    w('one falls back to EMPTY rather than DEFAULT); ADD_PARAMS appends, CHANGE_TYPE rebuilds."""\n\n')
     w("# ruff: noqa: E501\n# fmt: off\n")
     w(f'SCHEMA_VERSION = "{schema}"\n\n')
     for v, k in pts:
@@ -177,7 +187,7 @@ def main() -> None:
             ps.append(f"({pname!r}, {pt}, {extra!r})")
         w(f"    {code}: ({name!r}, {cat}, {flags}, ({''.join(p + ', ' for p in ps)})),\n")
     w("}\n\n")
-    w("CONVERSIONS: dict[tuple[int, int], tuple[str, int, int]] = {\n")
+    w("CONVERSIONS: dict[tuple[int, int], tuple[str, int, tuple[tuple[str, int, bool], ...]]] = {\n")
     for key in sorted(conversions):
         w(f"    {key}: {conversions[key]!r},\n")
     w("}\n")

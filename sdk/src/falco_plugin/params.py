@@ -39,7 +39,8 @@ DYN                                               the value of the alternative i
 ================================================  ==============================================
 
 A zero-length parameter means "no value" (the drivers and libscap's
-converter write those) and reads as ``None``; so does a parameter of the
+converter write those) and reads as ``None``, as does a string parameter
+holding old drivers' ``"(NULL)"``; so does a parameter of the
 current layout that an older event simply does not carry. Bad input never
 crashes: an unknown type code, an unknown name, or a value whose length does
 not fit its type raises a :class:`ParamError` naming the event and the
@@ -355,6 +356,8 @@ class Params(Mapping[str, Any]):
             return None
         layout = self._layout
         pt, extra = layout.types[i], layout.extras[i]
+        if pt in _STRINGS and len(data) == 7 and bytes(data) == b"(NULL)\0":
+            return None  # old drivers' way of saying "no value", which libsinsp honours
         try:
             if pt == tbl.PT_DYN:
                 alternatives = tbl.DYNAMIC[extra]

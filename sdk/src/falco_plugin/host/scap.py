@@ -14,11 +14,11 @@ counts them, so those get no number. libsinsp then numbers every other event
 from 1, including a few that it uses for state only and does not show to its
 consumers (:attr:`ScapEvent.shown` says which).
 
-Events are given as stored, except that blocks of the old layout (without
-the parameter count in the header) are turned into the current header
-layout, as libscap does; parameters are not converted to the newest
-layout (decoding with :func:`falco_plugin.params.decode_params` reads
-missing trailing parameters as None).
+Events are given as libsinsp sees them: blocks of the old layout (without
+the parameter count in the header) get the current header, and events of old
+versions are rewritten to the current layouts by the same rules as libscap's
+converter (:mod:`.scap_convert`); ``convert=False`` keeps them as stored
+(:attr:`ScapEvent.stored` always has the stored form).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import BinaryIO
 from .._internal import syscall_table as tbl
 from ..params import Params, decode_params
 from .errors import HostError
+from .scap_convert import ConversionError, Converter, verdict
 
 __all__ = ["ScapError", "ScapReader", "ProcEntry", "ScapEvent", "read_scap", "sinsp_verdict"]
 
@@ -139,7 +141,7 @@ class ScapEvent:
     """One event as read from the file."""
 
     raw: bytes
-    """The whole event (header with parameter count, lengths, values)."""
+    """The whole event (header with parameter count, lengths, values) as libsinsp sees it."""
     cpu: int
     flags: int
     """Block flags (EVF blocks): ``1`` is SCAP_DF_STATE_ONLY."""
@@ -149,6 +151,9 @@ class ScapEvent:
     """Whether libsinsp hands the event to its consumers (sinsp-example, Falco rules)."""
     offset: int
     """Offset of the event's block in the (decompressed) file."""
+    stored: bytes = b""
+    """The event as the file holds it (in the current header layout); ``raw`` is the same
+    unless the reader converted it (``convert=True``, the default)."""
 
     @property
     def ts(self) -> int:
@@ -187,44 +192,29 @@ class ScapEvent:
 
 
 def sinsp_verdict(code: int, nparams: int) -> tuple[int, int] | None:
-    """What libscap's converter makes of an event: its final (type, nparams), or None if dropped.
+    """What libscap's converter makes of an event, from its type and parameter count alone.
 
-    Follows the converter's rules (libscap savefile converter): unused types
-    are dropped; types the converter does not manage pass, unless they are
-    obsolete enter events (dropped); managed enter events and managed exit
-    events of an old version or with fewer parameters than the schema are
-    converted by the table's action until one passes or is stored (dropped).
-    A conversion the table has no entry for is an error in libscap (the event
-    is not delivered): None as well.
+    Its final (type, nparams), or None when libscap drops it (or fails it:
+    a conversion the table has no rule for). :class:`ScapReader` with
+    ``convert=True`` does the real conversion; this is for callers holding
+    events as stored.
     """
     for _ in range(MAX_CONVERSION_BOUNDARY):
-        entry = tbl.EVENTS.get(code)
-        if entry is None:
-            return None
-        flags, expected = entry[2], len(entry[3])
-        enter = code % 2 == 0
-        if flags & tbl.EF_UNUSED:
-            return None
-        if not flags & tbl.EF_CONVERTER_MANAGED:
-            if not flags & tbl.EF_OLD_VERSION:
-                return code, nparams
-            return None  # an old enter event (an old exit one is a schema bug: libscap fails it)
-        if not enter and not flags & tbl.EF_OLD_VERSION and nparams == expected:
-            return code, nparams
+        first = verdict(code, nparams)
+        if first != "CONVERT":
+            return (code, nparams) if first == "PASS" else None
         rule = tbl.CONVERSIONS.get((code, nparams))
         if rule is None:
             return None
-        action, desired, count = rule
+        action, desired, instrs = rule
         if action == "STORE":
             return None
         if action in ("PASS", "STORE_AND_PASS"):
             return code, nparams
         if action == "ADD_PARAMS":
-            nparams += count
-        elif action == "CHANGE_TYPE":
-            code, nparams = desired, count
+            nparams += len(instrs)
         else:
-            return None
+            code, nparams = desired, len(instrs)
     return None
 
 
@@ -234,7 +224,7 @@ class ScapReader:
     ``source`` is a path or a binary file object (plain or gzip-compressed).
     """
 
-    def __init__(self, source: str | Path | BinaryIO) -> None:
+    def __init__(self, source: str | Path | BinaryIO, convert: bool = True) -> None:
         if isinstance(source, str | Path):
             self._name = str(source)
             raw: BinaryIO = open(source, "rb")
@@ -255,6 +245,9 @@ class ScapReader:
         self.machine_info: bytes = b""
         self.version: tuple[int, int] = (0, 0)
         self._num = 0
+        self._converter = Converter() if convert else None
+        self.errors: list[str] = []
+        """Events libscap would fail to convert (and not deliver), with their offsets."""
         self._read_section()
 
     def __enter__(self) -> ScapReader:
@@ -271,7 +264,7 @@ class ScapReader:
     def _read(self, n: int) -> bytes:
         try:
             data = self._file.read(n)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
             raise ScapError(f"{self._name}: offset {self._pos}: {e}") from None
         self._pos += len(data)
         return data
@@ -406,14 +399,23 @@ class ScapReader:
             raw = EVT_HEADER.pack(ts, tid, length + 4, code, nparams) + rest
         if code >= tbl.PPM_EVENT_MAX:
             return None  # libscap skips event types newer than its schema
-        verdict = sinsp_verdict(code, nparams)
-        num = None
-        shown = False
-        if verdict is not None:
-            self._num += 1
-            num = self._num
-            shown = verdict[0] not in _HIDDEN_AFTER_PARSE and not flags & SCAP_DF_STATE_ONLY
-        return ScapEvent(raw=raw, cpu=cpu, flags=flags, num=num, shown=shown, offset=offset)
+        delivered: bytes | None
+        if self._converter is not None:
+            try:
+                delivered = self._converter.convert(raw)
+            except ConversionError as e:
+                self.errors.append(f"{self._name}: offset {offset}: {e}")
+                delivered = None
+        else:
+            delivered = raw if sinsp_verdict(code, nparams) is not None else None
+        if delivered is None:
+            return ScapEvent(raw=raw, cpu=cpu, flags=flags, num=None, shown=False, offset=offset, stored=raw)
+        self._num += 1
+        final_type = EVT_HEADER.unpack_from(delivered)[3]
+        if self._converter is None:
+            final_type = (sinsp_verdict(code, nparams) or (code, 0))[0]
+        shown = final_type not in _HIDDEN_AFTER_PARSE and not flags & SCAP_DF_STATE_ONLY
+        return ScapEvent(raw=delivered, cpu=cpu, flags=flags, num=self._num, shown=shown, offset=offset, stored=raw)
 
 
 def _guess_nparams(code: int, rest: bytes) -> int | None:
