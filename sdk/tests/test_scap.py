@@ -437,7 +437,7 @@ def test_threads_of_a_group_and_reparenting() -> None:
         (1, (20, 20, 1, "srv", "/home/u/")),
         (2, (20, 20, 1, "srv", "/home/u/")),
         (3, (20, 20, 1, "srv", "/home/u/")),
-        (4, (21, 20, 1, "srv", "./")),  # the main thread is gone: no cwd
+        (4, (21, 20, 1, "srv", "/home/u/")),  # the process stays (dead) while a thread lives
         (5, (30, 30, 1, "srv", "/home/u/")),
     ]
 
@@ -497,12 +497,39 @@ def ours(path: Path) -> dict[int, dict[str, Any]]:
             row: dict[str, Any] = dict.fromkeys(SINSP_FIELDS)
             row |= {"evt.num": e.num, "evt.type": e.type_name, "thread.tid": e.tid}
             if t is not None:
-                parent = table.get(t.ptid)
+                parent = table.parent_process(t)
                 row |= {"proc.name": t.comm, "proc.pid": t.pid, "proc.exe": t.exe, "proc.args": " ".join(t.args)}
-                row |= {"proc.cwd": table.cwd(t), "thread.vtid": t.vtid, "proc.vpid": t.vpid, "user.uid": t.uid}
-                row["proc.ppid"] = parent.pid if parent is not None else None
+                row |= {"proc.cwd": table.cwd(t), "user.uid": t.uid}
+                # libsinsp shows no value for an unknown (-1) virtual id or parent.
+                row |= {"thread.vtid": None if t.vtid == -1 else t.vtid, "proc.vpid": None if t.vpid == -1 else t.vpid}
+                row["proc.ppid"] = parent.pid if parent is not None and parent.pid >= -1 else None
             out[e.num or 0] = row
     return out
+
+
+def sinsp_rows(tool: Path, capture: Path) -> dict[int, dict[str, Any]]:
+    fmt = "*" + " ".join(f"%{f}" for f in SINSP_FIELDS)
+    # -a: every thread's events, not only main threads'; -j: nulls stay visible.
+    run_ = subprocess.run([str(tool), "-a", "-j", "-s", str(capture), "-o", fmt], capture_output=True, text=True)
+    if run_.returncode != 0 and "error while loading shared libraries" in run_.stderr:
+        pytest.skip(f"sinsp-example cannot start (run realhost/install-runtime): {run_.stderr.strip()}")
+    assert run_.returncode == 0, run_.stderr
+    theirs = {}
+    for line in run_.stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            theirs[row["evt.num"]] = {f: row.get(f) for f in SINSP_FIELDS}
+    assert theirs, run_.stdout[-2000:]
+    return theirs
+
+
+def assert_agrees(tool: Path, capture: Path) -> None:
+    theirs, mine = sinsp_rows(tool, capture), ours(capture)
+    assert sorted(mine) == sorted(theirs)
+    mismatches = [
+        (n, f, theirs[n][f], mine[n][f]) for n in sorted(theirs) for f in SINSP_FIELDS if theirs[n][f] != mine[n][f]
+    ]
+    assert mismatches == []
 
 
 @pytest.mark.parametrize("capture", captures() or [None], ids=lambda p: p.name if p else "none")
@@ -510,24 +537,55 @@ def test_agrees_with_sinsp_example(capture: Path | None) -> None:
     tool = sinsp_example()
     if capture is None:
         pytest.skip("no captures in <repo>/../shared/captures")
-    fmt = "*" + " ".join(f"%{f}" for f in SINSP_FIELDS)
-    # -a: every thread's events, not only main threads'; -j: nulls stay visible.
-    proc_ = subprocess.run([str(tool), "-a", "-j", "-s", str(capture), "-o", fmt], capture_output=True, text=True)
-    if proc_.returncode != 0 and "error while loading shared libraries" in proc_.stderr:
-        pytest.skip(f"sinsp-example cannot start (run realhost/install-runtime): {proc_.stderr.strip()}")
-    assert proc_.returncode == 0, proc_.stderr
-    theirs = {}
-    for line in proc_.stdout.splitlines():
-        if line.startswith("{"):
-            row = json.loads(line)
-            theirs[row["evt.num"]] = {f: row.get(f) for f in SINSP_FIELDS}
-    assert theirs, proc_.stdout[-2000:]
-    mine = ours(capture)
-    assert sorted(mine) == sorted(theirs)
-    mismatches = [
-        (n, f, theirs[n][f], mine[n][f]) for n in sorted(theirs) for f in SINSP_FIELDS if theirs[n][f] != mine[n][f]
-    ]
-    assert mismatches == []
+    assert_agrees(tool, capture)
+
+
+def execve_x(tid: int, pid: int, ptid: int, exe: str, comm: str, ts: int, res: int = 0) -> bytes:
+    values = {"res": res, "exe": exe, "args": ["arg"], "tid": tid, "pid": pid, "ptid": ptid, "cwd": "/"}
+    values |= {"fdlimit": 1024, "comm": comm, "env": ["E=1"], "cgroups": ["cpu=/z"], "uid": 5, "gid": 6}
+    return build_event(EXECVE_X, values, tid=tid, ts=ts)
+
+
+def test_thread_scenarios_agree_with_sinsp_example(tmp_path: Path) -> None:
+    """Our writer's capture, read by libsinsp and by us: the same threads behind every event."""
+    tool = sinsp_example()
+    thread, vfork, in_pidns = 1 << 13, 1 << 27, 1 << 29
+    w = ScapWriter().proclist(
+        [
+            proc(1, ptid=0, comm="init", cwd="/"),
+            proc(10, ptid=1, comm="bash", cwd="/home/u"),
+            proc(20, ptid=1, comm="srv", cwd="/srv"),
+            proc(21, pid=20, ptid=1, comm="srv-worker", cwd="/ignored"),
+        ]
+    )
+    for raw in [
+        clone_x(11, 10, 10, 1, "bash", ts=1),  # parent side first
+        clone_x(0, 11, 11, 10, "bash", ts=2),  # then the child's
+        clone_x(0, 12, 12, 10, "bash", ts=3),  # child side first (inverted)
+        clone_x(12, 10, 10, 1, "bash", ts=4),
+        clone_x(22, 20, 20, 1, "srv", flags=thread, ts=5),  # a thread
+        clone_x(-11, 20, 20, 1, "srv", ts=6),  # a failed clone
+        clone_x(13, 10, 10, 1, "bash", flags=vfork, ts=7),  # vfork: only the child side adds
+        clone_x(0, 13, 13, 10, "bash", flags=vfork, ts=8),
+        clone_x(14, 10, 10, 1, "bash", flags=in_pidns, ts=9),  # child in a pid namespace
+        execve_x(11, 11, 10, "/usr/bin/curl", "curl", 10),
+        execve_x(22, 20, 1, "/usr/bin/new", "new", 11),  # from a thread: the other threads go
+        open_x(1, tid=21),
+        open_x(1, tid=22),
+        execve_x(12, 12, 10, "/bin/false", "false", 12, res=-2),  # failed: nothing changes
+        open_x(1, tid=12),
+        clone_x(30, 20, 20, 1, "srv", ts=13),
+        build_event(PROCEXIT, [0, 0, 9, 0, 1], tid=20, ts=14),  # main thread exits, reaper 1
+        open_x(1, tid=30),
+        open_x(1, tid=22),  # the process stays while its thread lives
+        build_event(PROCEXIT, [0, 0, 9, 0], tid=11, ts=15),
+        open_x(1, tid=11),
+        open_x(1, tid=777),  # never seen
+        clone_x(0, 40, 40, 888, "orphan", ts=16),  # unknown parent
+        open_x(1, tid=40),
+    ]:
+        w.event(raw)
+    assert_agrees(tool, w.save(tmp_path / "threads.scap"))
 
 
 def hexdump(data: bytes) -> str:

@@ -8,8 +8,9 @@ cgroups, uid, gid, vtid, vpid. :meth:`ThreadTable.process` returns the
 thread libsinsp attaches to the event (what ``proc.name``, ``proc.pid``...
 read), or None where it attaches none.
 
-Simplified on purpose: no fd tables, users, containers or thread-group
-bookkeeping; on a thread's removal its children are given to the reaper the
+Simplified on purpose: no fd tables, users or containers; a process whose
+main thread exits stays in the table (dead) while other threads of it live,
+as in libsinsp; on a thread's removal its children are given to the reaper the
 procexit event names, else to another live thread of its group, else to the
 nearest ancestor in the table that is an init (pid 1 / vpid 1), else keep
 their parent id (libsinsp's userspace reaper search does the same in the
@@ -132,9 +133,24 @@ class ThreadTable:
     def get(self, tid: int) -> ThreadInfo | None:
         return self.threads.get(tid)
 
+    def main_thread(self, t: ThreadInfo) -> ThreadInfo | None:
+        """The thread's process (its thread-group leader), if the table has it."""
+        if t.is_main_thread:
+            return t
+        if t.is_invalid:
+            return None
+        main = self.threads.get(t.pid)
+        return main if main is not None and main.is_main_thread else None
+
+    def parent_process(self, t: ThreadInfo) -> ThreadInfo | None:
+        """The process that started the thread's process (libsinsp's ``proc.ppid`` is its pid)."""
+        main = self.main_thread(t)
+        parent = self.threads.get(main.ptid) if main is not None else None
+        return self.main_thread(parent) if parent is not None else None
+
     def cwd(self, t: ThreadInfo) -> str:
         """The thread's working directory: its main thread's, as libsinsp's ``proc.cwd`` says."""
-        main = self.threads.get(t.pid)
+        main = self.main_thread(t)
         return main.cwd if main is not None else "./"
 
     def _get_or_fake(self, tid: int) -> ThreadInfo:
@@ -307,18 +323,25 @@ class ThreadTable:
 
     # -- removal ---------------------------------------------------------------------
     def _remove(self, tid: int) -> None:
-        gone = self.threads.pop(tid, None)
+        gone = self.threads.get(tid)
         if gone is None:
             return
         self._recently_exited[tid] = gone.ptid
-        children = [t for t in self.threads.values() if t.ptid == tid]
-        if not children:
+        if gone.is_invalid:
+            del self.threads[tid]
             return
-        reaper = self._reaper(gone)
-        if reaper is None:
-            return
-        for c in children:
-            c.ptid = reaper
+        gone.dead = True
+        children = [t for t in self.threads.values() if t.ptid == tid and t is not gone]
+        reaper = self._reaper(gone) if children else None
+        if reaper is not None:
+            for c in children:
+                c.ptid = reaper
+        # A process stays (dead) while other threads of it live: they read its cwd and env.
+        group = [t for t in self.threads.values() if t.pid == gone.pid and not t.is_invalid]
+        if not any(not t.dead for t in group):
+            self.threads.pop(gone.pid, None)
+        if not gone.is_main_thread:
+            self.threads.pop(tid, None)
 
     def _reaper(self, gone: ThreadInfo) -> int | None:
         if gone.reaper_tid > 0:
@@ -326,7 +349,7 @@ class ThreadTable:
             if r is not None and not r.is_invalid:
                 return r.tid
         for t in self.threads.values():
-            if t.pid == gone.pid and not t.dead:
+            if t.pid == gone.pid and not t.dead and t is not gone:
                 return t.tid
         seen = {gone.tid}
         parent = self.threads.get(gone.ptid)
