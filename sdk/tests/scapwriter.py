@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from falco_plugin._internal import syscall_table as tbl
-from falco_plugin.host.scap import ProcEntry
+from falco_plugin.host.scap import FdEntry, ProcEntry
 from falco_plugin.params import SockAddr, SockTuple
 
 HEADER = struct.Struct("<QQIHI")
@@ -184,6 +184,22 @@ def proc_entry(e: ProcEntry, version: int) -> bytes:
     return out
 
 
+def fd_entry(e: FdEntry, v2: bool) -> bytes:
+    """One fd-list entry, laid out as libscap writes it (v2 entries start with their length)."""
+    out = struct.pack("<qQB", e.fd, e.ino, e.type)
+    if e.type in (3, 4):
+        out += _ip(e.sip or "") + _ip(e.dip or "") + struct.pack("<HHB", e.sport or 0, e.dport or 0, e.l4proto)
+    elif e.type in (5, 6):
+        out += _ip(e.sip or "") + struct.pack("<HB", e.sport or 0, e.l4proto)
+    elif e.type == 8:
+        out += struct.pack("<QQ", e.unix_source, e.unix_dest) + _s(e.name)
+    elif e.type == 16:
+        out += struct.pack("<I", e.open_flags) + _s(e.name) + (struct.pack("<I", e.dev) if v2 else b"")
+    else:
+        out += _s(e.name)
+    return struct.pack("<I", len(out) + 4) + out if v2 else out
+
+
 class ScapWriter:
     """Builds a capture in memory; :meth:`bytes` or :meth:`save` it (optionally gzip-compressed)."""
 
@@ -205,6 +221,10 @@ class ScapWriter:
 
     def proclist(self, entries: Sequence[ProcEntry], version: int = 9) -> ScapWriter:
         return self.raw_block(PL_TYPES[version], b"".join(proc_entry(e, version) for e in entries))
+
+    def fdlist(self, tid: int, entries: Sequence[FdEntry], v2: bool = True) -> ScapWriter:
+        body = struct.pack("<Q", tid) + b"".join(fd_entry(e, v2) for e in entries)
+        return self.raw_block(0x218 if v2 else 0x203, body)
 
     def event(self, raw: bytes, cpu: int = 0, flags: int | None = None, large: bool = False) -> ScapWriter:
         """An event block: EVF when ``flags`` is given, EV otherwise; v2 headers."""

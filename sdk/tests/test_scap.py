@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -14,11 +15,11 @@ from typing import Any
 
 import pytest
 from falco_plugin._internal import syscall_table as tbl
-from falco_plugin.host.scap import ProcEntry, ScapError, ScapReader, read_scap, sinsp_verdict
+from falco_plugin.host.scap import FdEntry, ProcEntry, ScapError, ScapReader, read_scap, sinsp_verdict
 from falco_plugin.host.scap_convert import RawEvent, verdict
 from falco_plugin.host.threads import ThreadTable
 from falco_plugin.params import ParamError
-from scapwriter import ScapWriter, block, build_event, proc_entry, sample_event
+from scapwriter import ScapWriter, block, build_event, fd_entry, proc_entry, sample_event
 
 CODE = {name: code for code, name in tbl.CODES.items()}
 OPEN_E, OPEN_X = CODE["PPME_SYSCALL_OPEN_E"], CODE["PPME_SYSCALL_OPEN_X"]
@@ -168,6 +169,38 @@ def test_libs_before_0_10_entries() -> None:
     assert (entry.pidns_init_start_ts, entry.tty, entry.loginuid, entry.cap_effective) == (0, 0, 1000, 3)
 
 
+FDS = [
+    FdEntry(5, 0, 11, 1, name="/dev/pts/0"),
+    FdEntry(5, 3, 12, 16, name="/etc/passwd", open_flags=0x8001, dev=0x803),
+    FdEntry(5, 4, 13, 3, sip="10.0.0.1", sport=40000, dip="10.0.0.2", dport=80, l4proto=6),
+    FdEntry(5, 5, 14, 4, sip="2001:db8::1", sport=1, dip="::1", dport=443, l4proto=17),
+    FdEntry(5, 6, 15, 5, sip="0.0.0.0", sport=22, l4proto=6),
+    FdEntry(5, 7, 16, 6, sip="::", sport=8080, l4proto=6),
+    FdEntry(5, 8, 17, 8, name="/run/x.sock", unix_source=0xFFFF8880, unix_dest=0xFFFF8890),
+    FdEntry(5, 9, 18, 2, name="/home"),
+    FdEntry(5, 10, 19, 7, name="pipe:[123]"),
+]
+
+
+@pytest.mark.parametrize("v2", [False, True])
+def test_fd_lists(v2: bool) -> None:
+    w = ScapWriter().proclist([proc(5)]).fdlist(5, FDS, v2=v2).fdlist(6, FDS[:1], v2=v2)
+    w.raw_block(0x218, struct.pack("<Q", 7) + fd_entry(FdEntry(7, 1, 1, 99, name="x"), True))  # newer type
+    with ScapReader(io.BytesIO(w.event(open_x(3)).bytes())) as r:
+        expected = [dataclasses.replace(e, dev=e.dev if v2 else 0) for e in FDS]
+        assert r.fds[: len(FDS)] == expected
+        assert r.fds[len(FDS)] == dataclasses.replace(FDS[0], tid=6)
+        assert (r.fds[-1].type, r.fds[-1].name) == (10, "unknown-type:[99]")
+
+
+def test_fd_list_v2_entries_skip_fields_they_do_not_know() -> None:
+    entry = fd_entry(FDS[1], True) + b"\x01\x02"
+    entry = struct.pack("<I", len(entry)) + entry[4:]
+    w = ScapWriter().raw_block(0x218, struct.pack("<Q", 5) + entry + fd_entry(FDS[0], True))
+    with ScapReader(io.BytesIO(w.event(open_x(3)).bytes())) as r:
+        assert r.fds == FDS[1:2] + FDS[:1]
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_plain_and_gzip(compress: bool, tmp_path: Path) -> None:
     w = ScapWriter().proclist([proc(1)]).event(open_x(3, "/etc/x"), cpu=3)
@@ -286,6 +319,7 @@ GOOD = ScapWriter().proclist([proc(1)]).event(open_x(3)).bytes()
         (SHB + struct.pack("<II", 0x204, 400) + b"\0" * 20, "truncated"),
         (GOOD[:-1] + b"\x99", "trailer"),
         (SHB + block(0x211, b"\0" * 30), "process list v5 entry at 0"),
+        (SHB + block(0x218, struct.pack("<QI", 5, 40) + b"\0" * 17), "fd list entry at 8"),
         (SHB + block(0x216, b"\0\0" + struct.pack("<QQIHI", 0, 0, 500, 3, 0)), "does not fit its block"),
         (SHB + block(0x204, b"\0\0" + struct.pack("<QQIHH", 0, 0, 24, 3, 9)), "match no parameter count"),
         (gzip.compress(GOOD)[:-12], "offset"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import socket
 import struct
 import zlib
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ from ..params import Params, decode_params
 from .errors import HostError
 from .scap_convert import ConversionError, Converter, verdict
 
-__all__ = ["ScapError", "ScapReader", "ProcEntry", "ScapEvent", "read_scap", "sinsp_verdict"]
+__all__ = ["ScapError", "ScapReader", "ProcEntry", "FdEntry", "ScapEvent", "read_scap", "sinsp_verdict"]
 
 SHB_BLOCK_TYPE = 0x0A0D0D0A
 SHB_MAGIC = 0x1A2B3C4D
@@ -134,6 +135,37 @@ class ProcEntry:
     pgid: int = -1
     version: int = 0
     """Process list block version (1..9)."""
+
+
+# scap_fd_type values (libscap scap.h) and how each is stored in an fd list entry.
+SCAP_FD_FILE, SCAP_FD_IPV4_SOCK, SCAP_FD_IPV6_SOCK, SCAP_FD_IPV4_SERVSOCK = 1, 3, 4, 5
+SCAP_FD_IPV6_SERVSOCK, SCAP_FD_UNIX_SOCK, SCAP_FD_UNSUPPORTED, SCAP_FD_FILE_V2 = 6, 8, 10, 16
+_FD_NAME_ONLY = frozenset({1, 2, 7, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20, 21})
+
+
+@dataclass
+class FdEntry:
+    """One open file descriptor of a thread, from an fd list block.
+
+    ``name`` is the path (files, directories, pipes, unix sockets...); socket
+    entries carry addresses instead (server sockets only the local one).
+    """
+
+    tid: int
+    fd: int
+    ino: int
+    type: int
+    """libscap's fd type (``SCAP_FD_*``: 1 file, 2 directory, 3/4 IPv4/IPv6 socket, 5/6 server socket, 8 unix...)."""
+    name: str = ""
+    open_flags: int = 0
+    dev: int = 0
+    sip: str | None = None
+    sport: int | None = None
+    dip: str | None = None
+    dport: int | None = None
+    l4proto: int = 0
+    unix_source: int = 0
+    unix_dest: int = 0
 
 
 @dataclass
@@ -239,7 +271,8 @@ class ScapReader:
         self._pending: tuple[int, int, bytes] | None = None
         self.processes: list[ProcEntry] = []
         """Process-list entries of every section read so far."""
-        self.fd_blocks = 0
+        self.fds: list[FdEntry] = []
+        """File descriptors of the fd list blocks read so far."""
         self.skipped_blocks: list[int] = []
         """Types of the blocks skipped as unknown."""
         self.machine_info: bytes = b""
@@ -321,7 +354,7 @@ class ScapReader:
             elif btype in PL_BLOCK_TYPES:
                 self.processes.extend(self._proclist(PL_BLOCK_TYPES[btype], offset, body))
             elif btype in FDL_BLOCK_TYPES:
-                self.fd_blocks += 1
+                self.fds.extend(self._fdlist(btype == 0x218, offset, body))
             elif btype in IL_BLOCK_TYPES or btype in UL_BLOCK_TYPES:
                 pass  # interfaces and users: not needed by this reader's users yet
             else:
@@ -336,6 +369,18 @@ class ScapReader:
             except (struct.error, ValueError) as e:
                 raise ScapError(f"{self._name}: offset {offset}: process list v{version} entry at {pos}: {e}") from None
             out.append(entry)
+        return out
+
+    def _fdlist(self, v2: bool, offset: int, body: bytes) -> list[FdEntry]:
+        out = []
+        try:
+            (tid,) = struct.unpack_from("<Q", body)
+            pos = 8
+            while len(body) - pos >= 4:
+                entry, pos = _fd_entry(tid, v2, body, pos)
+                out.append(entry)
+        except (struct.error, ValueError) as e:
+            raise ScapError(f"{self._name}: offset {offset}: fd list entry at {pos}: {e}") from None
         return out
 
     # -- events ------------------------------------------------------------------
@@ -431,6 +476,69 @@ def _guess_nparams(code: int, rest: bytes) -> int | None:
         if total == end:
             return n
     return None
+
+
+def _fd_entry(tid: int, v2: bool, body: bytes, pos: int) -> tuple[FdEntry, int]:
+    start = pos
+    sub_len = 0
+    if v2:
+        (sub_len,) = struct.unpack_from("<I", body, pos)
+        pos += 4
+    fd, ino, ftype = struct.unpack_from("<qQB", body, pos)
+    pos += 17
+    e = FdEntry(tid=tid, fd=fd, ino=ino, type=ftype)
+
+    def name() -> str:
+        nonlocal pos
+        (n,) = struct.unpack_from("<H", body, pos)
+        if pos + 2 + n > len(body):
+            raise ValueError(f"name of {n} bytes past the block end")
+        s = body[pos + 2 : pos + 2 + n]
+        pos += 2 + n
+        return s.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+    def ip(n: int) -> str:
+        nonlocal pos
+        if pos + n > len(body):
+            raise ValueError("address past the block end")
+        a = socket.inet_ntop(socket.AF_INET if n == 4 else socket.AF_INET6, body[pos : pos + n])
+        pos += n
+        return a
+
+    if ftype in (SCAP_FD_IPV4_SOCK, SCAP_FD_IPV6_SOCK):
+        n = 4 if ftype == SCAP_FD_IPV4_SOCK else 16
+        e.sip, e.dip = ip(n), ip(n)
+        e.sport, e.dport, e.l4proto = struct.unpack_from("<HHB", body, pos)
+        pos += 5
+    elif ftype in (SCAP_FD_IPV4_SERVSOCK, SCAP_FD_IPV6_SERVSOCK):
+        e.sip = ip(4 if ftype == SCAP_FD_IPV4_SERVSOCK else 16)
+        e.sport, e.l4proto = struct.unpack_from("<HB", body, pos)
+        pos += 3
+    elif ftype == SCAP_FD_UNIX_SOCK:
+        e.unix_source, e.unix_dest = struct.unpack_from("<QQ", body, pos)
+        pos += 16
+        e.name = name()
+    elif ftype == SCAP_FD_FILE_V2:
+        (e.open_flags,) = struct.unpack_from("<I", body, pos)
+        pos += 4
+        e.name = name()
+        if sub_len and sub_len >= pos - start + 4:
+            (e.dev,) = struct.unpack_from("<I", body, pos)
+            pos += 4
+    elif ftype in _FD_NAME_ONLY:
+        e.name = name()
+    elif ftype == 0:
+        pass  # SCAP_FD_UNKNOWN: libscap reads nothing more
+    else:
+        # A type from a newer libscap: libscap keeps it as unsupported, and so do we.
+        e.type, e.name = SCAP_FD_UNSUPPORTED, f"unknown-type:[{ftype}]"
+    if sub_len:
+        if pos - start > sub_len:
+            raise ValueError(f"entry longer ({pos - start} bytes) than its length {sub_len}")
+        pos = start + sub_len
+    if pos > len(body):
+        raise ValueError("entry runs past the block end")
+    return e, pos
 
 
 def _proc_entry(version: int, body: bytes, pos: int) -> tuple[ProcEntry, int]:
