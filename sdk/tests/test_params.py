@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import random
 import struct
 
 import pytest
+from falco_plugin import Event
 from falco_plugin._internal import syscall_table as tbl
 from falco_plugin.errors import PluginError
 from falco_plugin.params import (
@@ -208,3 +210,11 @@ def test_random_bytes_raise_param_errors_only() -> None:
                     pass
         except ParamError:
             pass
+
+
+def test_an_events_params_are_those_of_its_bytes() -> None:
+    execve_exit = 293  # PPME_SYSCALL_EXECVE_19_X
+    raw, expected = sample_event(execve_exit)
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    params = Event(num=7, addr=ctypes.addressof(buf)).params
+    assert params.to_dict() == expected

@@ -13,7 +13,10 @@ import ctypes
 import functools
 import struct
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .params import Params
 
 __all__ = ["Event", "per_event", "PLUGIN_EVENT", "ASYNC_EVENT"]
 
@@ -100,6 +103,16 @@ class Event:
         cur = self._cur
         addr = int(cur.src) if cur is not None else self._src
         return ctypes.string_at(addr).decode() if addr else None
+
+    @property
+    def params(self) -> Params:
+        """The parameters of a syscall event, by name (``event.params["exe"]``,
+        ``event.params.res``), decoded on first read; see :mod:`falco_plugin.params`.
+
+        Decoded from a copy of the event, so the value may be kept after the call."""
+        from .params import decode_params  # the event table loads only for plugins that read syscall events
+
+        return decode_params(self.raw)
 
     @property
     def plugin_id(self) -> int:
