@@ -1,0 +1,28 @@
+"""Fixtures of the tests in the real Falco: the binary, and the plugins of ``plugins/`` built once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from falco_plugin.build import BuildResult
+from falco_runner import NOT_FOUND, REPO, find_falco
+
+
+@pytest.fixture(scope="session")
+def falco() -> Path:
+    found = find_falco()
+    if found is None:
+        pytest.skip(NOT_FOUND)
+    return found
+
+
+@pytest.fixture(scope="session")
+def plugin_build(build_plugin_project: Callable[[str | Path], BuildResult]) -> Callable[[str], BuildResult]:
+    """``plugin_build("dummy")``: the session build of ``plugins/dummy`` (as ``nox -s tests`` builds it too)."""
+
+    def get(folder: str) -> BuildResult:
+        return build_plugin_project(REPO / "plugins" / folder)
+
+    return get
