@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,12 @@ def falco() -> Path:
     found = find_falco()
     if found is None:
         pytest.skip(NOT_FOUND)
+    # present but unable to start (its Debian runtime libraries missing) is a broken setup, not a skip
+    proc = subprocess.run([str(found), "--version"], capture_output=True, text=True, env={}, timeout=60)
+    if proc.returncode != 0 or "Falco version" not in proc.stdout:
+        installer = found.parent / "install-runtime"
+        hint = f"; run {installer} as root (as .ci/run does)" if installer.exists() else ""
+        pytest.fail(f"{found} cannot run (exit {proc.returncode}): {proc.stderr.strip()}{hint}")
     return found
 
 
