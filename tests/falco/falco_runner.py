@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import time
 import tomllib
@@ -106,6 +107,9 @@ class FalcoRun:
     stdout: str
     stderr: str
     seconds: float = 0.0
+    """Wall-clock time of the whole process."""
+    cpu_seconds: float = 0.0
+    """User + system CPU time of the whole process (all its threads)."""
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -134,6 +138,11 @@ def run_falco(
 ) -> FalcoRun:
     """Falco with ``-c config`` in an empty environment (Falco and our plugins need no variable)."""
     cmd = [str(falco), "-c", str(config), *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(env or {}), timeout=timeout, cwd=cwd)
-    return FalcoRun(cmd, proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    # children's usage grows by Falco's alone when runs are sequential (as in bench/falco.py)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return FalcoRun(cmd, proc.returncode, proc.stdout, proc.stderr, wall, cpu)
