@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from falco_plugin.build import BuildResult
-from falco_runner import NOT_FOUND, REPO, find_falco
+from falco_runner import REPO, find_falco, not_found_reason
 
 
 @pytest.fixture(scope="session")
 def falco() -> Path:
     found = find_falco()
     if found is None:
-        pytest.skip(NOT_FOUND)
+        pytest.skip(not_found_reason())
     # present but unable to start (its Debian runtime libraries missing) is a broken setup, not a skip
     proc = subprocess.run([str(found), "--version"], capture_output=True, text=True, env={}, timeout=60)
     if proc.returncode != 0 or "Falco version" not in proc.stdout:

@@ -39,7 +39,6 @@ def plugin_projects() -> list[Path]:
     return projects
 
 
-NOT_FOUND = f"real Falco not found: set FALCO to the path of a falco binary (default: {REALHOST / 'falco'}, absent)"
 PLUGIN_ONLY = ("--disable-source", "syscall")
 """Without it Falco also runs the syscall source, which never ends (nodriver) or needs a kernel driver."""
 
@@ -54,6 +53,14 @@ def find_falco() -> Path | None:
     configured = os.environ.get("FALCO")
     candidate = Path(configured) if configured else REALHOST / "falco"
     return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
+def not_found_reason() -> str:
+    """Why :func:`find_falco` found nothing (a pytest skip reason)."""
+    configured = os.environ.get("FALCO")
+    if configured:
+        return f"real Falco not found: FALCO={configured} is not an executable file"
+    return f"real Falco not found: set FALCO to the path of a falco binary (default {REALHOST / 'falco'} is absent)"
 
 
 @dataclass(frozen=True)
