@@ -133,7 +133,7 @@ def falco(session: nox.Session) -> None:
     Falco comes from $FALCO or <repo>/../shared/realhost/falco; options after
     ``--`` go to bench/falco.py (``nox -s falco -- --events 200000``).
     """
-    install_workspace(session, "pytest>=8", "pytest-timeout>=2")
+    install_workspace(session, *TEST_TOOLS)
     build_all(session)  # bench/falco.py times plugins/dummy/libdummy_py.so
     session.run("pytest", "--timeout", "300", "tests/falco")
     session.run("python", "bench/falco.py", *session.posargs)
