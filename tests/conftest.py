@@ -3,8 +3,8 @@
 Fixture plugin projects live in ``tests/plugins/<name>/`` (never installed:
 the builder imports them from their ``src/``); ``built(name)`` builds one once
 per test session (``"dummy"`` is the reference plugin in ``plugins/dummy``).
-``loaded(name)`` also loads it into this process through
-:mod:`plugin_driver`.
+``loaded(name)`` also loads it into this process through the host's raw layer
+(:mod:`falco_plugin.host.raw`: every ``plugin_*`` call by hand, nothing checked).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from falco_plugin._abi import HEADER
 from falco_plugin.build import BuildResult
+from falco_plugin.host.raw import Library
 from harness import TESTS, Built, project_dir
-from plugin_driver import Library
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,7 @@ def loaded(built: Built) -> Callable[[str], Library]:
 
     def get(name: str) -> Library:
         if name not in cache:
-            cache[name] = Library(built(name).library)
+            cache[name] = Library.open(built(name).library)
         return cache[name]
 
     return get

@@ -1,5 +1,5 @@
 """What ``next_batch`` hands the host: well-formed plugin events, several per
-batch, with the timestamps the plugin chose, then EOF for good. Also
+batch, with the timestamps the plugin chose, then Rc.EOF for good. Also
 progress and ``event_to_string``."""
 
 from __future__ import annotations
@@ -8,45 +8,35 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from plugin_driver import (
-    EOF,
-    NO_VALUE,
-    PAYLOAD_OFFSET,
-    PLUGIN_EVENT,
-    SUCCESS,
-    Event,
-    Library,
-    PluginState,
-    event_header,
-    payload_of,
-    plugin_event,
-)
+from falco_plugin.event import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, State, event_header, payload_of, plugin_event
 
 SOURCE_ONLY_ID = 999_101
 TS_BASE = 1_700_000_000_000_000_000
 
 
 @pytest.fixture
-def source_only(loaded: Callable[[str], Library]) -> PluginState:
+def source_only(loaded: Callable[[str], Library]) -> State:
     st = loaded("source_only").init("")
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     return st
 
 
-def test_a_batch_holds_several_events_and_the_stream_ends_with_eof(source_only: PluginState) -> None:
+def test_a_batch_holds_several_events_and_the_stream_ends_with_eof(source_only: State) -> None:
     inst = source_only.opened("7")
     sizes = []
     while True:
         rc, events = inst.next_batch()
-        if rc == EOF:
+        if rc == Rc.EOF:
             break
-        assert rc == SUCCESS
+        assert rc == Rc.SUCCESS
         sizes.append(len(events))
     assert sizes == [3, 3, 1]
-    assert inst.next_batch() == (EOF, [])  # EOF is final
+    assert inst.next_batch() == (Rc.EOF, [])  # Rc.EOF is final
 
 
-def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only: PluginState) -> None:
+def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only: State) -> None:
     inst = source_only.opened("4")
     _rc, events = inst.next_batch()
     raw = [e.bytes() for e in events]
@@ -58,13 +48,13 @@ def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only
         assert payload_of(data) == payload
 
 
-def test_bytes_bytearray_and_memoryview_payloads_are_all_accepted(source_only: PluginState) -> None:
+def test_bytes_bytearray_and_memoryview_payloads_are_all_accepted(source_only: State) -> None:
     # The fixture alternates bytes, bytearray, memoryview and (bytes, ts).
     events = source_only.opened("4").batches()
     assert [payload_of(e.bytes()) for e in events] == [f"source-only event {n}".encode() for n in range(1, 5)]
 
 
-def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: PluginState) -> None:
+def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: State) -> None:
     events = source_only.opened("8").batches()
     stamps = [event_header(e.bytes())[0] for e in events]
     # events 4 and 8 came as (payload, ts); the others get "no value" (the host stamps them)
@@ -73,9 +63,9 @@ def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: PluginStat
 
 def test_large_batches_and_large_payloads(loaded: Callable[[str], Library]) -> None:
     st = loaded("full").init('{"batch": 1000, "prefix": "' + "p" * 70_000 + '"}')
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     rc, events = st.opened('{"count": 1500}').next_batch()
-    assert (rc, len(events)) == (SUCCESS, 1000)
+    assert (rc, len(events)) == (Rc.SUCCESS, 1000)
     counters = [st.values(e, "full.counter")[0][0] for e in events]
     assert counters == list(range(1000))
     assert len(payload_of(events[999].bytes())) == 70_000 + len(" 999 t0")

@@ -7,8 +7,9 @@ import json
 from collections.abc import Callable
 
 import pytest
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, plugin_event
 from harness import Built, RunChost
-from plugin_driver import FAILURE, SUCCESS, Event, Library, plugin_event
 
 EVENT = Event.from_bytes(plugin_event(b"a b"), num=1)
 PREFIX = "init: invalid init config: "
@@ -22,7 +23,7 @@ def lib(loaded: Callable[[str], Library]) -> Library:
 def init_error(lib: Library, config: str | None) -> str:
     st = lib.init(config)
     try:
-        assert st.rc == FAILURE
+        assert st.rc == Rc.FAILURE
         return st.last_error
     finally:
         st.destroy()
@@ -30,7 +31,7 @@ def init_error(lib: Library, config: str | None) -> str:
 
 def test_valid_config_is_parsed_with_defaults_filled_in(lib: Library) -> None:
     st = lib.init('{"name": "n", "mode": "slow"}')
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     assert st.values(EVENT, "xo.config") == [["n/10/slow"]]
     st.destroy()
 
@@ -94,7 +95,7 @@ def test_no_config_pointer_is_treated_as_an_empty_config(lib: Library) -> None:
 def test_a_failed_init_does_not_affect_the_next_one(lib: Library) -> None:
     init_error(lib, '{"limit": 0}')
     st = lib.init('{"name": "again", "limit": 2}')
-    assert st.rc == SUCCESS
+    assert st.rc == Rc.SUCCESS
     assert st.values(EVENT, "xo.config") == [["again/2/fast"]]
     st.destroy()
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Library
 from harness import Built, RunChost
-from plugin_driver import SUCCESS, Library
 
 INFO, WARNING = 6, 4
 
@@ -16,8 +17,8 @@ def test_plugin_log_records_reach_the_host_log_with_their_severity(loaded: Calla
     lib = loaded("full")
     before = len(lib.logs)
     st = lib.init('{"prefix": "abc"}')
-    assert st.rc == SUCCESS
-    assert st.set_config('{"prefix": "xyz", "batch": 2}') == SUCCESS
+    assert st.rc == Rc.SUCCESS
+    assert st.set_config('{"prefix": "xyz", "batch": 2}') == Rc.SUCCESS
     assert lib.logs[before:] == [
         (INFO, "fxt_full", "ready: prefix=abc"),
         (WARNING, "fxt_full", "reconfigured: prefix=xyz batch=2"),
@@ -28,7 +29,7 @@ def test_a_host_without_log_fn_is_fine(loaded: Callable[[str], Library]) -> None
     lib = loaded("full")
     before = len(lib.logs)
     st = lib.init("{}", log=False)
-    assert st.rc == SUCCESS
+    assert st.rc == Rc.SUCCESS
     assert lib.logs[before:] == []
 
 
@@ -42,7 +43,7 @@ def test_a_plugin_thread_logging_after_destroy_never_reaches_the_host(loaded: Ca
     # The host may free the log owner right after destroy: calling log_fn then would be a use-after-free.
     lib = loaded("threaded")
     st = lib.init('{"log_after_destroy": true}')
-    assert st.rc == SUCCESS
+    assert st.rc == Rc.SUCCESS
     before = len(lib.logs)
     st.destroy()
     time.sleep(0.3)  # the plugin's timer fires 50 ms after destroy
@@ -58,6 +59,6 @@ def test_a_failed_init_is_not_followed_by_the_plugins_destroy(loaded: Callable[[
 
     before = len(lib.logs)
     failed = lib.init('{"fail": ["init"]}')
-    assert failed.rc != SUCCESS
+    assert failed.rc != Rc.SUCCESS
     failed.destroy()
     assert all(msg != "destroy ran" for _, _, msg in lib.logs[before:])

@@ -8,14 +8,15 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Library
 from harness import Built
-from plugin_driver import EOF, FAILURE, SUCCESS, Library
 
 
 def test_two_plugins_in_this_process_run_interleaved(loaded: Callable[[str], Library]) -> None:
     full = loaded("full").init('{"batch": 2}')
     dummy = loaded("dummy").init('{"jitter": 0}')
-    assert (full.rc, dummy.rc) == (SUCCESS, SUCCESS)
+    assert (full.rc, dummy.rc) == (Rc.SUCCESS, Rc.SUCCESS)
     _, full_src = full.open('{"count": 4, "start": 10}')
     _, dummy_src = dummy.open('{"start": 100, "maxEvents": 3}')
     assert full_src is not None and dummy_src is not None
@@ -29,7 +30,7 @@ def test_two_plugins_in_this_process_run_interleaved(loaded: Callable[[str], Lib
             if done[name]:
                 continue
             rc, events = src.next_batch()
-            done[name] = rc == EOF
+            done[name] = rc == Rc.EOF
             seen[name] += [st.values(e, spec)[0][0] for e in events]
     assert seen == {"full": [10, 11, 12, 13], "dummy": [101, 102, 103]}
 
@@ -48,9 +49,9 @@ def test_an_extract_plugin_reads_another_plugins_events(loaded: Callable[[str], 
 def test_one_plugins_failure_leaves_the_others_error_and_state_alone(loaded: Callable[[str], Library]) -> None:
     full = loaded("full").init("")
     faulty = loaded("faulty").init('{"fail": ["open"]}')
-    assert faulty.open()[0] == FAILURE
+    assert faulty.open()[0] == Rc.FAILURE
     assert full.last_error == ""
-    assert full.open('{"count": 1}')[0] == SUCCESS
+    assert full.open('{"count": 1}')[0] == Rc.SUCCESS
 
 
 def test_two_states_of_one_plugin_keep_their_own_config(loaded: Callable[[str], Library]) -> None:

@@ -8,18 +8,19 @@ import json
 from collections.abc import Callable
 
 import pytest
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Library, State
 from harness import Built, RunChost
-from plugin_driver import EOF, FAILURE, SUCCESS, Library, PluginState
 
 
 @pytest.fixture
-def full(loaded: Callable[[str], Library]) -> PluginState:
+def full(loaded: Callable[[str], Library]) -> State:
     st = loaded("full").init("{}")
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     return st
 
 
-def counters(st: PluginState, params: str) -> list[int]:
+def counters(st: State, params: str) -> list[int]:
     _rc, inst = st.open(params)
     assert inst is not None, st.last_error
     events = inst.batches()
@@ -27,12 +28,12 @@ def counters(st: PluginState, params: str) -> list[int]:
     return [st.values(e, "full.counter")[0][0] for e in events]
 
 
-def test_typed_open_params_are_parsed(full: PluginState) -> None:
+def test_typed_open_params_are_parsed(full: State) -> None:
     assert counters(full, '{"count": 3, "start": 40}') == [40, 41, 42]
 
 
 @pytest.mark.parametrize("params", ["", "{}", "  \n"])
-def test_empty_open_params_mean_all_defaults(full: PluginState, params: str) -> None:
+def test_empty_open_params_mean_all_defaults(full: State, params: str) -> None:
     assert counters(full, params) == list(range(10))
 
 
@@ -46,8 +47,8 @@ def test_empty_open_params_mean_all_defaults(full: PluginState, params: str) -> 
         ("[3]", "expected an object, got an array"),
     ],
 )
-def test_invalid_open_params_fail_open_naming_the_key(full: PluginState, params: str, message: str) -> None:
-    assert full.open(params) == (FAILURE, None)
+def test_invalid_open_params_fail_open_naming_the_key(full: State, params: str, message: str) -> None:
+    assert full.open(params) == (Rc.FAILURE, None)
     assert full.last_error == f"open: invalid open params: {message}"
     assert counters(full, '{"count": 1}') == [0]  # the next open works
 
@@ -60,16 +61,16 @@ def test_open_params_declared_as_str_arrive_as_str(loaded: Callable[[str], Libra
     assert st.values(events[0], "legacy.params_type") == [["str"]]
 
 
-def test_list_open_params_lists_the_suggestions(full: PluginState) -> None:
+def test_list_open_params_lists_the_suggestions(full: State) -> None:
     rc, text = full.list_open_params()
-    assert rc == SUCCESS and text is not None
+    assert rc == Rc.SUCCESS and text is not None
     assert json.loads(text) == [
         {"value": '{"count": 3}', "desc": "three events", "separator": ""},
         {"value": '{"count": 100, "start": 5}', "desc": "a hundred events from 5", "separator": "|"},
     ]
 
 
-def test_each_open_is_an_independent_stream(full: PluginState) -> None:
+def test_each_open_is_an_independent_stream(full: State) -> None:
     _rc1, first = full.open('{"count": 2, "start": 0}')
     _rc2, second = full.open('{"count": 2, "start": 100}')
     assert first is not None and second is not None
@@ -77,7 +78,7 @@ def test_each_open_is_an_independent_stream(full: PluginState) -> None:
     b = second.next_batch()[1]
     assert [full.values(e, "full.counter")[0][0] for e in a] == [0, 1]
     assert [full.values(e, "full.counter")[0][0] for e in b] == [100, 101]
-    assert first.next_batch()[0] == EOF
+    assert first.next_batch()[0] == Rc.EOF
     first.close()
     second.close()
 

@@ -25,13 +25,30 @@ PLUGIN_EVENT = 322
 ASYNC_EVENT = 402
 """Type code of asynchronous events."""
 
+# The one definition of the event layout: the SDK's runtime, its hosts and
+# the tests all read it from here.
 HEADER = struct.Struct("<QQIHI")
-"""ts, tid, len, type, nparams."""
+"""ts, tid, len, type, nparams (26 bytes, packed)."""
+HEADER_SIZE = HEADER.size  # 26
+TS_OFFSET, TID_OFFSET, LEN_OFFSET = 0, 8, 16
+"""Where the header's timestamp, thread id and total length are."""
 PLUGIN_EVENT_HEADER = struct.Struct("<QQIHIIII")
 """Header of a plugin event: header, two u32 lengths, the u32 plugin id."""
+PARAM_LENS_OFFSET = HEADER_SIZE
+"""A plugin event's two u32 parameter lengths: 4 (the id), then the payload's."""
+PAYLOAD_LEN_OFFSET = HEADER_SIZE + 4
+PLUGIN_ID_OFFSET = HEADER_SIZE + 8
 PAYLOAD_OFFSET = PLUGIN_EVENT_HEADER.size  # 38
+PLUGIN_EVENT_NPARAMS = 2
 NO_VALUE = 0xFFFF_FFFF_FFFF_FFFF
-"""Timestamp or thread id left for the host to fill in."""
+"""Timestamp or thread id left for the host to fill in (also "no thread")."""
+
+
+def pack_plugin_event(payload: bytes, *, plugin_id: int = 0, ts: int = NO_VALUE, tid: int = NO_VALUE) -> bytes:
+    """The bytes of a well-formed plugin event (type 322) carrying ``payload``."""
+    size = PAYLOAD_OFFSET + len(payload)
+    header = PLUGIN_EVENT_HEADER.pack(ts, tid, size, PLUGIN_EVENT, PLUGIN_EVENT_NPARAMS, 4, len(payload), plugin_id)
+    return header + bytes(payload)
 
 
 class Event:
@@ -65,7 +82,7 @@ class Event:
             evt = cur.evt
             return evt.ts, evt.tid, evt.len, evt.type, evt.nparams
         if not self._addr:
-            return self._ts, NO_VALUE, PAYLOAD_OFFSET + len(self.payload), PLUGIN_EVENT, 2
+            return self._ts, NO_VALUE, PAYLOAD_OFFSET + len(self.payload), PLUGIN_EVENT, PLUGIN_EVENT_NPARAMS
         header: tuple[int, int, int, int, int] = HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))
         return header
 
@@ -82,9 +99,7 @@ class Event:
         if cur is not None:
             return bytes(ctypes.string_at(int(cur.addr), int(cur.evt.len)))
         if not self._addr:
-            size = PAYLOAD_OFFSET + len(self.payload)
-            header = PLUGIN_EVENT_HEADER.pack(self._ts, NO_VALUE, size, PLUGIN_EVENT, 2, 4, len(self.payload), 0)
-            return header + self.payload
+            return pack_plugin_event(self.payload, ts=self._ts)
         return ctypes.string_at(self._addr, self._header()[2])
 
     @property
