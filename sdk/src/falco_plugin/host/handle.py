@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,6 +38,7 @@ _LEVELS = {
     8: logging.DEBUG,
 }
 NO_STATE_ERROR = "plugin handle or 'get_last_error' function not defined"
+_forwarding = threading.local()
 
 
 class LogRecord(NamedTuple):
@@ -129,10 +131,18 @@ class PluginHandle:
             raise HostError(f"plugin {self.info.name} has been destroyed")
 
     def _on_log(self, component: str, message: str, severity: int) -> None:
+        if getattr(_forwarding, "active", False):
+            # Our own forwarded record, back through a Python plugin's log handler: the plugins'
+            # runtime sends records of the "falco_plugin" logger tree (where ours live) to its host.
+            return
         component = component or self.info.name
         self.logs.append(LogRecord(severity, component, message))
         if self._logger is not None:
-            self._logger.log(_LEVELS.get(severity, logging.INFO), "%s: %s", component, message)
+            _forwarding.active = True
+            try:
+                self._logger.log(_LEVELS.get(severity, logging.INFO), "%s: %s", component, message)
+            finally:
+                _forwarding.active = False
 
     def _event_codes(self, symbol: str, sources: frozenset[str]) -> frozenset[int] | None:
         codes = self._state.event_types(symbol)

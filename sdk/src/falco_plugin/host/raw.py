@@ -163,6 +163,10 @@ _log_fn = ffi.callback(
 )
 _owner_last_error = ffi.callback("const char *(ss_plugin_owner_t *)", _no_owner_error, onerror=_ignore_callback_error)
 
+_LIVE: set[State] = set()
+"""States not destroyed yet: the plugin may call log_fn with their owner until destroy, so a state
+dropped without destroy must not take its owner handle with it (ffi.from_handle would read garbage)."""
+
 
 # -- library -------------------------------------------------------------------------------
 
@@ -329,6 +333,8 @@ class State:
         rc = ffi.new("ss_plugin_rc *", Rc.FAILURE)
         self.state: Any = library.call("init", self._init_input, rc)
         self.rc = int(rc[0])
+        if self.state != ffi.NULL:
+            _LIVE.add(self)
 
     def _on_log(self, component: str, message: str, severity: int) -> None:
         record = (severity, component, message)
@@ -349,6 +355,7 @@ class State:
     def destroy(self) -> None:
         self.library.call("destroy", self.state)
         self.state = ffi.NULL
+        _LIVE.discard(self)
 
     def set_config(self, config: str) -> int:
         keep = ffi.new("char[]", config.encode())
