@@ -9,16 +9,13 @@ per test session (``"dummy"`` is the reference plugin in ``plugins/dummy``).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin._abi import HEADER
 from falco_plugin.build import BuildResult
 from falco_plugin.host.raw import Library
-from harness import TESTS, Built, project_dir
+from harness import Built, project_dir
 
 
 @pytest.fixture(scope="session")
@@ -39,27 +36,3 @@ def loaded(built: Built) -> Callable[[str], Library]:
         return cache[name]
 
     return get
-
-
-@pytest.fixture(scope="session")
-def multihost(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``tests/c/multihost.c`` compiled: loads two plugin libraries in one process, as Falco does."""
-    cc = shutil.which("cc") or "gcc"
-    out = tmp_path_factory.mktemp("multihost") / "multihost"
-    subprocess.run(
-        [
-            cc,
-            "-O1",
-            "-Wall",
-            "-Werror",
-            "-I",
-            str(HEADER.parent),
-            str(TESTS / "c" / "multihost.c"),
-            "-o",
-            str(out),
-            "-ldl",
-            "-pthread",
-        ],
-        check=True,
-    )
-    return out
