@@ -71,6 +71,14 @@ def test_a_write_only_setting_is_never_echoed_in_validation_errors() -> None:
     assert str(info.value) == "error in plugin p init config: In <root>[token], <secret> does not match '^t-'"
 
 
+@pytest.mark.parametrize("value", [["hunter2"], 31337, {"pw": "hunter2"}])
+def test_a_write_only_setting_of_the_wrong_type_is_never_echoed_either(value: object) -> None:
+    schema = {"type": "object", "properties": {"token": {"type": "string", "writeOnly": True}}}
+    with pytest.raises(HostError) as info:
+        validate_init_config("p", 1, json.dumps(schema), json.dumps({"token": value}))
+    assert str(info.value) == "error in plugin p init config: In <root>[token], <secret> is not of type 'string'"
+
+
 def test_a_python_plugin_config_is_validated_against_its_schema_first(dummy: PluginLibrary) -> None:
     with pytest.raises(HostError, match=r"^error in plugin dummy_py init config: In <root>\[jitter\], "):
         dummy.init('{"jitter": -1}')
