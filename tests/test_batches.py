@@ -11,6 +11,8 @@ import pytest
 from falco_plugin.event import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, State, event_header, payload_of, plugin_event
+from falco_plugin.host.runners import Host
+from harness import Built
 
 SOURCE_ONLY_ID = 999_101
 TS_BASE = 1_700_000_000_000_000_000
@@ -100,3 +102,45 @@ def test_closing_an_instance_reaches_the_plugin(loaded: Callable[[str], Library]
     st.opened().close()
     st.opened().close()
     assert st.values(probe, "full.closed") == [[2]]
+
+
+# -- in both hosts --------------------------------------------------------------------------
+
+
+def test_every_event_of_every_batch_reaches_the_host_numbered_from_one(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library,
+        init_config='{"batch": 4}',
+        open_params='{"count": 10, "start": 5}',
+        fields=["full.counter", "full.evtnum"],
+    )
+    assert run.failure is None
+    assert [e.num for e in run.events] == list(range(1, 11))
+    assert run.column("full.counter") == [str(i) for i in range(5, 15)]
+    assert run.column("full.evtnum") == [str(i) for i in range(1, 11)]  # the host's numbers reach the plugin
+
+
+def test_the_host_may_stop_in_the_middle_of_a_batch(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library, init_config='{"batch": 4}', open_params='{"count": 10}', fields=["full.counter"], n=6
+    )
+    assert (run.failure, run.column("full.counter")) == (None, ["0", "1", "2", "3", "4", "5"])
+
+
+def test_payloads_lists_and_located_values_reach_the_host(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library,
+        init_config='{"prefix": "abc", "batch": 2}',
+        open_params='{"count": 3}',
+        fields=["full.payload", "full.tags", "full.prefix", "full.counter_at"],
+    )
+    assert run.failure is None
+    assert [e.values for e in run.events] == [
+        {"full.payload": f"abc {i} {tags}", "full.tags": tags, "full.prefix": "abc", "full.counter_at": str(i)}
+        for i, tags in enumerate(["t0", "t0,t1", "t0,t1,t2"])
+    ]
+
+
+def test_an_empty_stream_ends_cleanly(host: Host, built: Built) -> None:
+    run = host.run(built("full").library, open_params='{"count": 0}', fields=["full.counter"])
+    assert (run.failure, run.events) == (None, [])

@@ -1,9 +1,10 @@
 """Exceptions in plugin code, in every entry point, become a failure code plus a
 ``get_last_error`` message naming the entry point; the host keeps working.
 
-Driven in-process through the host's raw layer (:mod:`falco_plugin.host.raw`) with the ``faulty`` fixture
-plugin, whose config says which entry points raise (``set_config`` changes
-it between calls). A few end-to-end checks use the C host.
+Driven in-process through the host's raw layer (:mod:`falco_plugin.host.raw`)
+with the ``faulty`` fixture plugin, whose config says which entry points raise
+(``set_config`` changes it between calls). The end-to-end checks run on both
+hosts (the ``host`` fixture).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, State, plugin_event
+from falco_plugin.host.runners import Failure, Host
 from harness import Built, RunChost
 
 FIELDS = ["faulty.text", "faulty.number", "faulty.flag", "faulty.item[3]", "faulty.names"]
@@ -280,14 +282,49 @@ def test_system_exit_in_plugin_code_does_not_exit_the_c_host(built: Built, run_c
     assert out.returncode == 1
 
 
-def test_field_errors_do_not_stop_the_c_host(built: Built, run_chost: RunChost) -> None:
-    out = run_chost(
-        built("faulty").library, "--config", config("extract:faulty.text"), "--fields", "faulty.text,faulty.number"
+# -- in both hosts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exc", ["ValueError", "PluginError", "SystemExit", "KeyboardInterrupt"])
+@pytest.mark.parametrize("where", ["init", "open", "next_batch"])
+def test_an_exception_ends_the_run_with_the_plugins_message_in_both_hosts(
+    host: Host, built: Built, where: str, exc: str
+) -> None:
+    run = host.run(built("faulty").library, init_config=config(where, exc=exc), fields=["faulty.number"])
+    shown = "" if exc == "PluginError" else f"{exc}: "
+    assert run.failure == Failure(where, f"{where}: {shown}injected failure in {where}")  # type: ignore[arg-type]
+    assert run.events == []
+
+
+def test_a_bad_payload_from_next_batch_ends_the_run_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("faulty").library, init_config=config("badvalue:next_batch"))
+    assert run.failure == Failure("next_batch", "next_batch: TypeError: event 1: payload must be bytes-like, not int")
+
+
+def test_field_errors_do_not_stop_either_host(host: Host, built: Built) -> None:
+    run = host.run(
+        built("faulty").library, init_config=config("extract:faulty.text"), fields=["faulty.text", "faulty.number"]
     )
-    assert (out.returncode, out.stderr) == (0, "")
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("evt ")]
-    assert len(lines) == 6
-    assert lines[0] == (
-        "evt 1 faulty.text=<error: extracting faulty.text: ValueError: injected failure in extract:faulty.text>"
-        " faulty.number=1"
-    )
+    assert run.failure is None
+    assert [e.errors for e in run.events] == [
+        {"faulty.text": "extracting faulty.text: ValueError: injected failure in extract:faulty.text"}
+    ] * 6
+    assert run.column("faulty.number") == ["1", "2", "3", "4", "5", "6"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("faulty.text", "TypeError: expected str, got int"),
+        ("faulty.number", "TypeError: expected an int between 0 and 2**64-1, got -1"),
+        ("faulty.item[3]", "TypeError: expected an int between 0 and 2**64-1, got 'ten'"),
+        ("faulty.names", "TypeError: expected str, got int"),
+    ],
+)
+def test_a_field_value_of_the_wrong_type_is_that_fields_error_in_both_hosts(
+    host: Host, built: Built, spec: str, reason: str
+) -> None:
+    name = spec.partition("[")[0]
+    run = host.run(built("faulty").library, init_config=config(f"badvalue:extract:{name}", count=2), fields=[spec])
+    assert run.failure is None
+    assert [e.errors for e in run.events] == [{spec: f"extracting {spec}: {reason}"}] * 2

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, Request, State, plugin_event, raw_event
-from harness import Built, RunChost, field_values
+from falco_plugin.host.runners import Host
+from harness import Built
 
 PAYLOAD = b"alpha be gamma"
 TS = 1_650_000_000_123_456_789
@@ -162,27 +163,47 @@ def test_get_fields_describes_types_lists_and_arguments(loaded: Callable[[str], 
     ]
 
 
-# -- through the C host ----------------------------------------------------------------------
+# -- in both hosts ----------------------------------------------------------------------------
+
+# A bad field expression: the Python host rejects it like libsinsp compiling a rule; the C host
+# checks nothing and sends it, so the plugin's own check answers.
+ARGUMENT_ERRORS = {
+    "python": {
+        "dummy.divisible": "filter 'dummy.divisible': dummy.divisible requires an argument but none provided",
+        "dummy.value[2]": (
+            "filter 'dummy.value[2]': dummy.value does not allow nor require an argument but one is provided: 2"
+        ),
+    },
+    "c": {
+        "dummy.divisible": (
+            "extracting dummy.divisible: ValueError: this field requires an argument: dummy.divisible[<index>]"
+        ),
+        "dummy.value[2]": "extracting dummy.value[2]: ValueError: this field takes no argument",
+    },
+}
 
 
-def test_c_host_field_arguments_reach_the_plugin(built: Built, run_chost: RunChost) -> None:
-    fields = "dummy.value,dummy.divisible[3],dummy.divisible,dummy.value[2]"
-    out = run_chost(
-        built("dummy").library,
-        "--config",
-        '{"jitter": 0}',
-        "--open",
-        '{"start": 0, "maxEvents": 6}',
-        "--fields",
-        fields,
+def test_field_arguments_reach_the_plugin_in_both_hosts(built: Built, host: Host) -> None:
+    fields = ["dummy.value", "dummy.divisible[3]", "dummy.divisible", "dummy.value[2]"]
+    run = host.run(
+        built("dummy").library, init_config='{"jitter": 0}', open_params='{"start": 0, "maxEvents": 6}', fields=fields
     )
-    assert (out.returncode, out.stderr) == (0, "")
-    values = field_values(out.stdout, fields)
-    assert values["dummy.value"] == ["1", "2", "3", "4", "5", "6"]
-    assert values["dummy.divisible[3]"] == ["0", "0", "1", "0", "0", "1"]
-    missing = (
-        "<error: extracting dummy.divisible: ValueError: this field requires an argument: dummy.divisible[<index>]>"
-    )
-    assert set(values["dummy.divisible"]) == {missing}
-    unexpected = "<error: extracting dummy.value[2]: ValueError: this field takes no argument>"
-    assert set(values["dummy.value[2]"]) == {unexpected}
+    assert run.failure is None
+    assert run.column("dummy.value") == ["1", "2", "3", "4", "5", "6"]
+    assert run.column("dummy.divisible[3]") == ["0", "0", "1", "0", "0", "1"]
+    assert all(e.errors == ARGUMENT_ERRORS[host.name] for e in run.events)
+
+
+def test_index_and_key_arguments_of_every_kind_in_both_hosts(built: Built, host: Host) -> None:
+    fields = ["faulty.item[0]", "faulty.item[7]", f"faulty.item[{2**32}]", "faulty.names", "faulty.flag"]
+    run = host.run(built("faulty").library, init_config='{"count": 2}', fields=fields)
+    assert run.failure is None
+    assert [e.values for e in run.events] == [
+        {
+            "faulty.item[0]": "0",
+            "faulty.item[7]": "70",
+            f"faulty.item[{2**32}]": str(2**32 * 10),
+            "faulty.names": "a,b",
+            "faulty.flag": "true",
+        }
+    ] * 2

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, plugin_event
+from falco_plugin.host.runners import Host
 from harness import Built, RunChost
 
 EVENT = Event.from_bytes(plugin_event(b"a b"), num=1)
@@ -108,3 +109,51 @@ def test_config_errors_reach_the_c_host_stderr(built: Built, run_chost: RunChost
         out.stderr
         == f"error: could not initialize plugin: {PREFIX}headers[1].name: expected a string, got an integer\n"
     )
+
+
+# -- in both hosts: the Python host validates against the init schema first (as libsinsp does),
+# the C host leaves it to the plugin; either way init fails naming the key -------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        pytest.param('{"prefix": ""}', "prefix", id="too-short"),
+        pytest.param('{"batch": 0}', "batch", id="below-minimum"),
+        pytest.param('{"batch": "2"}', "batch", id="bad-type"),
+        pytest.param('{"bogus": 1}', "bogus", id="unknown-key"),
+    ],
+)
+def test_an_invalid_init_config_fails_init_naming_the_key_in_both_hosts(
+    host: Host, built: Built, config: str, key: str
+) -> None:
+    run = host.run(built("full").library, init_config=config, fields=["full.prefix"])
+    assert run.failure is not None and run.failure.stage == "init"
+    assert key in run.failure.message
+    assert run.events == []
+
+
+def test_a_missing_required_key_fails_init_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("extract_only").library, init_config='{"limit": 3}')
+    assert run.failure is not None and run.failure.stage == "init"
+    assert "name" in run.failure.message
+
+
+def test_a_config_that_is_not_json_fails_init_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("full").library, init_config='{"batch": 1,}')
+    assert run.failure is not None and run.failure.stage == "init"
+    assert "valid json" in run.failure.message.lower()
+
+
+def test_secret_values_are_never_echoed_by_either_host(host: Host, built: Built) -> None:
+    run = host.run(built("extract_only").library, init_config=json.dumps({"name": "x", "apiKey": ["hunter2"]}))
+    assert run.failure is not None and run.failure.stage == "init"
+    assert "apiKey" in run.failure.message
+    assert "hunter2" not in run.failure.message
+
+
+def test_a_valid_config_reaches_the_plugin_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library, init_config='{"prefix": "cfg"}', open_params='{"count": 2}', fields=["full.prefix"]
+    )
+    assert (run.failure, run.column("full.prefix")) == (None, ["cfg", "cfg"])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Library, State
+from falco_plugin.host.runners import Failure, Host
 from harness import Built, RunChost
 
 
@@ -37,16 +38,16 @@ def test_empty_open_params_mean_all_defaults(full: State, params: str) -> None:
     assert counters(full, params) == list(range(10))
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ('{"count": -1}', "count: must be >= 0, got -1"),
-        ('{"count": "3"}', "count: expected an integer, got a string"),
-        ('{"count": 3, "stop": 9}', "stop: unknown setting (expected one of: count, start)"),
-        ("count=3", "not valid JSON: Expecting value at line 1 column 1"),
-        ("[3]", "expected an object, got an array"),
-    ],
-)
+INVALID = [
+    ('{"count": -1}', "count: must be >= 0, got -1"),
+    ('{"count": "3"}', "count: expected an integer, got a string"),
+    ('{"count": 3, "stop": 9}', "stop: unknown setting (expected one of: count, start)"),
+    ("count=3", "not valid JSON: Expecting value at line 1 column 1"),
+    ("[3]", "expected an object, got an array"),
+]
+
+
+@pytest.mark.parametrize(("params", "message"), INVALID)
 def test_invalid_open_params_fail_open_naming_the_key(full: State, params: str, message: str) -> None:
     assert full.open(params) == (Rc.FAILURE, None)
     assert full.last_error == f"open: invalid open params: {message}"
@@ -87,3 +88,30 @@ def test_invalid_open_params_reach_the_c_host_as_one_line(built: Built, run_chos
     out = run_chost(built("dummy").library, "--open", '{"maxEvents": -1}')
     assert out.returncode == 1
     assert out.stderr == "error: open: open: invalid open params: maxEvents: must be >= 0, got -1\n"
+
+
+# -- in both hosts --------------------------------------------------------------------------
+
+
+def test_typed_open_params_reach_the_plugin_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("full").library, open_params='{"count": 3, "start": 40}', fields=["full.counter"])
+    assert (run.failure, run.column("full.counter")) == (None, ["40", "41", "42"])
+
+
+@pytest.mark.parametrize("params", ["", "{}", "  \n"])
+def test_empty_open_params_mean_all_defaults_in_both_hosts(host: Host, built: Built, params: str) -> None:
+    run = host.run(built("full").library, open_params=params, fields=["full.counter"])
+    assert (run.failure, run.column("full.counter")) == (None, [str(i) for i in range(10)])
+
+
+@pytest.mark.parametrize(("params", "message"), INVALID)
+def test_invalid_open_params_fail_open_with_the_plugins_message_in_both_hosts(
+    host: Host, built: Built, params: str, message: str
+) -> None:
+    run = host.run(built("full").library, open_params=params, fields=["full.counter"])
+    assert (run.failure, run.events) == (Failure("open", f"open: invalid open params: {message}"), [])
+
+
+def test_untyped_open_params_arrive_as_the_hosts_string_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("legacy").library, open_params="anything", fields=["legacy.params_type"], n=1)
+    assert (run.failure, run.column("legacy.params_type")) == (None, ["str"])
