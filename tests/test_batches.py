@@ -4,11 +4,10 @@ progress and ``event_to_string``."""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 
 import pytest
-from falco_plugin.event import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT
+from falco_plugin.event import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT, PLUGIN_EVENT_HEADER
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, State, event_header, payload_of, plugin_event
 from falco_plugin.host.runners import Host
@@ -46,7 +45,7 @@ def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only
         payload = f"source-only event {n}".encode()
         _ts, tid, length, etype, nparams = event_header(data)
         assert (tid, length, etype, nparams) == (NO_VALUE, PAYLOAD_OFFSET + len(payload), PLUGIN_EVENT, 2)
-        assert struct.unpack_from("<III", data, 26) == (4, len(payload), SOURCE_ONLY_ID)
+        assert PLUGIN_EVENT_HEADER.unpack_from(data)[5:] == (4, len(payload), SOURCE_ONLY_ID)
         assert payload_of(data) == payload
 
 

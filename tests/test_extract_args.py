@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from falco_plugin.event import PLUGIN_EVENT
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, Request, State, plugin_event, raw_event
 from falco_plugin.host.runners import Host
@@ -47,7 +48,7 @@ def error(st: State, spec: str | Request, event: Event = EVENT) -> str:
         ("xo.lengths", [5, 2, 5]),
         ("xo.num", [41]),
         ("xo.source", ["fxt_full"]),
-        ("xo.evtype", [322]),
+        ("xo.evtype", [PLUGIN_EVENT]),
     ],
 )
 def test_each_field_type_is_returned_in_its_c_representation(xo: State, spec: str, values: list[object]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from falco_plugin.event import PLUGIN_EVENT
 from falco_plugin.host.raw import Library, ffi
 from harness import Built
 
@@ -43,7 +44,7 @@ def test_extraction_filters_are_the_declared_sources_and_types(loaded: Callable[
     assert json.loads(ffi.string(lib.plugin_get_extract_event_sources())) == ["fxt_full", "fxt_source_only"]
     count = ffi.new("uint32_t *")
     types = lib.plugin_get_extract_event_types(count, ffi.NULL)
-    assert [types[i] for i in range(count[0])] == [322]
+    assert [types[i] for i in range(count[0])] == [PLUGIN_EVENT]
 
 
 def test_metadata_is_readable_before_init(built: Built) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from falco_plugin.event import NO_VALUE, PLUGIN_EVENT
 from falco_plugin.host import (
     ExtractionError,
     HostError,
@@ -22,7 +23,6 @@ from falco_plugin.host import (
 from falco_plugin.host.schema import validate_init_config
 
 CPlugin = Callable[..., Path]
-NO_THREAD = 2**64 - 1
 
 
 # -- init ---------------------------------------------------------------------------------
@@ -144,7 +144,8 @@ def test_numbering_restarts_with_every_open(ctest_handle: PluginHandle) -> None:
 def test_plugin_events_carry_the_source_and_no_thread(ctest_handle: PluginHandle) -> None:
     with ctest_handle.open("1") as capture:
         (event,) = capture.events()
-    assert (event.type, event.plugin_id, event.source, event.ts, event.tid) == (322, 999, "ctest", 1001, NO_THREAD)
+    seen = (event.type, event.plugin_id, event.source, event.ts, event.tid)
+    assert seen == (PLUGIN_EVENT, 999, "ctest", 1001, NO_VALUE)
     assert ctest_handle.extract(event, "ctest.source") == "ctest"
 
 
