@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ._ffi import Rc, rc_of
+from ._ffi import Rc, ffi, rc_of
 from .errors import HostError
 from .events import HostEvent, check_source_event
 from .raw import Instance
@@ -54,11 +54,12 @@ class Capture:
         if pending is not None and (pending[1] or pending[0] != Rc.SUCCESS):
             return pending
         instance = self._require_open()
-        code, batch = instance.next_batch()
+        code, n, array = instance.call_next_batch()
         rc = rc_of(code)
         events = []
-        for evt in batch:
-            raw = bytearray(evt.bytes())
+        for i in range(n):
+            ptr = array[i]
+            raw = bytearray(ffi.buffer(ptr, ptr.len))
             check_source_event(raw, self._name, self._id)
             self.count += 1
             events.append(HostEvent(bytes(raw), num=self.count, source=self._source))

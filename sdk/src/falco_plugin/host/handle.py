@@ -64,6 +64,8 @@ class PluginHandle:
         self._logger = logging.getLogger(f"falco_plugin.host.{info.name}") if forward_logs else None
         self._captures: list[Capture] = []
         self._rs: _raw.State | None = None
+        self._asks: dict[str, _raw.Request] = {}
+        """The raw request of each field expression extracted so far."""
         schema_type, schema_text = library.init_schema_raw
         self.config = validate_init_config(info.name, schema_type, schema_text, config)
         state = library.raw.init(self.config, on_log=self._on_log)
@@ -123,8 +125,10 @@ class PluginHandle:
 
     @property
     def _state(self) -> _raw.State:
-        self._require_alive()
-        return self.raw
+        state = self._rs
+        if state is None or state.state == ffi.NULL:
+            raise HostError(f"plugin {self.info.name} has been destroyed")
+        return state
 
     def _require_alive(self) -> None:
         if not self.alive:
@@ -237,28 +241,29 @@ class PluginHandle:
         with the plugin's last error; ``strict=False`` gives ``None`` instead,
         which is what libsinsp does.
         """
-        self._require_alive()
+        state = self._state
         request = field if isinstance(field, FieldRequest) else self.library.field(field)
         codes = self.extract_event_types
         sources = self.info.extract_event_sources
         if (codes is not None and event.type not in codes) or (sources and event.source not in sources):
             return None
         info = request.field
-        ask = _raw.Request(
-            info.id,
-            info.name,
-            arg_present=request.arg_present,
-            arg_index=request.arg_index,
-            arg_key=request.arg_key,
-            ftype=info.ftype,
-            flist=EPF_IS_LIST if info.is_list else 0,
-        )
-        got = self._state.extract(event.raw_event(), ask, decode=False)
-        if got.rc != Rc.SUCCESS:
+        ask = self._asks.get(request.text)
+        if ask is None:
+            ask = self._asks[request.text] = _raw.Request(
+                info.id,
+                info.name,
+                arg_present=request.arg_present,
+                arg_index=request.arg_index,
+                arg_key=request.arg_key,
+                ftype=info.ftype,
+                flist=EPF_IS_LIST if info.is_list else 0,
+            )
+        rc, out = state.extract_one(event.raw_event(), ask)
+        if rc != Rc.SUCCESS:
             if strict:
                 raise ExtractionError(self.last_error)
             return None
-        out = got.fields[0]
         if out.res_len == 0:
             return None
         values = [_convert(info.type, out, i) for i in range(out.res_len if info.is_list else 1)]

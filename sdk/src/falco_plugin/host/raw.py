@@ -25,14 +25,14 @@ from __future__ import annotations
 import json
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._abi import ENTRY_POINTS
 from .._internal.fields import TYPE_CODES
-from ..event import HEADER, HEADER_SIZE, LEN_OFFSET, NO_VALUE, PAYLOAD_LEN_OFFSET, PAYLOAD_OFFSET, pack_plugin_event
+from ..event import HEADER, HEADER_SIZE, NO_VALUE, PAYLOAD_LEN_OFFSET, PAYLOAD_OFFSET, pack_plugin_event
 from ._ffi import Rc, ffi, text_of
 from .fields import EPF_IS_LIST
 
@@ -55,6 +55,15 @@ __all__ = [
 _U32 = struct.Struct("<I")
 _U64_TYPES = frozenset({"uint64", "reltime", "abstime"})
 _NAME_ARG = re.compile(r"^([^\[]+)(?:\[(.*)\])?$", re.S)
+
+# Resolved once: ffi.new("<type>") looks the type string up on every call, and the
+# checking layer's extract() goes through here once per field and event.
+_CHARS = ffi.typeof("char[]")
+_EVENT_PTR = ffi.typeof("ss_plugin_event *")
+_EVENT_INPUT = ffi.typeof("ss_plugin_event_input *")
+_FIELDS = ffi.typeof("ss_plugin_extract_field[]")
+_EXTRACT_INPUT = ffi.typeof("ss_plugin_field_extract_input *")
+_OFFSETS = ffi.typeof("ss_plugin_extract_value_offsets *")
 
 LogHook = Callable[[str, str, int], None]
 """``(component, message, severity)`` of one ``log_fn`` call."""
@@ -113,14 +122,14 @@ class Event:
     @classmethod
     def from_bytes(cls, data: bytes, num: int = 1, source: str | None = None) -> Event:
         """A copy of ``data`` in C memory (writable with ``ffi.memmove`` through :attr:`ptr`)."""
-        buf = ffi.new("char[]", bytes(data))
-        return cls(ffi.cast("ss_plugin_event *", buf), num, source, keep=buf)
+        buf = ffi.new(_CHARS, bytes(data))
+        return cls(ffi.cast(_EVENT_PTR, buf), num, source, keep=buf)
 
     @classmethod
     def over(cls, data: bytes, num: int = 1, source: str | None = None) -> Event:
         """An event reading ``data`` in place (no copy: ``data`` must not change)."""
-        buf = ffi.from_buffer("char[]", data)
-        return cls(ffi.cast("ss_plugin_event *", buf), num, source, keep=(buf, data))
+        buf = ffi.from_buffer(_CHARS, data)
+        return cls(ffi.cast(_EVENT_PTR, buf), num, source, keep=(buf, data))
 
     @property
     def input(self) -> Any:
@@ -133,10 +142,13 @@ class Event:
             )
         return self._input[0]
 
+    def view(self) -> Any:
+        """The event's memory, ``len`` bytes from its header, not copied (a cffi buffer)."""
+        return ffi.buffer(self.ptr, self.ptr.len)
+
     def bytes(self) -> bytes:
         """A copy of the event as its memory holds it now (``len`` bytes, from the header)."""
-        (length,) = _U32.unpack_from(ffi.buffer(self.ptr, HEADER_SIZE), LEN_OFFSET)
-        return bytes(ffi.buffer(self.ptr, length))
+        return bytes(self.view())
 
 
 # -- logging: one callback for the process, the owner pointer leads back to the state ---------
@@ -218,12 +230,16 @@ class Library:
         """The C function, or ``None`` when not exported."""
         return self.symbols.get(self._name(symbol))
 
-    def call(self, symbol: str, *args: Any) -> Any:
-        """Call ``plugin_<symbol>(*args)``; :class:`NotExportedError` when there is no such symbol."""
+    def function(self, symbol: str) -> Callable[..., Any]:
+        """The C function ``plugin_<symbol>``; :class:`NotExportedError` when there is no such symbol."""
         fn = self.symbols.get(self._name(symbol))
         if fn is None:
             raise NotExportedError(f"{self.path.name} does not export plugin_{self._name(symbol)}")
-        return fn(*args)
+        return fn  # type: ignore[no-any-return]
+
+    def call(self, symbol: str, *args: Any) -> Any:
+        """Call ``plugin_<symbol>(*args)``; :class:`NotExportedError` when there is no such symbol."""
+        return self.function(symbol)(*args)
 
     def text(self, symbol: str) -> str:
         """The string a no-argument ``const char *`` getter returns."""
@@ -320,6 +336,8 @@ class State:
         self.logs: list[tuple[int, str, str]] = []
         """(severity, component, message) of this state's ``log_fn`` calls."""
         self._hook = on_log
+        self._strings: dict[str, Any] = {}
+        self._extract_fn: Callable[..., Any] | None = None
         # The owner pointer leads log_fn back here; the init input, its config and
         # the owner stay alive as long as the state, since the plugin may keep them.
         self._owner = ffi.new_handle(self)
@@ -433,34 +451,47 @@ class State:
     def extract(self, event: Event, *specs: str | Request, offsets: bool = False, decode: bool = True) -> Extraction:
         """One ``plugin_extract_fields`` call for all of ``specs`` (``name[arg]`` or :class:`Request`)."""
         reqs = [self.request(s) if isinstance(s, str) else s for s in specs]
-        arr = ffi.new("ss_plugin_extract_field[]", len(reqs))
-        keep: list[Any] = [arr]
+        rc, arr, vo, keep = self._extract(event, reqs, offsets)
+        values = [self.decode(arr[i]) for i in range(len(reqs))] if rc == Rc.SUCCESS and decode else []
+        return Extraction(rc, values, arr, vo if offsets else None, keep)
+
+    def extract_one(self, event: Event, request: Request) -> tuple[int, Any]:
+        """One field, one call (as libsinsp extracts): (rc, its ``ss_plugin_extract_field``), undecoded."""
+        rc, arr, _, _ = self._extract(event, (request,), False)
+        return rc, arr[0]
+
+    def _extract(self, event: Event, reqs: Sequence[Request], offsets: bool) -> tuple[int, Any, Any, list[Any]]:
+        arr = ffi.new(_FIELDS, len(reqs))
         for i, r in enumerate(reqs):
             f = arr[i]
             f.field_id = r.field_id
-            name = ffi.new("char[]", r.name.encode())
-            keep.append(name)
-            f.field = name
+            f.field = self._c_string(r.name)
             f.ftype = r.ftype
             f.flist = r.flist
             f.arg_present = int(r.arg_present)
             f.arg_index = r.arg_index
             if r.arg_key is not None:
-                key = ffi.new("char[]", r.arg_key.encode())
-                keep.append(key)
-                f.arg_key = key
-        vo = ffi.new("ss_plugin_extract_value_offsets *") if offsets else ffi.NULL
-        inp = ffi.new("ss_plugin_field_extract_input *")
+                f.arg_key = self._c_string(r.arg_key)
+        vo = ffi.new(_OFFSETS) if offsets else ffi.NULL
+        inp = ffi.new(_EXTRACT_INPUT)
         inp.owner = self._owner
         inp.get_owner_last_error = _owner_last_error
         inp.num_fields = len(reqs)
         inp.fields = arr
         inp.table_reader_ext = ffi.NULL
         inp.value_offsets = vo
-        keep.append(inp)
-        rc = int(self.library.call("extract_fields", self.state, event.input, inp))
-        values = [self.decode(arr[i]) for i in range(len(reqs))] if rc == Rc.SUCCESS and decode else []
-        return Extraction(rc, values, arr, vo if offsets else None, keep)
+        fn = self._extract_fn
+        if fn is None:  # looked up once: this is the hot path of the checking layer
+            fn = self._extract_fn = self.library.function("extract_fields")
+        rc = int(fn(self.state, event.input, inp))
+        return rc, arr, vo, [arr, inp]
+
+    def _c_string(self, text: str) -> Any:
+        """A C copy of ``text``, kept for the state's lifetime (names and keys repeat: one copy each)."""
+        c = self._strings.get(text)
+        if c is None:
+            c = self._strings[text] = ffi.new(_CHARS, text.encode())
+        return c
 
     def decode(self, f: Any) -> list[Any]:
         """The values an ``ss_plugin_extract_field`` points at now: str, int (also bool), or bytes
@@ -504,17 +535,27 @@ class Instance:
         """Events numbered so far by :meth:`next_batch` (1, 2, ... across calls)."""
         self._nevts = ffi.new("uint32_t *")
         self._evts = ffi.new("ss_plugin_event ***")
+        self._next_batch_fn: Callable[..., Any] | None = None
+
+    def call_next_batch(self) -> tuple[int, int, Any]:
+        """``plugin_next_batch`` alone: (rc, the event count, the ``ss_plugin_event **`` array).
+
+        The array and the events it points at are plugin memory, valid until the next call."""
+        self._nevts[0] = 0
+        fn = self._next_batch_fn
+        if fn is None:  # looked up once: the checking layer calls this for every batch
+            fn = self._next_batch_fn = self.library.function("next_batch")
+        rc = int(fn(self.state.state, self.handle, self._nevts, self._evts))
+        n = int(self._nevts[0])
+        return rc, n, self._evts[0] if n else ffi.NULL
 
     def next_batch(self) -> tuple[int, list[Event]]:
         """``plugin_next_batch``: (rc, the events, pointing into plugin memory, numbered)."""
-        self._nevts[0] = 0
-        rc = int(self.library.call("next_batch", self.state.state, self.handle, self._nevts, self._evts))
+        rc, n, array = self.call_next_batch()
         out = []
-        if self._nevts[0]:
-            array = self._evts[0]
-            for i in range(self._nevts[0]):
-                self.numbered += 1
-                out.append(Event(array[i], self.numbered, self.source))
+        for i in range(n):
+            self.numbered += 1
+            out.append(Event(array[i], self.numbered, self.source))
         return rc, out
 
     def batches(self, limit: int = 10_000) -> list[Event]:
