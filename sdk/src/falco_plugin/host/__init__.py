@@ -20,7 +20,9 @@ That checking layer is built on :mod:`falco_plugin.host.raw`, which calls
 each ``plugin_*`` function directly and checks nothing: use it to do what no
 real host does (malformed events, arbitrary requests, reading returned
 memory after later calls). ``PluginLibrary.raw`` and ``PluginHandle.raw``
-lead from one layer to the other.
+lead from one layer to the other. :mod:`falco_plugin.host.runners` puts this
+host and the C host program (``chost.c``) behind one small interface, so a
+test can run on both (the ``host`` fixture of :mod:`falco_plugin.testing`).
 """
 
 from . import raw

@@ -135,9 +135,9 @@ class Event:
     def input(self) -> Any:
         """The ``ss_plugin_event_input *`` for this event (made on first use)."""
         if self._input is None:
-            src = ffi.new("char[]", self.source.encode()) if self.source is not None else ffi.NULL
+            src = ffi.new(_CHARS, self.source.encode()) if self.source is not None else ffi.NULL
             self._input = (
-                ffi.new("ss_plugin_event_input *", {"evt": self.ptr, "evtnum": self.num, "evtsrc": src}),
+                ffi.new(_EVENT_INPUT, {"evt": self.ptr, "evtnum": self.num, "evtsrc": src}),
                 src,
             )
         return self._input[0]
