@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._internal import syscall_table as tbl
+from ..event import ASYNC_EVENT
+from ..event import HEADER as EVT_HEADER
 from ..params import Params, decode_params
 from .errors import HostError
 from .scap_convert import ConversionError, Converter, verdict
@@ -61,10 +63,9 @@ LARGE_EV_BLOCK_TYPES = {0x221, 0x222}
 READER_BUF_SIZE = 1 << 16
 SCAP_DF_STATE_ONLY = 1
 MAX_CONVERSION_BOUNDARY = 50
-EVT_HEADER = struct.Struct("<QQIHI")
 EVT_HEADER_V1 = struct.Struct("<QQIH")
 PPME_GENERIC_X = 1
-PPME_ASYNCEVENT_E = 402
+PPME_ASYNCEVENT_E = ASYNC_EVENT
 PPME_NOTIFICATION_E = 218
 PPME_INFRASTRUCTURE_EVENT_E = 260
 

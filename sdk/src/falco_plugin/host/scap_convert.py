@@ -16,10 +16,10 @@ import struct
 from dataclasses import dataclass
 
 from .._internal import syscall_table as tbl
+from ..event import HEADER
 
 __all__ = ["ConversionError", "Converter", "RawEvent", "verdict"]
 
-HEADER = struct.Struct("<QQIHI")
 MAX_CONVERSIONS = 50
 
 # Fixed parameter sizes (libs' ppm_param_helpers.h); other types have no fixed size.
