@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from falco_plugin.event import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT, PLUGIN_EVENT_HEADER
+from falco_plugin._internal.layout import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT, PLUGIN_EVENT_HEADER
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, State, event_header, payload_of, plugin_event
 from falco_plugin.host.runners import Host

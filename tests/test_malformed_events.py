@@ -7,7 +7,7 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from falco_plugin.event import HEADER, PLUGIN_EVENT
+from falco_plugin._internal.layout import HEADER, PLUGIN_EVENT
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, State, ffi, plugin_event
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from falco_plugin.event import PAYLOAD_OFFSET
+from falco_plugin._internal.layout import PAYLOAD_OFFSET
 from falco_plugin.host import Rc
 from falco_plugin.host.raw import Event, Library, ffi, plugin_event
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.event import NO_VALUE, PLUGIN_EVENT
+from falco_plugin._internal.layout import NO_VALUE, PLUGIN_EVENT
 from falco_plugin.host import (
     ExtractionError,
     HostError,

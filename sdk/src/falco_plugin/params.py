@@ -54,6 +54,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
+from ._internal import layout as _layout
 from ._internal import syscall_table as tbl
 from .errors import PluginError
 
@@ -71,7 +72,7 @@ __all__ = [
     "EventLayout",
 ]
 
-HEADER = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams
+HEADER = _layout.HEADER
 PPME_GENERIC_X = 1
 PPME_ASYNCEVENT_E = 402
 PPM_AF_UNSPEC, PPM_AF_UNIX, PPM_AF_INET, PPM_AF_INET6 = 0, 1, 2, 10

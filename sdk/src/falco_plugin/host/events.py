@@ -7,7 +7,7 @@ import struct
 import time
 from typing import Any
 
-from ..event import (
+from .._internal.layout import (
     HEADER,
     HEADER_SIZE,
     NO_VALUE,

@@ -32,7 +32,7 @@ from typing import Any
 
 from .._abi import ENTRY_POINTS
 from .._internal.fields import TYPE_CODES
-from ..event import HEADER, HEADER_SIZE, NO_VALUE, PAYLOAD_LEN_OFFSET, PAYLOAD_OFFSET, pack_plugin_event
+from .._internal.layout import HEADER, HEADER_SIZE, NO_VALUE, PAYLOAD_LEN_OFFSET, PAYLOAD_OFFSET, pack_plugin_event
 from ._ffi import Rc, ffi, text_of
 from .fields import EPF_IS_LIST
 

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._internal import syscall_table as tbl
+from .._internal.layout import HEADER as EVT_HEADER
 from ..event import ASYNC_EVENT
-from ..event import HEADER as EVT_HEADER
 from ..params import Params, decode_params
 from .errors import HostError
 from .scap_convert import ConversionError, Converter, verdict

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from .._internal import syscall_table as tbl
-from ..event import HEADER
+from .._internal.layout import HEADER
 
 __all__ = ["ConversionError", "Converter", "RawEvent", "verdict"]
 
