@@ -118,7 +118,7 @@ static PyObject *fp_cell_add(fp_cell *c, PyObject *const *args, Py_ssize_t nargs
     if (c->row->value_type == FP_METRIC_D) {
         double d = fp_bits_to_d(delta);
         if (monotonic && d < 0) {
-            PyErr_Format(PyExc_ValueError, "counter %s only goes up, got inc(%g)", c->row->name, d);
+            PyErr_Format(PyExc_ValueError, "counter %s only goes up, got inc(%R)", c->row->name, args[0]);
             return NULL;
         }
         uint64_t old = atomic_load(c->cell);

@@ -87,15 +87,19 @@ _handler = ffi.callback(
 class _Sink:
     """Where one handler's events go; libsinsp's checks, then ``put``."""
 
-    def __init__(self, plugin: str, names: frozenset[str], put: Callable[[AsyncEvent], None]) -> None:
+    def __init__(
+        self, plugin: str, names: frozenset[str], put: Callable[[AsyncEvent], None], late: Callable[[], None]
+    ) -> None:
         self.plugin = plugin
         self.names = names
         self.put = put
+        self.late = late
         self.owner = ffi.new_handle(self)
         self.live = True
 
     def receive(self, evt: Any, err: Any) -> int:
         if not self.live:
+            self.late()
             return _refuse(err, f"async event sent with NULL handler: {self.plugin}")
         length = int(ffi.cast("uint32_t *", ffi.cast("char *", evt) + 16)[0])
         raw = bytes(ffi.buffer(evt, max(length, _HEADER.size)))
@@ -122,6 +126,11 @@ class AsyncEvents:
         self.queue: queue.Queue[AsyncEvent] = queue.Queue()
         """Every event the plugin pushed while the handler was set, in order."""
         self._sink: _Sink | None = None
+        self.late_calls = 0
+        """Handler calls after the plugin was told to stop (or after dump_state returned): a plugin bug."""
+
+    def _late(self) -> None:
+        self.late_calls += 1
 
     @property
     def running(self) -> bool:
@@ -137,7 +146,7 @@ class AsyncEvents:
         """Set the handler, as libsinsp does when a live capture opens."""
         if self._sink is not None:
             raise HostError("must reset the async event handler before setting a new one")
-        sink = _Sink(self._handle.info.name, self.names, self.queue.put)
+        sink = _Sink(self._handle.info.name, self.names, self.queue.put, self._late)
         self._sink = sink
         if self._call("set_async_event_handler", sink.owner, _handler) != Rc.SUCCESS:
             self._sink = None
@@ -175,7 +184,7 @@ class AsyncEvents:
     def dump_state(self) -> list[AsyncEvent]:
         """``plugin_dump_state``: the events it emitted, in order."""
         got: list[AsyncEvent] = []
-        sink = _Sink(self._handle.info.name, self.names, got.append)
+        sink = _Sink(self._handle.info.name, self.names, got.append, self._late)
         try:
             rc = self._call("dump_state", sink.owner, _handler)
         finally:

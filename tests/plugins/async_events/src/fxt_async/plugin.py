@@ -4,7 +4,10 @@ Each of ``workers`` workers emits ``count`` ``sample`` events (``0``: until the
 session ends), ``interval`` seconds apart, with payload ``w<worker> <i>``.
 ``stubborn`` adds a worker that ignores the end of its session for two
 seconds (longer than ``async_stop_timeout``) and then tries to emit.
-``dump`` is how many ``state`` events ``dump_state`` emits. ``fail`` names the
+``dump`` is how many ``state`` events ``dump_state`` emits before a last one
+carrying ``stats <delivered> <dropped> <refused> <late>`` (``late``: what the
+stubborn workers' emits returned). ``init`` emits one event,
+which no handler can take yet (it counts as dropped). ``fail`` names the
 hooks that raise (``start_async``, ``stop_async``, ``dump_state``), or
 ``bad_name`` to emit an undeclared event name from ``start_async``.
 """
@@ -48,6 +51,7 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
         self.sessions = 0
         self.late: list[bool] = []
         """What each stubborn worker's emit returned after its session ended."""
+        self.early = self.emit("sample", b"too early")
 
     def set_config(self, config: AsyncConfig) -> None:
         self.config = config
@@ -88,3 +92,5 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
             raise RuntimeError("injected failure in dump_state")
         for i in range(self.config.dump):
             emit("state", f"state {i} of {self.sessions}".encode(), ts=1_000 + i)
+        stats = self.async_stats()
+        emit("state", f"stats {stats.delivered} {stats.dropped} {stats.refused} {self.late}".encode(), tid=7)
