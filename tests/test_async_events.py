@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from falco_plugin.host import HostError, PluginHandle, PluginLibrary
 from falco_plugin.host.async_events import ASYNCEVENT_E, AsyncEvent, AsyncEvents, decode_async_event
-from harness import Built
+from harness import Built, RunChost
 
 U64_MAX = 2**64 - 1
 
@@ -249,3 +249,45 @@ def _set_config(handle: PluginHandle, text: str) -> None:
     keep = ffi.new("char[]", text.encode())
     inp = ffi.new("ss_plugin_set_config_input *", {"config": keep})
     assert handle.library.symbol("set_config")(handle._state_pointer(), inp) == 0, handle.last_error
+
+
+# -- a plain C process (falco-plugin-chost) and falco-plugin run ---------------------------
+
+
+def test_the_c_host_gets_async_events_from_python_threads_and_none_after_the_clear(
+    library_path: Path, run_chost: RunChost
+) -> None:
+    proc = run_chost(library_path, "--config", config(workers=3, count=400), "--async-seconds", "2", "--dump-state")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    samples = [line for line in lines if line.startswith("async sample ")]
+    assert sorted(samples) == sorted(f"async sample w{k} {i}" for k in range(3) for i in range(400))
+    (summary,) = [line for line in lines if line.startswith("async events=")]
+    assert summary.startswith("async events=1200 late=0 ")
+    assert [line for line in lines if line.startswith("dump ")][:2] == [
+        "dump state state 0 of 0",
+        "dump state state 1 of 0",
+    ]
+
+
+def test_falco_plugin_run_prints_async_events(library_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from falco_plugin.cli import main
+
+    rc = main(
+        [
+            "run",
+            str(library_path),
+            "--init-config",
+            config(workers=1, count=3),
+            "--async",
+            "-n",
+            "1",
+            "--idle-timeout",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert [line for line in out.splitlines() if line.startswith("@async")] == [
+        f"@async sample payload=b'w0 {i}'" for i in range(3)
+    ]

@@ -15,7 +15,7 @@ from falco_plugin._internal.spec import resolve
 from falco_plugin.host import ExtractionError, HostEvent, PluginHandle, PluginLibrary
 from falco_plugin.host._ffi import ffi
 from falco_plugin.host.metrics import MetricValue
-from harness import Built
+from harness import Built, RunChost
 
 EVENT = HostEvent.plugin_event(b"x", 999, num=1, source="fxt_metrics")
 
@@ -164,3 +164,15 @@ def test_outside_a_library_metrics_behave_the_same_in_pure_python() -> None:
     with pytest.raises(ValueError, match="only goes up"):
         p.hits.inc(-1)
     assert isinstance(P.hits, Counter) and P.hits.value_type == "u64"
+
+
+def test_the_c_host_reads_the_metrics(library_path: Path, run_chost: RunChost) -> None:
+    proc = run_chost(library_path, "--metrics")
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stdout.splitlines() if line.startswith("metric ")] == [
+        "metric seen monotonic u64 0",
+        "metric total_seconds monotonic d 0",
+        "metric depth non_monotonic s64 -1",
+        "metric size non_monotonic u64 0",
+        "metric lag non_monotonic d 0",
+    ]
