@@ -3,13 +3,16 @@
 Each extraction of ``metrics.op[<op>]`` applies ``op`` to the metrics and
 returns 1; ``op`` is ``<metric attribute>.<method>:<argument>``, e.g.
 ``seen.inc:3``, ``depth.set:-5``, ``lag.set:0.25``, or ``threads:<n>`` to
-increment ``seen`` 1000 times from each of ``n`` threads at once. A bad
+increment ``seen`` 1000 times from each of ``n`` threads at once, or
+``bench:<n>`` to time ``n`` increments of ``seen`` (returns ns per call x 1000,
+for bench/run.py). A bad
 operation (``seen.set:1``) raises, so the error reaches ``get_last_error``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from falco_plugin import Counter, Event, ExtractPlugin, Gauge, field
 
@@ -33,6 +36,12 @@ class MetricsFixture(ExtractPlugin):
     @field("metrics.op", "Apply an operation to the metrics")
     def op(self, event: Event, key: str) -> int:
         what, _, arg = key.partition(":")
+        if what == "bench":
+            inc, calls = self.seen.inc, int(arg)
+            t0 = time.perf_counter_ns()
+            for _ in range(calls):
+                inc()
+            return (time.perf_counter_ns() - t0) * 1000 // calls
         if what == "threads":
             workers = [threading.Thread(target=self._hammer) for _ in range(int(arg))]
             for w in workers:
