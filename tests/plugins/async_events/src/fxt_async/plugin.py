@@ -9,14 +9,26 @@ carrying ``stats <delivered> <dropped> <refused> <late>`` (``late``: what the
 stubborn workers' emits returned). ``init`` emits one event,
 which no handler can take yet (it counts as dropped). ``fail`` names the
 hooks that raise (``start_async``, ``stop_async``, ``dump_state``), or
-``bad_name`` to emit an undeclared event name from ``start_async``.
+``bad_name`` to emit an undeclared event name from ``start_async``. The
+``emitted`` metric counts the events the host took.
 """
 
 from __future__ import annotations
 
 import time
 
-from falco_plugin import AsyncPlugin, AsyncSession, Batch, Config, Emit, SourceInstance, SourcePlugin, Timeout, setting
+from falco_plugin import (
+    AsyncPlugin,
+    AsyncSession,
+    Batch,
+    Config,
+    Counter,
+    Emit,
+    SourceInstance,
+    SourcePlugin,
+    Timeout,
+    setting,
+)
 
 
 class AsyncConfig(Config):
@@ -45,6 +57,7 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
     event_source = "fxt_async"
     async_events = ("sample", "state")
     async_stop_timeout = 1.0
+    emitted = Counter("emitted", "Async events the host took")
 
     def init(self, config: AsyncConfig) -> None:
         self.config = config
@@ -73,7 +86,8 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
     def work(self, session: AsyncSession, worker: int) -> None:
         i = 0
         while not session.stopped and (self.config.count == 0 or i < self.config.count):
-            session.emit("sample", f"w{worker} {i}".encode())
+            if session.emit("sample", f"w{worker} {i}".encode()):
+                self.emitted.inc()
             i += 1
             if self.config.interval and session.wait(self.config.interval):
                 break
