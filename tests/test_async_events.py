@@ -291,3 +291,26 @@ def test_falco_plugin_run_prints_async_events(library_path: Path, capsys: pytest
     assert [line for line in out.splitlines() if line.startswith("@async")] == [
         f"@async sample payload=b'w0 {i}'" for i in range(3)
     ]
+
+
+def test_the_host_may_clear_the_handler_from_inside_it(lib: PluginLibrary) -> None:
+    with lib.init(config(workers=2)) as handle:
+        events = handle.async_events
+        cleared = threading.Event()
+
+        class ClearOnFirst(queue.Queue[AsyncEvent]):
+            def put(self, item: AsyncEvent, block: bool = True, timeout: float | None = None) -> None:
+                super().put(item, block, timeout)
+                if not cleared.is_set():
+                    cleared.set()
+                    events.stop()  # on the plugin's worker thread, inside the handler
+                    returned.set()
+
+        returned = threading.Event()
+        events.queue = ClearOnFirst()
+        events.start()
+        assert cleared.wait(30)
+        assert returned.wait(30), "clearing the handler from inside it never returned"
+        n = events.queue.qsize()
+        time.sleep(0.3)
+        assert events.queue.qsize() == n and events.late_calls == 0

@@ -68,13 +68,18 @@ static uint64_t fp_gate_open(fp_gate *g, ss_plugin_async_event_handler_t handler
     return gen;
 }
 
+/* The gate whose handler this thread is inside, if any: a host may clear its
+ * handler from within it, and must not wait for itself. */
+static __thread fp_gate *fp_in_handler;
+
 /* No GIL needed (callers release it): a handler call in flight may need it. */
 static void fp_gate_close(fp_gate *g) {
     atomic_store(&g->open_gen, 0);
     /* An emitter counts itself in before it reads open_gen, and we read
      * inflight after closing (both sequentially consistent): either it sees
      * the gate closed or we see it in flight. */
-    while (atomic_load(&g->inflight) != 0) {
+    uint64_t mine = fp_in_handler == g ? 1u : 0u;
+    while (atomic_load(&g->inflight) > mine) {
         struct timespec pause = {0, 50000};
         nanosleep(&pause, NULL);
     }
@@ -97,7 +102,10 @@ static int fp_gate_send(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, ch
         atomic_fetch_add(&g->dropped, 1);
         return 0;
     }
+    fp_gate *outer = fp_in_handler;
+    fp_in_handler = g;
     ss_plugin_rc rc = g->handler(g->owner, evt, err);
+    fp_in_handler = outer;
     atomic_fetch_sub(&g->inflight, 1);
     if (rc == SS_PLUGIN_SUCCESS) {
         atomic_fetch_add(&g->delivered, 1);
