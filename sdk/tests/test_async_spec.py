@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -53,3 +54,17 @@ def test_outside_a_host_emit_drops() -> None:
     p = plugin(async_events=("a",))()
     assert p.emit("a", b"x") is False
     assert tuple(p.async_stats()) == (0, 0, 0)
+
+
+def test_a_session_joins_its_workers_and_refuses_new_ones_once_ended() -> None:
+    from falco_plugin import AsyncSession, PluginError
+
+    p = plugin(async_events=("a",))()
+    p.log = logging.getLogger("test")
+    session = AsyncSession(p.emit, p)
+    seen: list[bool] = []
+    session.spawn(lambda: seen.append(session.wait(30)))
+    session._end(5.0)
+    assert seen == [True] and session.stopped
+    with pytest.raises(PluginError, match="the session has ended"):
+        session.spawn(lambda: None)

@@ -81,6 +81,7 @@ class AsyncSession:
         """Set when the session is ending; workers should return soon after."""
         self._plugin = plugin
         self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()  # spawn may race with the end of the session
 
     @property
     def stopped(self) -> bool:
@@ -98,8 +99,6 @@ class AsyncSession:
         An exception escaping ``target`` is logged (at error level, with its
         traceback at debug level) and ends only that worker.
         """
-        if self.stopping.is_set():
-            raise PluginError("cannot start an async worker: the session has ended")
         label = name or getattr(target, "__name__", "worker")
         log = self._plugin.log
 
@@ -111,8 +110,11 @@ class AsyncSession:
                 log.debug("async worker %s failed", label, exc_info=True)
 
         thread = threading.Thread(target=run, name=f"{self._plugin.name}-async-{label}", daemon=True)
-        self._workers.append(thread)
-        thread.start()
+        with self._lock:
+            if self.stopping.is_set():
+                raise PluginError("cannot start an async worker: the session has ended")
+            self._workers.append(thread)
+            thread.start()
         return thread
 
     def _end(self, timeout: float) -> None:
@@ -120,7 +122,9 @@ class AsyncSession:
 
         Raises what ``stop_async`` raised, after the joins.
         """
-        self.stopping.set()
+        with self._lock:
+            self.stopping.set()
+            workers = list(self._workers)
         error: BaseException | None = None
         try:
             self._plugin.stop_async(self)
@@ -129,7 +133,7 @@ class AsyncSession:
         deadline = time.monotonic() + timeout
         me = threading.current_thread()
         late = []
-        for thread in self._workers:
+        for thread in workers:
             if thread is me:  # the host cleared the handler from inside a worker
                 continue
             thread.join(max(0.0, deadline - time.monotonic()))
