@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._internal.layout import ASYNC_EVENT, HEADER, LEN_OFFSET
 from ._ffi import PLUGIN_MAX_ERRLEN, Rc, ffi
 from .errors import HostError
 
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ASYNCEVENT_E", "AsyncEvent", "AsyncEvents", "decode_async_event"]
 
-ASYNCEVENT_E = 402
-_HEADER = struct.Struct("=QQIHI")
-_LENS = struct.Struct("=III")
+ASYNCEVENT_E = ASYNC_EVENT
+_HEADER = HEADER
+_LENS = struct.Struct("<III")
 _NAME_OFFSET = _HEADER.size + _LENS.size + 4  # 42: after the plugin id
 
 
@@ -51,7 +52,7 @@ def decode_async_event(raw: bytes) -> AsyncEvent:
     l0, l1, l2 = _LENS.unpack_from(raw, _HEADER.size)
     if l0 != 4 or l1 == 0 or length != _HEADER.size + _LENS.size + l0 + l1 + l2 or length > len(raw):
         raise ValueError(f"parameter lengths {l0}, {l1}, {l2} do not add up to the event length {length}")
-    (pid,) = struct.unpack_from("=I", raw, _HEADER.size + _LENS.size)
+    (pid,) = struct.unpack_from("<I", raw, _HEADER.size + _LENS.size)
     name = raw[_NAME_OFFSET : _NAME_OFFSET + l1]
     if name[-1:] != b"\0" or b"\0" in name[:-1]:
         raise ValueError("the event name is not a NUL-terminated string")
@@ -101,7 +102,7 @@ class _Sink:
         if not self.live:
             self.late()
             return _refuse(err, f"async event sent with NULL handler: {self.plugin}")
-        length = int(ffi.cast("uint32_t *", ffi.cast("char *", evt) + 16)[0])
+        length = int(ffi.cast("uint32_t *", ffi.cast("char *", evt) + LEN_OFFSET)[0])
         raw = bytes(ffi.buffer(evt, max(length, _HEADER.size)))
         try:
             event = decode_async_event(raw)

@@ -24,6 +24,7 @@ from falco_plugin import (
     Config,
     Counter,
     Emit,
+    EndOfStream,
     SourceInstance,
     SourcePlugin,
     Timeout,
@@ -43,7 +44,14 @@ class AsyncConfig(Config):
 
 
 class Idle(SourceInstance):
+    """No events of its own; with open params ``eof:<seconds>`` the stream ends after that long."""
+
+    def __init__(self, params: str) -> None:
+        self.end = time.monotonic() + float(params[4:]) if params.startswith("eof:") else None
+
     def next_batch(self) -> Batch:
+        if self.end is not None and time.monotonic() >= self.end:
+            raise EndOfStream
         time.sleep(0.01)
         raise Timeout
 
@@ -70,7 +78,7 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
         self.config = config
 
     def open(self, params: str) -> Idle:
-        return Idle()
+        return Idle(params)
 
     def start_async(self, session: AsyncSession) -> None:
         if "start_async" in self.config.fail:
