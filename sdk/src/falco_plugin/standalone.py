@@ -352,7 +352,7 @@ def _scrub(data: bytes, paths: Iterable[str]) -> bytes:
     return data
 
 
-def bundle_interpreter(out: Path, *, zip_stdlib: bool = True) -> Path:
+def bundle_interpreter(out: Path, *, zip_stdlib: bool = False) -> Path:
     """Write (or reuse, when it is current) the interpreter home ``out/python3.X`` and return it."""
     home = out / HOME_DIR
     stamp = _stamp()
