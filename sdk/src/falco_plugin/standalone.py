@@ -90,6 +90,7 @@ STDLIB_DENYLIST: frozenset[str] = frozenset(
         "venv",
         "curses",
         "sqlite3",
+        "crypt.py",
         "__phello__",
         "__pycache__",
         "lib-dynload",
@@ -98,9 +99,11 @@ STDLIB_DENYLIST: frozenset[str] = frozenset(
 STDLIB_DENY_PATTERNS = ("config-*", "_sysconfigdata*", "*.exe", "*.pem")
 
 #: Extension modules of lib-dynload left out: tests, GUI/terminal, and those
-#: pulling in big libraries no plugin needs (Tk, ncurses, readline, Kerberos
-#: through nis, SQLite). Everything else ships, whatever the plugin imports,
-#: so that every plugin's copy of the shared home is the same.
+#: pulling in libraries no plugin needs (Tk, ncurses, readline, Kerberos
+#: through nis, SQLite; libcrypt through the deprecated crypt module, the one
+#: file that needed glibc 2.36 rather than 2.35). Everything else ships,
+#: whatever the plugin imports, so that every plugin's copy of the shared home
+#: is the same.
 DYNLOAD_DENYLIST = (
     "_test*",
     "_ctypes_test*",
@@ -114,6 +117,7 @@ DYNLOAD_DENYLIST = (
     "ossaudiodev*",
     "spwd*",
     "_sqlite3*",
+    "_crypt*",
 )
 
 #: Libraries every Linux system has, as auditwheel's manylinux policies see
@@ -311,13 +315,17 @@ def _bytecode(source: Path, shown_as: str) -> bytes:
 def _stamp() -> dict[str, object]:
     from ._internal.version import SDK_VERSION
 
+    rules = repr(
+        (BUNDLE_FORMAT, sorted(STDLIB_DENYLIST), STDLIB_DENY_PATTERNS, DYNLOAD_DENYLIST, BASE_LIBRARIES.pattern)
+    )
     return {
         "format": BUNDLE_FORMAT,
+        "rules": hashlib.sha256(rules.encode()).hexdigest()[:16],
         "sdk": SDK_VERSION,
         "python": platform.python_version(),
         "implementation": sys.implementation.cache_tag,
         "build": sysconfig.get_config_var("BUILD_GNU_TYPE") or "",
-        "libpython": str(_libpython()),
+        "libpython_digest": hashlib.sha256(_libpython().read_bytes()).hexdigest(),
     }
 
 
@@ -369,9 +377,6 @@ def bundle_interpreter(out: Path, *, zip_stdlib: bool = False) -> Path:
     try:
         _write_home(staging, zip_stdlib)
         stamp_data = {**stamp, "zip_stdlib": zip_stdlib, "min_glibc": min_glibc(staging)}
-        # The interpreter's path is recorded for the build log only, and is no path anything loads.
-        del stamp_data["libpython"]
-        stamp_data["libpython_digest"] = hashlib.sha256(_libpython().read_bytes()).hexdigest()
         (staging / STAMP).write_text(json.dumps(stamp_data, indent=1, sort_keys=True) + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
