@@ -163,6 +163,45 @@ def test_a_library_without_its_home_fails_init_with_a_message(
     assert MISSING_HOME.search(out.stderr), out.stderr
 
 
+def _system_library(soname: str) -> Path | None:
+    for d in SYSTEM_LIB_DIRS:
+        if (Path(d) / soname).is_file():
+            return Path(d) / soname
+    return None
+
+
+def test_a_site_dir_extension_gets_its_libraries_grafted_or_shared_with_the_home(
+    plugin_dir: Path, tmp_path: Path
+) -> None:
+    """A plugin's own extension module needing libz (in the home) and libsqlite3 (not there)."""
+    from falco_plugin.standalone import fix_site_dir
+
+    libz, sqlite = _system_library("libz.so.1"), _system_library("libsqlite3.so.0")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if libz is None or sqlite is None or cc is None:
+        pytest.skip("needs a C compiler, libz.so.1 and libsqlite3.so.0 on this machine")
+    site = tmp_path / "libfake.site"
+    (site / "pkg").mkdir(parents=True)
+    shutil.copytree(plugin_dir / HOME_DIR, tmp_path / HOME_DIR)
+    src = tmp_path / "ext.c"
+    src.write_text("int zlibVersion(void); int sqlite3_libversion_number(void);\n"
+                   "int probe(void) { return zlibVersion() != 0 && sqlite3_libversion_number() > 0; }\n")  # fmt: skip
+    ext = site / "pkg" / "ext.so"
+    subprocess.run([cc, "-shared", "-fPIC", str(src), "-o", str(ext), str(libz), str(sqlite)], check=True)
+    grafted = fix_site_dir(site, tmp_path / HOME_DIR)
+    assert [g.split("-")[0] for g in grafted] == ["libsqlite3"]
+    need, paths = dynamic(ext)
+    home_libz = [p.name for p in (tmp_path / HOME_DIR / "lib").glob("libz-*.so.1")]
+    assert sorted(n for n in need if not BASE_LIBRARIES.match(n)) == sorted([*home_libz, *grafted])
+    assert paths == ["$ORIGIN/../_libs", f"$ORIGIN/../../{HOME_DIR}/lib"]
+    # and it loads, from those paths only, in an empty environment
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import ctypes; assert ctypes.CDLL({str(ext)!r}).probe() == 1"],
+        capture_output=True, text=True, env={},
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+
+
 # -- loading where the build's Python does not exist -----------------------------------------
 
 

@@ -10,8 +10,13 @@ Python version shares::
     python3.11/
       lib/libpython3.11.so.1.0         the build interpreter's shared library
       lib/lib*-<hash>.so.*             shared libraries the extension modules need beyond the base system
-      lib/python311.zip                the pruned standard library, bytecode only
+      lib/python3.11/                  the pruned standard library, sourceless bytecode
       lib/python3.11/lib-dynload/      its extension modules (all but :data:`DYNLOAD_DENYLIST`)
+
+The standard library is a directory of ``.pyc`` files rather than
+``python311.zip`` (``zip_stdlib=True``): measured on dummy_py, the directory
+starts a few milliseconds faster in CPU time, and once in a compressed archive
+both are the same size.
 
 The glue of a standalone library takes ``<its own directory>/python3.11`` as
 Python's home (``FP_PYTHON_HOME_RELATIVE``), and every ELF file is found
