@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import platform
+import py_compile
 import re
 import shutil
 import subprocess
@@ -75,7 +76,7 @@ STAMP = "bundle.json"
 #: Written in each standalone plugin's site directory.
 PLUGIN_METADATA = "_standalone.json"
 #: Bump when what a home holds changes, so that older homes in an output directory are rebuilt.
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 
 #: Standard library top-level entries that never run inside a plugin: tests,
 #: GUI and terminal toolkits, installers and tooling, build configuration.
@@ -309,12 +310,17 @@ def _stdlib_files(stdlib: Path) -> Iterator[PurePosixPath]:
             yield PurePosixPath((here / f).relative_to(stdlib).as_posix())
 
 
-def _bytecode(source: Path, shown_as: str) -> bytes:
-    """Sourceless bytecode of ``source`` whose code objects name ``shown_as``, not a build-machine path."""
-    import importlib._bootstrap_external as be
+def _bytecode(source: Path, shown_as: str, scratch: Path) -> bytes:
+    """Sourceless bytecode of ``source`` whose code objects name ``shown_as``, not a build-machine path.
 
-    code = compile(source.read_bytes(), shown_as, "exec", dont_inherit=True, optimize=0)
-    return bytes(be._code_to_hash_pyc(code, b"\0" * 8, checked=False))  # type: ignore[attr-defined]
+    Hash-based and unchecked, so the bytes depend on the source only (no mtime): every
+    build of a home from one interpreter writes the same files."""
+    cfile = scratch / "module.pyc"
+    py_compile.compile(
+        str(source), cfile=str(cfile), dfile=shown_as, doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )  # fmt: skip
+    return cfile.read_bytes()
 
 
 def _stamp() -> dict[str, object]:
@@ -433,13 +439,17 @@ def _write_home(home: Path, zip_stdlib: bool) -> None:
             for rel in files:
                 info = zipfile.ZipInfo(str(rel.with_suffix(".pyc")), date_time=(1980, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
-                z.writestr(info, _bytecode(stdlib / rel, f"{HOME_DIR}/{LIB}/{STDLIB_ZIP}/{rel}"))
+                z.writestr(info, _bytecode(stdlib / rel, f"{HOME_DIR}/{LIB}/{STDLIB_ZIP}/{rel}", home))
     for rel in files if not zip_stdlib else []:
         dst = home / inner / rel.with_suffix(".pyc")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(_bytecode(stdlib / rel, f"{HOME_DIR}/{inner}/{rel}"))
+        dst.write_bytes(_bytecode(stdlib / rel, f"{HOME_DIR}/{inner}/{rel}", home))
+    (home / "module.pyc").unlink(missing_ok=True)
     # getpath checks for os.py under the home; the glue checks for the zip or this.
     (home / inner).mkdir(parents=True, exist_ok=True)
+    # Redistributing Python means shipping its licence.
+    if (stdlib / "LICENSE.txt").is_file():
+        shutil.copyfile(stdlib / "LICENSE.txt", home / inner / "LICENSE.txt")
 
     dynload_src = Path(sysconfig.get_config_var("DESTSHARED") or stdlib / "lib-dynload")
     dynload = home / inner / "lib-dynload"
