@@ -432,6 +432,29 @@ def test_a_standalone_archive_unpacks_to_the_plugin_directory_layout_and_verifie
     assert printed.count("\n  evt ") == 5
 
 
+def test_archives_of_separate_builds_agree_on_every_file_of_the_shared_home(tmp_path: Path) -> None:
+    """So that unpacking them into one plugin directory, in any order, leaves one consistent interpreter."""
+    from falco_plugin.package import package_plugin
+    from falco_plugin.registry import read_library
+
+    contents = []
+    for project in (project_dir("dummy"), project_dir("full")):
+        out = tmp_path / project.name
+        library = build_plugin(project, out, standalone=True).library
+        (archive, *_) = package_plugin(project, library, read_library(library), tmp_path / "dist")
+        with tarfile.open(archive.path) as tar:
+            contents.append(
+                {
+                    m.name: (tar.extractfile(m).read() if m.isfile() else b"")  # type: ignore[union-attr]
+                    for m in tar.getmembers()
+                    if m.name.split("/")[0] == HOME_DIR
+                }
+            )
+    assert len(contents[0]) > 500
+    assert contents[0].keys() == contents[1].keys()
+    assert [n for n in contents[0] if contents[0][n] != contents[1][n]] == []
+
+
 def test_verify_fails_with_the_plugins_message_when_it_cannot_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], plugin_dir: Path
 ) -> None:
