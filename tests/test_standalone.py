@@ -304,56 +304,54 @@ def test_http_poll_fetches_over_https_with_ssl_and_requests_from_the_bundle(
     }
 
 
-def _two(multihost: Path, first: Path, first_params: str, first_field: str, second: Path, *rest: str) -> list[str]:
-    return [str(multihost), str(first), first_params, first_field, str(second), *rest]
+#: What the C host runs of each plugin in the two-library cases: open params and a field.
+RUNS = {
+    "libdummy_py.so": ("--open", '{"maxEvents": 3}', "--fields", "dummy.strvalue"),
+    "libfxt_full.so": ("--open", '{"count": 2}', "--fields", "full.payload"),
+}
+
+
+def _two(chost: Path, first: Path, second: Path) -> list[str]:
+    """The C host with two libraries in one process (its ``--lib``), empty environment."""
+    return [str(chost), str(first), *RUNS[first.name], "--lib", str(second), *RUNS[second.name]]
+
+
+def _done(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if " done " in line]
 
 
 def test_two_standalone_plugins_share_one_interpreter_without_the_build_python(
-    plugin_dir: Path, multihost: Path, without_python: Hidden
+    plugin_dir: Path, chost: Path, without_python: Hidden
 ) -> None:
-    out = without_python(
-        _two(multihost, plugin_dir / "libdummy_py.so", '{"maxEvents": 20}', "dummy.strvalue",
-             plugin_dir / "libfxt_full.so", '{"count": 4}', "full.payload")
-    )  # fmt: skip
+    out = without_python(_two(chost, plugin_dir / "libdummy_py.so", plugin_dir / "libfxt_full.so"))
     assert (out.returncode, out.stderr) == (0, "")
-    assert out.stdout.splitlines()[-1] == "done dummy_py=20 fxt_full=4"
+    assert _done(out.stdout) == ["dummy_py done events=3 rc=2", "fxt_full done events=2 rc=2"]
     assert "fxt_full evt 2 full.payload=full 1 t0,t1" in out.stdout.splitlines()
 
 
 def test_a_standalone_plugin_and_one_built_against_the_system_python_share_it_where_it_exists(
-    plugin_dir: Path, mixed_dir: Path, multihost: Path
+    plugin_dir: Path, mixed_dir: Path, chost: Path
 ) -> None:
     """With the build's Python present both orders work: the dynamic loader maps one
     libpython3.11.so.1.0 (same soname) and the second plugin joins the interpreter
     the first started."""
     for a, b in ((plugin_dir / "libdummy_py.so", mixed_dir / "libfxt_full.so"),
                  (mixed_dir / "libfxt_full.so", plugin_dir / "libdummy_py.so")):  # fmt: skip
-        args = {
-            "libdummy_py.so": ('{"maxEvents": 3}', "dummy.strvalue"),
-            "libfxt_full.so": ('{"count": 2}', "full.payload"),
-        }
-        cmd = [str(multihost), str(a), *args[a.name], str(b), *args[b.name]]
-        out = subprocess.run(cmd, capture_output=True, text=True, env={}, timeout=60)
+        out = subprocess.run(_two(chost, a, b), capture_output=True, text=True, env={}, timeout=60)
         assert (out.returncode, out.stderr) == (0, ""), (a, b)
-        assert out.stdout.splitlines()[-1].startswith("done ")
+        assert len(_done(out.stdout)) == 2
 
 
 def test_where_the_system_python_is_missing_a_plugin_that_needs_it_fails_to_load_cleanly(
-    plugin_dir: Path, mixed_dir: Path, multihost: Path, without_python: Hidden
+    plugin_dir: Path, mixed_dir: Path, chost: Path, without_python: Hidden
 ) -> None:
     """Loaded first, the system-Python plugin cannot find libpython: the host gets a dlopen
     error naming it (no crash). Loaded after a standalone plugin it joins the bundled one."""
-    first = without_python(
-        _two(multihost, mixed_dir / "libfxt_full.so", '{"count": 2}', "full.payload",
-             plugin_dir / "libdummy_py.so", '{"maxEvents": 3}', "dummy.strvalue")
-    )  # fmt: skip
+    first = without_python(_two(chost, mixed_dir / "libfxt_full.so", plugin_dir / "libdummy_py.so"))
     assert first.returncode == 1 and LIBPYTHON in first.stderr, first.stderr
-    second = without_python(
-        _two(multihost, plugin_dir / "libdummy_py.so", '{"maxEvents": 3}', "dummy.strvalue",
-             mixed_dir / "libfxt_full.so", '{"count": 2}', "full.payload")
-    )  # fmt: skip
+    second = without_python(_two(chost, plugin_dir / "libdummy_py.so", mixed_dir / "libfxt_full.so"))
     assert (second.returncode, second.stderr) == (0, "")
-    assert second.stdout.splitlines()[-1] == "done dummy_py=3 fxt_full=2"
+    assert _done(second.stdout) == ["dummy_py done events=3 rc=2", "fxt_full done events=2 rc=2"]
 
 
 def _falco() -> Path:
