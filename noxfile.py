@@ -52,7 +52,7 @@ def build(session: nox.Session) -> None:
 
 LINT_TOOLS = ("ruff>=0.6",)
 TYPECHECK_TOOLS = ("mypy>=1.10", "types-PyYAML", "types-requests", "pytest>=8")
-TEST_TOOLS = ("pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2")
+TEST_TOOLS = ("pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6.100")
 
 
 def run_lint(session: nox.Session) -> None:
