@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 _examples = os.environ.get("FALCO_FUZZ_EXAMPLES")
 _common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 settings.register_profile(
-    "ci", max_examples=int(_examples or 12), derandomize=True, database=None, print_blob=True, **_common
+    "ci", max_examples=int(_examples or 20), derandomize=True, database=None, print_blob=True, **_common
 )
 settings.register_profile("long", max_examples=int(_examples or 500), print_blob=True, **_common)
 settings.load_profile(os.environ.get("FALCO_FUZZ_PROFILE", "ci"))

@@ -39,10 +39,9 @@ PLUGIN_EVENT = 322
 PAYLOAD_OFFSET = HEADER.size + 12
 NO_VALUE = 2**64 - 1
 
-NUL_CUT_TOLERATED = True
-"""Defect 4 of issue 13: today a string value with an embedded NUL reaches the host cut at the NUL.
-The correct outcome is a failed field; until the glue fix merges the cut value is tolerated here
-(tests/test_reliability.py holds the test that fails on it). Set to False once it has merged."""
+NUL_CUT_TOLERATED = False
+"""Whether a string value with an embedded NUL may reach the host cut at the NUL (defect 4 of issue 13,
+fixed in the glue: such a field fails). Only for bisecting across older SDK versions."""
 
 
 # -- what the host sees -------------------------------------------------------------------------
