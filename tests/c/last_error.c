@@ -7,12 +7,13 @@
  * "open:<params>" (plugin_open) or "extract:<field id>" (plugin_extract_fields
  * on a plugin event whose payload is "faulty 1"). After STEP1 the host keeps
  * the pointer get_last_error gave it, as a host that logs the message later
- * would; after STEP2 it reads that pointer again. The contract is that the
+ * would; after STEP2 it reads that pointer again, before it asks for the new
+ * message. The contract is that the
  * text stays valid until the next call on the same state, so it must still
  * be readable memory holding a string: the first message, or the newest one.
  * Run under valgrind, a read of freed memory is reported as an error.
  *
- * Output (stdout): "first=<text>", "second=<text>", "kept=<text>" (up to 300
+ * Output (stdout): "first=<text>", "kept=<text>", "second=<text>" (up to 300
  * bytes, escaped), then "ok" or "stale". Exit status: 0 ok, 1 stale, 2 a step
  * did not fail or bad usage.
  */
@@ -134,14 +135,18 @@ int main(int argc, char **argv) {
         if (!fail_once(&api, s, argv[4])) {
             printf("%s did not fail\n", argv[4]);
         } else {
+            /* The read that matters: through the pointer kept from the first failure, after the
+             * second one, before asking for the new message (which may reuse the same buffer). */
+            size_t n = strnlen(first, MAX_ERROR);
+            char *kept = n < MAX_ERROR ? strdup(first) : NULL;
+            show("kept", kept ? kept : "(no string within the limit)");
             const char *second = api.get_last_error(s);
             show("second", second);
-            /* The read that matters: through the pointer kept from the first failure. */
-            size_t n = strnlen(first, MAX_ERROR);
-            show("kept", first);
-            int same = n < MAX_ERROR && (strcmp(first, copy) == 0 || strcmp(first, second) == 0);
-            printf("%s\n", same ? "ok" : "stale");
-            status = same ? 0 : 1;
+            /* The first message, or the newest one if the buffer was rewritten in place. */
+            int ok = kept && (strcmp(kept, copy) == 0 || strcmp(kept, second) == 0);
+            printf("%s\n", ok ? "ok" : "stale");
+            status = ok ? 0 : 1;
+            free(kept);
         }
         free(copy);
     }

@@ -3,7 +3,7 @@
 ``FALCO_FUZZ_PROFILE=ci`` (the default) keeps each property to a few dozen
 examples with a fixed seed, so the normal suite stays fast and repeatable;
 ``FALCO_FUZZ_PROFILE=long`` draws new random examples, many more of them, and
-remembers failures in ``.hypothesis/``. ``FALCO_FUZZ_EXAMPLES=N`` overrides
+remembers failures in ``build/hypothesis/`` (ignored by git). ``FALCO_FUZZ_EXAMPLES=N`` overrides
 the count of either.
 """
 
@@ -15,15 +15,22 @@ from pathlib import Path
 
 import pytest
 from falco_plugin.build import BuildResult
-from fuzzkit import Target, describe
+from fuzzkit import ROOT, Target, describe
 from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 _examples = os.environ.get("FALCO_FUZZ_EXAMPLES")
 _common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 settings.register_profile(
     "ci", max_examples=int(_examples or 20), derandomize=True, database=None, print_blob=True, **_common
 )
-settings.register_profile("long", max_examples=int(_examples or 500), print_blob=True, **_common)
+settings.register_profile(
+    "long",
+    max_examples=int(_examples or 500),
+    database=DirectoryBasedExampleDatabase(ROOT / "build" / "hypothesis"),
+    print_blob=True,
+    **_common,
+)
 settings.load_profile(os.environ.get("FALCO_FUZZ_PROFILE", "ci"))
 
 
