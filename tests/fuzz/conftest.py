@@ -22,7 +22,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 _examples = os.environ.get("FALCO_FUZZ_EXAMPLES")
 _common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 settings.register_profile(
-    "ci", max_examples=int(_examples or 20), derandomize=True, database=None, print_blob=True, **_common
+    "ci", max_examples=int(_examples or 15), derandomize=True, database=None, print_blob=True, **_common
 )
 settings.register_profile(
     "long",

@@ -201,6 +201,8 @@ def _http_poll_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
         return "error", None
     if not isinstance(doc, dict) or not {"url", "status", "record"} <= doc.keys():
         return "error", None
+    if doc.get("id") is not None and not isinstance(doc["id"], str):
+        return "error", None  # an id is text or null in every envelope http_poll writes
     status = doc["status"]
     if not isinstance(status, int) or isinstance(status, bool):
         return "any", None  # int() of floats and digit strings: the plugin's business, not the glue's
