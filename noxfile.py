@@ -52,7 +52,7 @@ def build(session: nox.Session) -> None:
 
 LINT_TOOLS = ("ruff>=0.6",)
 TYPECHECK_TOOLS = ("mypy>=1.10", "types-PyYAML", "types-requests", "pytest>=8")
-TEST_TOOLS = ("pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2")
+TEST_TOOLS = ("pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6.100")
 
 
 def run_lint(session: nox.Session) -> None:
@@ -140,3 +140,14 @@ def falco(session: nox.Session) -> None:
     build_all(session)  # bench/falco.py times plugins/dummy/libdummy_py.so
     session.run("pytest", "--timeout", "300", "tests/falco")
     session.run("python", "bench/falco.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing of event decoding in every plugin (atheris); not part of `tests`.
+
+    `nox -s fuzz -- --seconds 600` sets the total time budget (default 60 s); see tests/fuzz/README.md.
+    """
+    install_workspace(session, "atheris>=2.3")
+    build_all(session)
+    session.run("python", "tests/fuzz/run_fuzz.py", *session.posargs)

@@ -1,0 +1,1 @@
+"""Test fixture plugin: string fields whose values hold an embedded NUL."""
