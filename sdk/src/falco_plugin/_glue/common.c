@@ -135,7 +135,12 @@ static int fp_start_bundled_interpreter(void) {
 }
 #endif
 
-static int fp_init_interpreter(void) {
+/* Start Python unless it runs already; *lock receives the start-up lock,
+ * which the caller releases once the plugin's site directory is on the path
+ * (sys.path is rebuilt from a copy, so two libraries doing that at once
+ * could drop each other's directory). Never called with the GIL held, so
+ * waiting for the lock cannot deadlock with its holder. */
+static int fp_init_interpreter(int *lock) {
     /* Falco dlopens plugins RTLD_LOCAL, which hides libpython's symbols from
      * the extension modules Python imports later: make them global. */
     Dl_info info;
@@ -144,7 +149,7 @@ static int fp_init_interpreter(void) {
         dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
         libpython = info.dli_fname;
     }
-    int lock = fp_lock_python_start(libpython);
+    *lock = fp_lock_python_start(libpython);
     int rc = 0;
     if (!Py_IsInitialized()) { /* else a Python host, or another Python plugin, got here first */
         const char *home = getenv("FALCO_PLUGIN_PYTHONHOME");
@@ -154,7 +159,6 @@ static int fp_init_interpreter(void) {
         rc = fp_start_interpreter(home && *home ? home : FP_PYTHON_HOME);
 #endif
     }
-    fp_unlock_python_start(lock);
     return rc;
 }
 
@@ -332,7 +336,13 @@ static int fp_bind(void) {
 }
 
 static void fp_start(void) {
-    if (fp_locate_site() || fp_init_interpreter() || fp_add_site_dir(fp_we_started_python)) {
+    if (fp_locate_site()) {
+        return;
+    }
+    int lock = -1;
+    int failed = fp_init_interpreter(&lock) || fp_add_site_dir(fp_we_started_python);
+    fp_unlock_python_start(lock);
+    if (failed) {
         return;
     }
     if (cffi_start_python() != 0) {
