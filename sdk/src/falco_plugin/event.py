@@ -39,7 +39,7 @@ class Event:
     payload for plugin events (type 322) and empty for other types.
     """
 
-    __slots__ = ("num", "payload", "_cache", "_cur", "_ts", "_addr", "_src")
+    __slots__ = ("num", "payload", "_cache", "_cur", "_ts", "_addr", "_src", "_tid")
 
     num: int
     """Event number assigned by the host (increasing, possibly with gaps)."""
@@ -52,6 +52,9 @@ class Event:
         # In a plugin library the C glue sets num/payload/_cache directly and
         # points _cur at the host's event, so the rest is only read when asked.
         self._cur: Any = None
+        # The thread id, set by the glue with each event: parsers look it up in
+        # the threads table on every event, and reading it through cffi costs more.
+        self._tid: int | None = None
         self._ts = ts
         self._addr = addr
         self._src = src
@@ -92,7 +95,8 @@ class Event:
     @property
     def tid(self) -> int:
         """Thread id, or 2**64-1 when the event has none."""
-        return self._header()[1]
+        tid = self._tid
+        return tid if tid is not None else self._header()[1]
 
     @property
     def source(self) -> str | None:

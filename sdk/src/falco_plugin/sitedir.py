@@ -54,7 +54,18 @@ SDK_DISTRIBUTION = "falco-plugin-sdk"
 
 #: Root modules of ``falco_plugin`` a built plugin runs: the author API.
 #: Add a module here when it becomes part of what plugins import.
-RUNTIME_MODULES: tuple[str, ...] = ("__init__", "config", "errors", "event", "extract", "plugin", "source")
+RUNTIME_MODULES: tuple[str, ...] = (
+    "__init__",
+    "capture",
+    "config",
+    "errors",
+    "event",
+    "extract",
+    "parse",
+    "plugin",
+    "source",
+    "tables",
+)
 #: Other files at the root of ``falco_plugin`` that ship.
 RUNTIME_DATA: tuple[str, ...] = ("py.typed",)
 #: Subpackages of ``falco_plugin`` that ship whole (every ``.py`` in them).

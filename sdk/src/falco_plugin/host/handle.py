@@ -18,6 +18,8 @@ from .schema import validate_init_config
 if TYPE_CHECKING:
     from .capture import Capture
     from .loader import PluginInfo, PluginLibrary
+    from .routines import RoutinePool
+    from .tables import TableRegistry
 
 __all__ = ["PluginHandle", "LogRecord", "Value"]
 
@@ -56,8 +58,9 @@ def _log(owner: Any, component: Any, msg: Any, severity: int) -> None:
 
 
 def _no_owner_error(owner: Any) -> Any:
-    # The host offers no tables (the only source of owner errors) yet.
-    return ffi.NULL
+    # The owner's errors come from the table API (host/tables.py).
+    handle: PluginHandle = ffi.from_handle(owner)
+    return handle._owner_error_c
 
 
 # One pair of callbacks for the whole process: the owner pointer leads back to the handle.
@@ -76,8 +79,22 @@ HOST_EVENT_SCHEMA_MAJOR = 4
 class PluginHandle:
     """An initialised plugin (``plugin_init`` succeeded); use as a context manager or call :meth:`destroy`."""
 
-    def __init__(self, library: PluginLibrary, config: str, *, forward_logs: bool = False) -> None:
+    def __init__(
+        self,
+        library: PluginLibrary,
+        config: str,
+        *,
+        forward_logs: bool = False,
+        tables: TableRegistry | None = None,
+        routines: RoutinePool | None = None,
+    ) -> None:
         self.library = library
+        self.tables = tables
+        """The host's state tables offered to the plugin (libsinsp: to parsers and extractors only)."""
+        self.routines = routines
+        """The thread pool running the routines of capture listening plugins."""
+        self._owner_error_c: Any = ffi.NULL
+        self._exported_inputs: list[Any] = []
         info = library.info
         self.logs: list[LogRecord] = []
         self._logger = logging.getLogger(f"falco_plugin.host.{info.name}") if forward_logs else None
@@ -91,10 +108,13 @@ class PluginHandle:
         self._init_input.config = self._config_c
         self._init_input.owner = self._owner
         self._init_input.get_owner_last_error = _owner_last_error
-        self._init_input.tables = ffi.NULL  # no state tables in this host yet
+        offers_tables = tables is not None and bool({"parsing", "extraction"} & info.capabilities)
+        self._init_input.tables = tables.init_input() if tables is not None and offers_tables else ffi.NULL
         self._init_input.log_fn = _log_fn
         rc = ffi.new("ss_plugin_rc *", Rc.FAILURE)
         self._state = self._call("init", self._init_input, rc)
+        if tables is not None:
+            tables.check_released(self, "init")
         if rc[0] != Rc.SUCCESS:
             error = self.last_error if self._state != ffi.NULL else NO_STATE_ERROR
             self.destroy()
@@ -151,6 +171,32 @@ class PluginHandle:
     def _require_alive(self) -> None:
         if self._state == ffi.NULL:
             raise HostError(f"plugin {self.info.name} has been destroyed")
+
+    def _set_owner_error(self, message: str) -> None:
+        """What ``get_owner_last_error`` returns next (set by the table API)."""
+        self._owner_error_c = ffi.new("char[]", message.encode("utf-8", "replace"))
+
+    # -- parsing and capture listening (host/parsing.py, host/routines.py) -------
+
+    def parse(self, event: HostEvent) -> bool:
+        """``plugin_parse_event`` if the plugin parses this event's type and
+        source (libsinsp's dispatch); ``False`` when it does not. A failure
+        raises :class:`HostError` with the plugin's error, as libsinsp does."""
+        from .parsing import parse_event
+
+        return parse_event(self, event)
+
+    def capture_open(self) -> None:
+        """``plugin_capture_open``; :class:`HostError` when it fails."""
+        from .routines import capture_call
+
+        capture_call(self, "capture_open")
+
+    def capture_close(self) -> None:
+        """``plugin_capture_close``; :class:`HostError` when it fails."""
+        from .routines import capture_call
+
+        capture_call(self, "capture_close")
 
     def _on_log(self, component: str, message: str, severity: int) -> None:
         component = component or self.info.name
@@ -278,9 +324,11 @@ class PluginHandle:
         inp.get_owner_last_error = _owner_last_error
         inp.num_fields = 1
         inp.fields = out
-        inp.table_reader_ext = ffi.NULL
+        inp.table_reader_ext = self.tables.reader_ext if self.tables is not None else ffi.NULL
         inp.value_offsets = ffi.NULL
         rc = self._call("extract_fields", self._state, event.event_input(), inp)
+        if self.tables is not None:
+            self.tables.check_released(self, "extract_fields")
         if rc != Rc.SUCCESS:
             if strict:
                 raise ExtractionError(self.last_error)
@@ -306,6 +354,10 @@ class PluginHandle:
         """Close open captures, then ``plugin_destroy`` (idempotent)."""
         for capture in list(self._captures):
             capture.close()
+        if self.routines is not None:
+            self.routines.forget(self)  # no routine may run into a destroyed state
+        if self.tables is not None:
+            self.tables.forget(self)
         if self._state != ffi.NULL:
             state, self._state = self._state, ffi.NULL
             self._call("destroy", state)
