@@ -14,9 +14,23 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated
 
 import pytest
-from falco_plugin import ALL_EVENTS, ALL_SOURCES, Event, ParsePlugin, SpecError
+from falco_plugin import (
+    ALL_EVENTS,
+    ALL_SOURCES,
+    INT8,
+    STRING,
+    UINT8,
+    UINT16,
+    Event,
+    ParsePlugin,
+    PluginTable,
+    Row,
+    SpecError,
+    TableError,
+)
 from falco_plugin._internal.spec import resolve
 from falco_plugin.build import build_plugin
 from falco_plugin.host import HostError, HostEvent, PluginHandle, PluginLibrary
@@ -391,3 +405,33 @@ def test_the_sdk_readme_tables_example_works(tmp_path: Path) -> None:
         assert reg["threads"][42]["opens.count"] == 2
         assert "opens_procs" in reg.tables
     assert reg.violations == []
+
+
+def test_row_columns_are_typed_like_a_dataclass() -> None:
+    class Small(Row):
+        tiny: Annotated[int, INT8] = -3
+        port: Annotated[int, UINT16] = 0
+        label: str = "x"
+        on: bool = False
+
+    assert [(c.name, c.type.name, c.default) for c in Small.__columns__] == [
+        ("tiny", "int8", -3),
+        ("port", "uint16", 0),
+        ("label", "string", "x"),
+        ("on", "bool", False),
+    ]
+    table: PluginTable[str, Small] = PluginTable("small", STRING, Small)
+    row = table.setdefault("a")
+    row.port = 8080
+    assert table["a"].port == 8080 and len(table) == 1 and "a" in table
+    with pytest.raises(TableError, match="table small key: expected str"):
+        table.setdefault(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"Bad\.n: a column is str, bool, or Annotated\[int, INT8\.\.UINT64\]"):
+
+        class Bad(Row):
+            n: int = 0
+
+    with pytest.raises(TableError, match=r"Wide\.n default: 300 does not fit in uint8"):
+
+        class Wide(Row):
+            n: Annotated[int, UINT8] = 300

@@ -346,7 +346,13 @@ class Row:
         super().__init_subclass__(**kwargs)
         import typing
 
-        hints = typing.get_type_hints(cls, include_extras=True)
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except NameError as exc:
+            raise TypeError(
+                f"{cls.__qualname__}: cannot resolve its column annotations ({exc}); declare Row classes at module "
+                "level, with the names they use imported there"
+            ) from None
         cols: list[Column] = list(cls.__columns__)
         known = {c.name for c in cols}
         for attr, hint in hints.items():
