@@ -25,11 +25,13 @@ from falco_plugin import (
     UINT8,
     UINT16,
     Event,
+    ExtractPlugin,
     ParsePlugin,
     PluginTable,
     Row,
     SpecError,
     TableError,
+    field,
 )
 from falco_plugin._internal.spec import resolve
 from falco_plugin.build import build_plugin
@@ -344,6 +346,14 @@ def test_a_failing_capture_open_is_reported(libs: Callable[[str], PluginLibrary]
         exporter.capture_open()
 
 
+def test_a_failing_capture_close_is_reported(libs: Callable[[str], PluginLibrary], registry: TableRegistry) -> None:
+    exporter = libs("tables_export").init("close_fails", tables=registry, routines=RoutinePool())
+    exporter.capture_open()
+    with pytest.raises(HostError) as err:
+        exporter.capture_close()
+    assert str(err.value) == "capture_close failed for plugin fxt_export: capture_close: not closing today"
+
+
 def test_a_routine_has_no_table_access_and_stops_on_error(
     libs: Callable[[str], PluginLibrary], registry: TableRegistry
 ) -> None:
@@ -435,3 +445,14 @@ def test_row_columns_are_typed_like_a_dataclass() -> None:
 
         class Wide(Row):
             n: Annotated[int, UINT8] = 300
+
+
+def test_an_extract_only_plugin_gets_the_table_glue_when_it_asks() -> None:
+    def value(self: ExtractPlugin, event: Event) -> int:
+        return 0
+
+    attrs = {"name": "x", "value": field("x.value", "A value")(value)}
+    plain = resolve(type("X", (ExtractPlugin,), attrs))
+    asking = resolve(type("X", (ExtractPlugin,), {**attrs, "uses_tables": True}))
+    assert "#define FP_HAS_TABLES 1" not in plain.caps["extraction"].c_defines()
+    assert "#define FP_HAS_TABLES 1" in asking.caps["extraction"].c_defines()

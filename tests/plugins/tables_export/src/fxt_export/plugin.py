@@ -71,6 +71,8 @@ class ExportPlugin(ParsePlugin, CaptureListenPlugin):
             return self.ticks < 1_000_000
 
     def capture_close(self) -> None:
+        if self.mode == "close_fails":
+            raise PluginError("not closing today")
         if self.routine is not None and self.routine.active:
             self.routines.unsubscribe(self.routine)
         with self.lock:
