@@ -8,6 +8,7 @@ use every table operation, and make each mistake on request (``misuse``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import struct
@@ -44,13 +45,18 @@ HEADER = struct.Struct("<QQIHI")
 PPME_SYSCALL_OPEN_X = 3
 
 
-def syscall_event(tid: int, etype: int = PPME_SYSCALL_OPEN_X, num: int = 1) -> HostEvent:
-    return HostEvent(HEADER.pack(1, tid, HEADER.size, etype, 0), num=num, source="syscall")
+# Every event gets a new number, as from a real host: the SDK takes an event
+# with the number and address of the previous one for that same event.
+_numbers = itertools.count(1)
 
 
-def plugin_event(payload: bytes, tid: int, num: int = 1, source: str = "fxt") -> HostEvent:
+def syscall_event(tid: int, etype: int = PPME_SYSCALL_OPEN_X) -> HostEvent:
+    return HostEvent(HEADER.pack(1, tid, HEADER.size, etype, 0), num=next(_numbers), source="syscall")
+
+
+def plugin_event(payload: bytes, tid: int, source: str = "fxt") -> HostEvent:
     head = HEADER.pack(1, tid, 38 + len(payload), 322, 2)
-    return HostEvent(head + struct.pack("<III", 4, len(payload), 999) + payload, num=num, source=source)
+    return HostEvent(head + struct.pack("<III", 4, len(payload), 999) + payload, num=next(_numbers), source=source)
 
 
 @pytest.fixture
@@ -181,7 +187,7 @@ def test_an_entry_kept_past_its_call_is_refused(libs: Callable[[str], PluginLibr
     p = tables_plugin(libs, registry, "use_kept")
     p.parse(syscall_event(42))
     with pytest.raises(HostError, match="the entry was obtained in an earlier host call"):
-        p.parse(syscall_event(42, num=2))
+        p.parse(syscall_event(42))
 
 
 def test_extraction_may_only_read(libs: Callable[[str], PluginLibrary], registry: TableRegistry) -> None:
@@ -209,13 +215,32 @@ def test_a_table_exported_by_one_plugin_is_used_by_another(
         "reader.size": 1,
     }
     # The reader creates a row in the other plugin's table.
-    other = plugin_event(b"", tid=8, num=2)
+    other = plugin_event(b"", tid=8)
     reader.parse(other)
     assert reader.extract_many(other, ["reader.name", "reader.count", "reader.size"]) == {
         "reader.name": "made by reader",
         "reader.count": 0,
         "reader.size": 2,
     }
+    assert registry.violations == []
+
+
+def test_another_plugin_iterates_erases_and_clears_an_exported_table(
+    libs: Callable[[str], PluginLibrary], registry: TableRegistry
+) -> None:
+    exporter = libs("tables_export").init("", tables=registry)
+    reader = libs("tables_reader").init("", tables=registry)
+    for tid, name in ((1, b"one"), (2, b"two")):
+        exporter.parse(plugin_event(name, tid=tid))
+    ev = plugin_event(b"", tid=1)
+    assert reader.extract(ev, "reader.names") == ["one", "seven", "two"]
+    reader.parse(plugin_event(b"erase", tid=2))
+    assert reader.extract(ev, "reader.names") == ["one", "seven"]
+    with pytest.raises(HostError, match="erasing entry 2 of table fxt_procs: table 'fxt_procs' of plugin fxt_export"):
+        reader.parse(plugin_event(b"erase", tid=2))
+    assert any("table fxt_procs has no entry 2" in r.message for r in exporter.logs)
+    reader.parse(plugin_event(b"clear", tid=2))
+    assert reader.extract(ev, "reader.size") == 0
     assert registry.violations == []
 
 

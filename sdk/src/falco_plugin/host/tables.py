@@ -622,7 +622,10 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         if ref is None:
             return Rc.FAILURE
         if isinstance(ref.table, _Foreign):
-            return int(ref.table.w.erase_table_entry(ref.table.ptr, key))
+            rc = int(ref.table.w.erase_table_entry(ref.table.ptr, key))
+            if rc != Rc.SUCCESS:
+                reg._fail(ref, f"table '{ref.table.name}' of plugin {ref.table.owner.info.name}: erase failed")
+            return rc
         k = key_of(ref, key)
         if ref.table.entries.pop(k, None) is None:
             reg._fail(ref, f"table '{ref.table.name}' has no entry {k!r}")

@@ -3,7 +3,7 @@ through the host, and adds a column of its own to it."""
 
 from __future__ import annotations
 
-from falco_plugin import ALL_SOURCES, BOOL, INT64, STRING, UINT64, Event, ExtractPlugin, ParsePlugin, field
+from falco_plugin import ALL_SOURCES, BOOL, INT64, STRING, UINT64, Entry, Event, ExtractPlugin, ParsePlugin, field
 
 
 class ReaderPlugin(ParsePlugin, ExtractPlugin):
@@ -24,6 +24,12 @@ class ReaderPlugin(ParsePlugin, ExtractPlugin):
             self.procs.field("count", STRING)
 
     def parse_event(self, event: Event) -> None:
+        if event.payload == b"erase":
+            self.procs.erase(event.tid)
+            return
+        if event.payload == b"clear":
+            self.procs.clear()
+            return
         e = self.procs.get(event.tid)
         if e is not None:
             e[self.note] = f"seen {e[self.count]}"
@@ -57,6 +63,17 @@ class ReaderPlugin(ParsePlugin, ExtractPlugin):
     def seven_field(self, event: Event) -> str | None:
         e = self.procs.get(7)
         return None if e is None else f"{e[self.pname]}/{e[self.count]}"
+
+    @field("reader.names", "the name of every row, by iterating the table")
+    def names_field(self, event: Event) -> list[str]:
+        names: list[str] = []
+
+        def visit(entry: Entry) -> bool:
+            names.append(entry[self.pname])
+            return True
+
+        self.procs.for_each(visit)
+        return sorted(names)
 
     @field("reader.size", "rows in fxt_procs")
     def size_field(self, event: Event) -> int:
