@@ -268,7 +268,7 @@ static int fp_bind(void) {
             fp_m_num = fp_member(event_type, "num");
             fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
             fp_m_cache = fp_m_payload ? fp_member(event_type, "_cache") : NULL;
-            fp_m_tid = fp_m_cache ? fp_member(event_type, "_tid") : NULL;
+            fp_m_tid = fp_m_cache ? fp_member(event_type, "tid") : NULL;
             Py_XDECREF(event_type);
             if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_m_tid) {
                 rc = 0;
