@@ -64,6 +64,8 @@ def run_typecheck(session: nox.Session) -> None:
     packages = ["falco_plugin", *(plugin_package(p) for p in PLUGINS)]
     session.run("mypy", *(arg for pkg in packages for arg in ("-p", pkg)))
     session.run("mypy", "bench/run.py")
+    # bench/falco.py runs Falco with the helper of the Falco tests (tests/falco/falco_runner.py)
+    session.run("mypy", "bench/falco.py", env={"MYPYPATH": "tests/falco"})
 
 
 @nox.session(python=PYTHON)
@@ -122,3 +124,16 @@ def bench(session: nox.Session) -> None:
     install_workspace(session)
     build_all(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def falco(session: nox.Session) -> None:
+    """The plugins in the real Falco (tests/falco), then a throughput table against upstream's C dummy_c.
+
+    Falco comes from $FALCO or <repo>/../shared/realhost/falco; options after
+    ``--`` go to bench/falco.py (``nox -s falco -- --events 200000``).
+    """
+    install_workspace(session, *TEST_TOOLS)
+    build_all(session)  # bench/falco.py times plugins/dummy/libdummy_py.so
+    session.run("pytest", "--timeout", "300", "tests/falco")
+    session.run("python", "bench/falco.py", *session.posargs)

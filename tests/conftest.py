@@ -3,22 +3,19 @@
 Fixture plugin projects live in ``tests/plugins/<name>/`` (never installed:
 the builder imports them from their ``src/``); ``built(name)`` builds one once
 per test session (``"dummy"`` is the reference plugin in ``plugins/dummy``).
-``loaded(name)`` also loads it into this process through
-:mod:`plugin_driver`.
+``loaded(name)`` also loads it into this process through the host's raw layer
+(:mod:`falco_plugin.host.raw`: every ``plugin_*`` call by hand, nothing checked).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin._abi import HEADER
 from falco_plugin.build import BuildResult
-from harness import TESTS, Built, project_dir
-from plugin_driver import Library
+from falco_plugin.host.raw import Library
+from harness import Built, project_dir
 
 
 @pytest.fixture(scope="session")
@@ -35,31 +32,7 @@ def loaded(built: Built) -> Callable[[str], Library]:
 
     def get(name: str) -> Library:
         if name not in cache:
-            cache[name] = Library(built(name).library)
+            cache[name] = Library.open(built(name).library)
         return cache[name]
 
     return get
-
-
-@pytest.fixture(scope="session")
-def multihost(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``tests/c/multihost.c`` compiled: loads two plugin libraries in one process, as Falco does."""
-    cc = shutil.which("cc") or "gcc"
-    out = tmp_path_factory.mktemp("multihost") / "multihost"
-    subprocess.run(
-        [
-            cc,
-            "-O1",
-            "-Wall",
-            "-Werror",
-            "-I",
-            str(HEADER.parent),
-            str(TESTS / "c" / "multihost.c"),
-            "-o",
-            str(out),
-            "-ldl",
-            "-pthread",
-        ],
-        check=True,
-    )
-    return out

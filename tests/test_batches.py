@@ -1,52 +1,43 @@
 """What ``next_batch`` hands the host: well-formed plugin events, several per
-batch, with the timestamps the plugin chose, then EOF for good. Also
+batch, with the timestamps the plugin chose, then Rc.EOF for good. Also
 progress and ``event_to_string``."""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 
 import pytest
-from plugin_driver import (
-    EOF,
-    NO_VALUE,
-    PAYLOAD_OFFSET,
-    PLUGIN_EVENT,
-    SUCCESS,
-    Event,
-    Library,
-    PluginState,
-    event_header,
-    payload_of,
-    plugin_event,
-)
+from falco_plugin._internal.layout import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT, PLUGIN_EVENT_HEADER
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, State, event_header, payload_of, plugin_event
+from falco_plugin.host.runners import Host
+from harness import Built
 
 SOURCE_ONLY_ID = 999_101
 TS_BASE = 1_700_000_000_000_000_000
 
 
 @pytest.fixture
-def source_only(loaded: Callable[[str], Library]) -> PluginState:
+def source_only(loaded: Callable[[str], Library]) -> State:
     st = loaded("source_only").init("")
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     return st
 
 
-def test_a_batch_holds_several_events_and_the_stream_ends_with_eof(source_only: PluginState) -> None:
+def test_a_batch_holds_several_events_and_the_stream_ends_with_eof(source_only: State) -> None:
     inst = source_only.opened("7")
     sizes = []
     while True:
         rc, events = inst.next_batch()
-        if rc == EOF:
+        if rc == Rc.EOF:
             break
-        assert rc == SUCCESS
+        assert rc == Rc.SUCCESS
         sizes.append(len(events))
     assert sizes == [3, 3, 1]
-    assert inst.next_batch() == (EOF, [])  # EOF is final
+    assert inst.next_batch() == (Rc.EOF, [])  # Rc.EOF is final
 
 
-def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only: PluginState) -> None:
+def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only: State) -> None:
     inst = source_only.opened("4")
     _rc, events = inst.next_batch()
     raw = [e.bytes() for e in events]
@@ -54,17 +45,17 @@ def test_events_are_plugin_events_carrying_the_plugin_id_and_payload(source_only
         payload = f"source-only event {n}".encode()
         _ts, tid, length, etype, nparams = event_header(data)
         assert (tid, length, etype, nparams) == (NO_VALUE, PAYLOAD_OFFSET + len(payload), PLUGIN_EVENT, 2)
-        assert struct.unpack_from("<III", data, 26) == (4, len(payload), SOURCE_ONLY_ID)
+        assert PLUGIN_EVENT_HEADER.unpack_from(data)[5:] == (4, len(payload), SOURCE_ONLY_ID)
         assert payload_of(data) == payload
 
 
-def test_bytes_bytearray_and_memoryview_payloads_are_all_accepted(source_only: PluginState) -> None:
+def test_bytes_bytearray_and_memoryview_payloads_are_all_accepted(source_only: State) -> None:
     # The fixture alternates bytes, bytearray, memoryview and (bytes, ts).
     events = source_only.opened("4").batches()
     assert [payload_of(e.bytes()) for e in events] == [f"source-only event {n}".encode() for n in range(1, 5)]
 
 
-def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: PluginState) -> None:
+def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: State) -> None:
     events = source_only.opened("8").batches()
     stamps = [event_header(e.bytes())[0] for e in events]
     # events 4 and 8 came as (payload, ts); the others get "no value" (the host stamps them)
@@ -73,9 +64,9 @@ def test_timestamps_are_the_plugins_or_left_for_the_host(source_only: PluginStat
 
 def test_large_batches_and_large_payloads(loaded: Callable[[str], Library]) -> None:
     st = loaded("full").init('{"batch": 1000, "prefix": "' + "p" * 70_000 + '"}')
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     rc, events = st.opened('{"count": 1500}').next_batch()
-    assert (rc, len(events)) == (SUCCESS, 1000)
+    assert (rc, len(events)) == (Rc.SUCCESS, 1000)
     counters = [st.values(e, "full.counter")[0][0] for e in events]
     assert counters == list(range(1000))
     assert len(payload_of(events[999].bytes())) == 70_000 + len(" 999 t0")
@@ -110,3 +101,45 @@ def test_closing_an_instance_reaches_the_plugin(loaded: Callable[[str], Library]
     st.opened().close()
     st.opened().close()
     assert st.values(probe, "full.closed") == [[2]]
+
+
+# -- in both hosts --------------------------------------------------------------------------
+
+
+def test_every_event_of_every_batch_reaches_the_host_numbered_from_one(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library,
+        init_config='{"batch": 4}',
+        open_params='{"count": 10, "start": 5}',
+        fields=["full.counter", "full.evtnum"],
+    )
+    assert run.failure is None
+    assert [e.num for e in run.events] == list(range(1, 11))
+    assert run.column("full.counter") == [str(i) for i in range(5, 15)]
+    assert run.column("full.evtnum") == [str(i) for i in range(1, 11)]  # the host's numbers reach the plugin
+
+
+def test_the_host_may_stop_in_the_middle_of_a_batch(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library, init_config='{"batch": 4}', open_params='{"count": 10}', fields=["full.counter"], n=6
+    )
+    assert (run.failure, run.column("full.counter")) == (None, ["0", "1", "2", "3", "4", "5"])
+
+
+def test_payloads_lists_and_located_values_reach_the_host(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library,
+        init_config='{"prefix": "abc", "batch": 2}',
+        open_params='{"count": 3}',
+        fields=["full.payload", "full.tags", "full.prefix", "full.counter_at"],
+    )
+    assert run.failure is None
+    assert [e.values for e in run.events] == [
+        {"full.payload": f"abc {i} {tags}", "full.tags": tags, "full.prefix": "abc", "full.counter_at": str(i)}
+        for i, tags in enumerate(["t0", "t0,t1", "t0,t1,t2"])
+    ]
+
+
+def test_an_empty_stream_ends_cleanly(host: Host, built: Built) -> None:
+    run = host.run(built("full").library, open_params='{"count": 0}', fields=["full.counter"])
+    assert (run.failure, run.events) == (None, [])

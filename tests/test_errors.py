@@ -1,9 +1,10 @@
 """Exceptions in plugin code, in every entry point, become a failure code plus a
 ``get_last_error`` message naming the entry point; the host keeps working.
 
-Driven in-process through :mod:`plugin_driver` with the ``faulty`` fixture
-plugin, whose config says which entry points raise (``set_config`` changes
-it between calls). A few end-to-end checks use the C host.
+Driven in-process through the host's raw layer (:mod:`falco_plugin.host.raw`)
+with the ``faulty`` fixture plugin, whose config says which entry points raise
+(``set_config`` changes it between calls). The end-to-end checks run on both
+hosts (the ``host`` fixture).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, State, plugin_event
+from falco_plugin.host.runners import Failure, Host
 from harness import Built, RunChost
-from plugin_driver import EOF, FAILURE, SUCCESS, TIMEOUT, Event, Library, PluginState, plugin_event
 
 FIELDS = ["faulty.text", "faulty.number", "faulty.flag", "faulty.item[3]", "faulty.names"]
 
@@ -28,9 +31,9 @@ def lib(loaded: Callable[[str], Library]) -> Library:
 
 
 @pytest.fixture
-def state(lib: Library) -> Iterator[PluginState]:
+def state(lib: Library) -> Iterator[State]:
     st = lib.init(config())
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     yield st
     st.destroy()
 
@@ -38,14 +41,14 @@ def state(lib: Library) -> Iterator[PluginState]:
 EVENT = Event.from_bytes(plugin_event(b"faulty 7"), num=1)
 
 
-def works(st: PluginState, *, reset: bool = True) -> None:
+def works(st: State, *, reset: bool = True) -> None:
     """The state still sources and extracts normally (after clearing the injected failures)."""
     if reset:
-        assert st.set_config(config()) == SUCCESS, st.last_error
+        assert st.set_config(config()) == Rc.SUCCESS, st.last_error
     rc, inst = st.open()
-    assert rc == SUCCESS and inst is not None, st.last_error
+    assert rc == Rc.SUCCESS and inst is not None, st.last_error
     rc, events = inst.next_batch()
-    assert rc == SUCCESS, st.last_error
+    assert rc == Rc.SUCCESS, st.last_error
     assert st.values(events[0], "faulty.number", "faulty.item[2]") == [[1], [20]]
     inst.close()
 
@@ -65,11 +68,11 @@ def works(st: PluginState, *, reset: bool = True) -> None:
 )
 def test_exception_in_init_is_a_failure_with_the_entry_point_named(lib: Library, exc: str, message: str) -> None:
     st = lib.init(config("init", exc=exc))
-    assert st.rc == FAILURE
+    assert st.rc == Rc.FAILURE
     assert st.last_error == message
     st.destroy()
     good = lib.init(config())
-    assert good.rc == SUCCESS
+    assert good.rc == Rc.SUCCESS
     works(good)
     good.destroy()
 
@@ -77,50 +80,50 @@ def test_exception_in_init_is_a_failure_with_the_entry_point_named(lib: Library,
 # -- every other entry point --------------------------------------------------------
 
 
-def test_exception_in_open_fails_open_and_the_next_open_works(state: PluginState) -> None:
-    assert state.set_config(config("open")) == SUCCESS
+def test_exception_in_open_fails_open_and_the_next_open_works(state: State) -> None:
+    assert state.set_config(config("open")) == Rc.SUCCESS
     rc, inst = state.open()
-    assert (rc, inst) == (FAILURE, None)
+    assert (rc, inst) == (Rc.FAILURE, None)
     assert state.last_error == "open: ValueError: injected failure in open"
     works(state)
 
 
-def test_open_returning_something_else_than_an_instance_fails_open(state: PluginState) -> None:
-    assert state.set_config(config("badvalue:open")) == SUCCESS
-    assert state.open()[0] == FAILURE
+def test_open_returning_something_else_than_an_instance_fails_open(state: State) -> None:
+    assert state.set_config(config("badvalue:open")) == Rc.SUCCESS
+    assert state.open()[0] == Rc.FAILURE
     assert state.last_error == "open: FaultyPlugin.open returned str, not a SourceInstance"
     works(state)
 
 
-def test_exception_in_next_batch_fails_the_batch_and_the_stream_goes_on(state: PluginState) -> None:
+def test_exception_in_next_batch_fails_the_batch_and_the_stream_goes_on(state: State) -> None:
     rc, inst = state.open()
     assert inst is not None
-    assert state.set_config(config("next_batch")) == SUCCESS
-    assert inst.next_batch() == (FAILURE, [])
+    assert state.set_config(config("next_batch")) == Rc.SUCCESS
+    assert inst.next_batch() == (Rc.FAILURE, [])
     assert state.last_error == "next_batch: ValueError: injected failure in next_batch"
-    assert state.set_config(config()) == SUCCESS
+    assert state.set_config(config()) == Rc.SUCCESS
     rc, events = inst.next_batch()
-    assert rc == SUCCESS and [e.bytes()[-8:] for e in events] == [b"faulty 1", b"faulty 2"]
+    assert rc == Rc.SUCCESS and [e.bytes()[-8:] for e in events] == [b"faulty 1", b"faulty 2"]
 
 
-def test_next_batch_returning_a_bad_payload_fails_naming_the_event(state: PluginState) -> None:
+def test_next_batch_returning_a_bad_payload_fails_naming_the_event(state: State) -> None:
     _rc, inst = state.open()
     assert inst is not None
-    assert state.set_config(config("badvalue:next_batch")) == SUCCESS
-    assert inst.next_batch()[0] == FAILURE
+    assert state.set_config(config("badvalue:next_batch")) == Rc.SUCCESS
+    assert inst.next_batch()[0] == Rc.FAILURE
     assert state.last_error == "next_batch: TypeError: event 1: payload must be bytes-like, not int"
     works(state)
 
 
 @pytest.mark.parametrize("spec", FIELDS)
-def test_exception_in_a_field_fails_extraction_naming_the_field(state: PluginState, spec: str) -> None:
+def test_exception_in_a_field_fails_extraction_naming_the_field(state: State, spec: str) -> None:
     name = spec.partition("[")[0]
-    assert state.set_config(config(f"extract:{name}")) == SUCCESS
+    assert state.set_config(config(f"extract:{name}")) == Rc.SUCCESS
     got = state.extract(EVENT, spec)
-    assert got.rc == FAILURE
+    assert got.rc == Rc.FAILURE
     assert state.last_error == f"extracting {spec}: ValueError: injected failure in extract:{name}"
     others = [s for s in FIELDS if s != spec]
-    assert state.extract(EVENT, *others).rc == SUCCESS, state.last_error
+    assert state.extract(EVENT, *others).rc == Rc.SUCCESS, state.last_error
 
 
 @pytest.mark.parametrize(
@@ -132,76 +135,74 @@ def test_exception_in_a_field_fails_extraction_naming_the_field(state: PluginSta
         ("faulty.names", "TypeError: expected str, got int"),
     ],
 )
-def test_field_value_of_the_wrong_type_fails_extraction_naming_the_field(
-    state: PluginState, spec: str, reason: str
-) -> None:
+def test_field_value_of_the_wrong_type_fails_extraction_naming_the_field(state: State, spec: str, reason: str) -> None:
     name = spec.partition("[")[0]
-    assert state.set_config(config(f"badvalue:extract:{name}")) == SUCCESS
-    assert state.extract(EVENT, spec).rc == FAILURE
+    assert state.set_config(config(f"badvalue:extract:{name}")) == Rc.SUCCESS
+    assert state.extract(EVENT, spec).rc == Rc.FAILURE
     assert state.last_error == f"extracting {spec}: {reason}"
-    assert state.set_config(config()) == SUCCESS
-    assert state.extract(EVENT, spec).rc == SUCCESS
+    assert state.set_config(config()) == Rc.SUCCESS
+    assert state.extract(EVENT, spec).rc == Rc.SUCCESS
 
 
-def test_failing_field_in_a_multi_field_request_fails_the_whole_call(state: PluginState) -> None:
-    assert state.set_config(config("extract:faulty.flag")) == SUCCESS
-    assert state.extract(EVENT, "faulty.text", "faulty.flag", "faulty.number").rc == FAILURE
+def test_failing_field_in_a_multi_field_request_fails_the_whole_call(state: State) -> None:
+    assert state.set_config(config("extract:faulty.flag")) == Rc.SUCCESS
+    assert state.extract(EVENT, "faulty.text", "faulty.flag", "faulty.number").rc == Rc.FAILURE
     assert state.last_error.startswith("extracting faulty.flag: ")
 
 
-def test_exception_in_event_to_string_gives_an_empty_string_and_an_error(state: PluginState) -> None:
-    assert state.set_config(config("event_to_string")) == SUCCESS
+def test_exception_in_event_to_string_gives_an_empty_string_and_an_error(state: State) -> None:
+    assert state.set_config(config("event_to_string")) == Rc.SUCCESS
     assert state.event_to_string(EVENT)[1] == ""
     assert state.last_error == "event_to_string: ValueError: injected failure in event_to_string"
-    assert state.set_config(config()) == SUCCESS
+    assert state.set_config(config()) == Rc.SUCCESS
     assert state.event_to_string(EVENT)[1] == "faulty event"
 
 
-def test_exception_in_progress_gives_zero_and_an_error(state: PluginState) -> None:
+def test_exception_in_progress_gives_zero_and_an_error(state: State) -> None:
     _rc, inst = state.open()
     assert inst is not None
-    assert state.set_config(config("get_progress")) == SUCCESS
+    assert state.set_config(config("get_progress")) == Rc.SUCCESS
     assert inst.progress() == (0, "")
     assert state.last_error == "get_progress: ValueError: injected failure in get_progress"
-    assert state.set_config(config()) == SUCCESS
+    assert state.set_config(config()) == Rc.SUCCESS
     assert inst.progress() == (5000, "50.00")
 
 
-def test_exception_in_list_open_params_is_a_failure(state: PluginState) -> None:
-    assert state.set_config(config("list_open_params")) == SUCCESS
-    assert state.list_open_params() == (FAILURE, None)
+def test_exception_in_list_open_params_is_a_failure(state: State) -> None:
+    assert state.set_config(config("list_open_params")) == Rc.SUCCESS
+    assert state.list_open_params() == (Rc.FAILURE, None)
     assert state.last_error == "list_open_params: ValueError: injected failure in list_open_params"
-    assert state.set_config(config()) == SUCCESS
-    assert state.list_open_params() == (SUCCESS, '[{"value": "", "desc": "the only stream", "separator": ""}]')
+    assert state.set_config(config()) == Rc.SUCCESS
+    assert state.list_open_params() == (Rc.SUCCESS, '[{"value": "", "desc": "the only stream", "separator": ""}]')
 
 
-def test_exception_in_close_is_reported_and_the_next_open_works(state: PluginState) -> None:
+def test_exception_in_close_is_reported_and_the_next_open_works(state: State) -> None:
     _rc, inst = state.open()
     assert inst is not None
-    assert state.set_config(config("close")) == SUCCESS
+    assert state.set_config(config("close")) == Rc.SUCCESS
     inst.close()
     assert state.last_error == "close: ValueError: injected failure in close"
     works(state)
 
 
-def test_exception_in_set_config_is_a_failure_and_keeps_the_old_config(state: PluginState) -> None:
-    assert state.set_config(config("set_config", count=2)) == SUCCESS
-    assert state.set_config(config(count=4)) == FAILURE
+def test_exception_in_set_config_is_a_failure_and_keeps_the_old_config(state: State) -> None:
+    assert state.set_config(config("set_config", count=2)) == Rc.SUCCESS
+    assert state.set_config(config(count=4)) == Rc.FAILURE
     assert state.last_error == "set_config: ValueError: injected failure in set_config"
     _rc, inst = state.open()
     assert inst is not None
-    assert inst.next_batch()[0] == SUCCESS
-    assert inst.next_batch()[0] == EOF  # still count=2
+    assert inst.next_batch()[0] == Rc.SUCCESS
+    assert inst.next_batch()[0] == Rc.EOF  # still count=2
 
 
-def test_invalid_set_config_names_the_key(state: PluginState) -> None:
-    assert state.set_config('{"fail": "open"}') == FAILURE
+def test_invalid_set_config_names_the_key(state: State) -> None:
+    assert state.set_config('{"fail": "open"}') == Rc.FAILURE
     assert state.last_error == "set_config: invalid config: fail: expected an array, got a string"
 
 
 def test_exception_in_destroy_neither_crashes_nor_breaks_the_library(lib: Library) -> None:
     st = lib.init(config("destroy"))
-    assert st.rc == SUCCESS
+    assert st.rc == Rc.SUCCESS
     before = len(lib.logs)
     st.destroy()
     assert any("destroy: ValueError: injected failure in destroy" in msg for _, _, msg in lib.logs[before:])
@@ -214,10 +215,10 @@ def test_exception_in_destroy_neither_crashes_nor_breaks_the_library(lib: Librar
 @pytest.mark.parametrize(
     "where", ["open", "next_batch", "extract:faulty.text", "event_to_string", "list_open_params", "set_config"]
 )
-def test_system_exit_and_keyboard_interrupt_never_leave_plugin_code(state: PluginState, exc: str, where: str) -> None:
+def test_system_exit_and_keyboard_interrupt_never_leave_plugin_code(state: State, exc: str, where: str) -> None:
     _rc, inst = state.open()
     assert inst is not None
-    assert state.set_config(config(where, exc=exc)) == SUCCESS
+    assert state.set_config(config(where, exc=exc)) == Rc.SUCCESS
     call: dict[str, Callable[[], object]] = {
         "open": lambda: state.open()[0],
         "next_batch": lambda: inst.next_batch()[0],
@@ -226,22 +227,22 @@ def test_system_exit_and_keyboard_interrupt_never_leave_plugin_code(state: Plugi
         "list_open_params": lambda: state.list_open_params()[0],
         "set_config": lambda: state.set_config(config()),
     }
-    assert call[where]() in (FAILURE, "")
+    assert call[where]() in (Rc.FAILURE, "")
     assert state.last_error.endswith(f"{exc}: injected failure in {where}")
     works(state, reset=where != "set_config")
 
 
-def test_error_text_is_bounded_by_the_api_maximum(state: PluginState) -> None:
+def test_error_text_is_bounded_by_the_api_maximum(state: State) -> None:
     huge = "k" * 5000
-    assert state.set_config(json.dumps({huge: 1})) == FAILURE
+    assert state.set_config(json.dumps({huge: 1})) == Rc.FAILURE
     error = state.last_error
     assert error.startswith("set_config: invalid config: kkk")
     assert len(error.encode()) <= 1023  # PLUGIN_MAX_ERRLEN includes the NUL
 
 
-def test_plugin_errors_are_logged_with_their_traceback_at_debug_severity(lib: Library, state: PluginState) -> None:
+def test_plugin_errors_are_logged_with_their_traceback_at_debug_severity(lib: Library, state: State) -> None:
     before = len(lib.logs)
-    assert state.set_config(config("event_to_string")) == SUCCESS
+    assert state.set_config(config("event_to_string")) == Rc.SUCCESS
     state.event_to_string(EVENT)
     logged = lib.logs[before:]
     assert [(sev, comp) for sev, comp, _ in logged] == [(7, "fxt_faulty")]
@@ -250,9 +251,9 @@ def test_plugin_errors_are_logged_with_their_traceback_at_debug_severity(lib: Li
     assert "in event_to_string" in message
 
 
-def test_operator_facing_plugin_errors_are_not_logged_as_tracebacks(lib: Library, state: PluginState) -> None:
+def test_operator_facing_plugin_errors_are_not_logged_as_tracebacks(lib: Library, state: State) -> None:
     before = len(lib.logs)
-    assert state.set_config(config("event_to_string", exc="PluginError")) == SUCCESS
+    assert state.set_config(config("event_to_string", exc="PluginError")) == Rc.SUCCESS
     state.event_to_string(EVENT)
     assert state.last_error == "event_to_string: injected failure in event_to_string"
     assert lib.logs[before:] == []
@@ -262,11 +263,11 @@ def test_timeout_is_not_an_error(loaded: Callable[[str], Library]) -> None:
     st = loaded("source_only").init("")
     rc, inst = st.open("timeouts:1")
     assert inst is not None
-    assert inst.next_batch() == (TIMEOUT, [])  # an empty batch
-    assert inst.next_batch() == (TIMEOUT, [])  # raise Timeout
+    assert inst.next_batch() == (Rc.TIMEOUT, [])  # an empty batch
+    assert inst.next_batch() == (Rc.TIMEOUT, [])  # raise Timeout
     assert st.last_error == ""
     rc, events = inst.next_batch()
-    assert (rc, len(events)) == (SUCCESS, 1)
+    assert (rc, len(events)) == (Rc.SUCCESS, 1)
     st.destroy()
 
 
@@ -281,14 +282,49 @@ def test_system_exit_in_plugin_code_does_not_exit_the_c_host(built: Built, run_c
     assert out.returncode == 1
 
 
-def test_field_errors_do_not_stop_the_c_host(built: Built, run_chost: RunChost) -> None:
-    out = run_chost(
-        built("faulty").library, "--config", config("extract:faulty.text"), "--fields", "faulty.text,faulty.number"
+# -- in both hosts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exc", ["ValueError", "PluginError", "SystemExit", "KeyboardInterrupt"])
+@pytest.mark.parametrize("where", ["init", "open", "next_batch"])
+def test_an_exception_ends_the_run_with_the_plugins_message_in_both_hosts(
+    host: Host, built: Built, where: str, exc: str
+) -> None:
+    run = host.run(built("faulty").library, init_config=config(where, exc=exc), fields=["faulty.number"])
+    shown = "" if exc == "PluginError" else f"{exc}: "
+    assert run.failure == Failure(where, f"{where}: {shown}injected failure in {where}")  # type: ignore[arg-type]
+    assert run.events == []
+
+
+def test_a_bad_payload_from_next_batch_ends_the_run_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("faulty").library, init_config=config("badvalue:next_batch"))
+    assert run.failure == Failure("next_batch", "next_batch: TypeError: event 1: payload must be bytes-like, not int")
+
+
+def test_field_errors_do_not_stop_either_host(host: Host, built: Built) -> None:
+    run = host.run(
+        built("faulty").library, init_config=config("extract:faulty.text"), fields=["faulty.text", "faulty.number"]
     )
-    assert (out.returncode, out.stderr) == (0, "")
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("evt ")]
-    assert len(lines) == 6
-    assert lines[0] == (
-        "evt 1 faulty.text=<error: extracting faulty.text: ValueError: injected failure in extract:faulty.text>"
-        " faulty.number=1"
-    )
+    assert run.failure is None
+    assert [e.errors for e in run.events] == [
+        {"faulty.text": "extracting faulty.text: ValueError: injected failure in extract:faulty.text"}
+    ] * 6
+    assert run.column("faulty.number") == ["1", "2", "3", "4", "5", "6"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("faulty.text", "TypeError: expected str, got int"),
+        ("faulty.number", "TypeError: expected an int between 0 and 2**64-1, got -1"),
+        ("faulty.item[3]", "TypeError: expected an int between 0 and 2**64-1, got 'ten'"),
+        ("faulty.names", "TypeError: expected str, got int"),
+    ],
+)
+def test_a_field_value_of_the_wrong_type_is_that_fields_error_in_both_hosts(
+    host: Host, built: Built, spec: str, reason: str
+) -> None:
+    name = spec.partition("[")[0]
+    run = host.run(built("faulty").library, init_config=config(f"badvalue:extract:{name}", count=2), fields=[spec])
+    assert run.failure is None
+    assert [e.errors for e in run.events] == [{spec: f"extracting {spec}: {reason}"}] * 2

@@ -7,21 +7,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from plugin_driver import SUCCESS, Event, Library, PluginState, ffi, plugin_event
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, State, ffi, plugin_event
 
 
 @pytest.fixture
-def full(loaded: Callable[[str], Library]) -> PluginState:
+def full(loaded: Callable[[str], Library]) -> State:
     st = loaded("full").init("")
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     return st
 
 
-def decodes(st: PluginState, event: Event) -> int:
+def decodes(st: State, event: Event) -> int:
     return int(st.values(event, "full.decodes")[0][0])
 
 
-def test_one_decode_per_event_across_separate_extract_calls(full: PluginState) -> None:
+def test_one_decode_per_event_across_separate_extract_calls(full: State) -> None:
     event = Event.from_bytes(plugin_event(b"full 5 t0,t1"), num=1)
     assert full.values(event, "full.counter") == [[5]]
     assert full.values(event, "full.tags") == [["t0", "t1"]]
@@ -29,7 +30,7 @@ def test_one_decode_per_event_across_separate_extract_calls(full: PluginState) -
     assert decodes(full, event) == 1
 
 
-def test_the_next_event_is_decoded_again(full: PluginState) -> None:
+def test_the_next_event_is_decoded_again(full: State) -> None:
     first = Event.from_bytes(plugin_event(b"full 1 t0"), num=1)
     second = Event.from_bytes(plugin_event(b"full 2 t0"), num=2)
     assert full.values(first, "full.counter") == [[1]]
@@ -37,7 +38,7 @@ def test_the_next_event_is_decoded_again(full: PluginState) -> None:
     assert decodes(full, second) == 2
 
 
-def test_a_reused_buffer_with_a_new_event_number_is_a_new_event(full: PluginState) -> None:
+def test_a_reused_buffer_with_a_new_event_number_is_a_new_event(full: State) -> None:
     buf = ffi.new("char[]", plugin_event(b"full 1 t0"))
     ptr = ffi.cast("ss_plugin_event *", buf)
     assert full.values(Event(ptr, 1, keep=buf), "full.counter") == [[1]]
@@ -45,7 +46,7 @@ def test_a_reused_buffer_with_a_new_event_number_is_a_new_event(full: PluginStat
     assert full.values(Event(ptr, 2, keep=buf), "full.counter") == [[2]]
 
 
-def test_the_same_event_number_at_another_address_is_decoded_again(full: PluginState) -> None:
+def test_the_same_event_number_at_another_address_is_decoded_again(full: State) -> None:
     a = Event.from_bytes(plugin_event(b"full 1 t0"), num=7)
     b = Event.from_bytes(plugin_event(b"full 9 t0"), num=7)
     assert full.values(a, "full.counter") == [[1]]

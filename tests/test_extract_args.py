@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
-from harness import Built, RunChost, field_values
-from plugin_driver import FAILURE, SUCCESS, Event, Library, PluginState, plugin_event, raw_event
+from falco_plugin.event import PLUGIN_EVENT
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, Request, State, plugin_event, raw_event
+from falco_plugin.host.runners import Host
+from harness import Built
 
 PAYLOAD = b"alpha be gamma"
 TS = 1_650_000_000_123_456_789
@@ -16,18 +18,18 @@ EVENT = Event.from_bytes(plugin_event(PAYLOAD, ts=TS, plugin_id=999_102), num=41
 
 
 @pytest.fixture(scope="module")
-def xo(loaded: Callable[[str], Library]) -> PluginState:
+def xo(loaded: Callable[[str], Library]) -> State:
     st = loaded("extract_only").init('{"name": "args"}')
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     return st
 
 
-def one(st: PluginState, spec: str, event: Event = EVENT) -> list[object]:
+def one(st: State, spec: str, event: Event = EVENT) -> list[object]:
     return st.values(event, spec)[0]
 
 
-def error(st: PluginState, spec: str | dict[str, Any], event: Event = EVENT) -> str:
-    assert st.extract(event, spec).rc == FAILURE
+def error(st: State, spec: str | Request, event: Event = EVENT) -> str:
+    assert st.extract(event, spec).rc == Rc.FAILURE
     return st.last_error
 
 
@@ -46,26 +48,26 @@ def error(st: PluginState, spec: str | dict[str, Any], event: Event = EVENT) -> 
         ("xo.lengths", [5, 2, 5]),
         ("xo.num", [41]),
         ("xo.source", ["fxt_full"]),
-        ("xo.evtype", [322]),
+        ("xo.evtype", [PLUGIN_EVENT]),
     ],
 )
-def test_each_field_type_is_returned_in_its_c_representation(xo: PluginState, spec: str, values: list[object]) -> None:
+def test_each_field_type_is_returned_in_its_c_representation(xo: State, spec: str, values: list[object]) -> None:
     assert one(xo, spec) == values
 
 
-def test_none_means_the_field_has_no_value(xo: PluginState) -> None:
+def test_none_means_the_field_has_no_value(xo: State) -> None:
     empty = Event.from_bytes(plugin_event(b""), num=2)
     got = xo.extract(empty, "xo.maybe", "xo.words")
-    assert got.rc == SUCCESS
+    assert got.rc == Rc.SUCCESS
     assert [f.res_len for f in got.fields] == [0, 0]
 
 
-def test_several_fields_in_one_call_each_get_their_values(xo: PluginState) -> None:
+def test_several_fields_in_one_call_each_get_their_values(xo: State) -> None:
     got = xo.values(EVENT, "xo.words", "xo.len", "xo.word[2]", "xo.lengths", "xo.payload", "xo.even")
     assert got == [["alpha", "be", "gamma"], [14], ["gamma"], [5, 2, 5], ["alpha be gamma"], [1]]
 
 
-def test_many_fields_in_one_call(xo: PluginState) -> None:
+def test_many_fields_in_one_call(xo: State) -> None:
     specs = [f"xo.word[{i % 3}]" for i in range(40)]
     assert xo.values(EVENT, *specs) == [[["alpha", "be", "gamma"][i % 3]] for i in range(40)]
 
@@ -73,47 +75,47 @@ def test_many_fields_in_one_call(xo: PluginState) -> None:
 # -- arguments ---------------------------------------------------------------------------
 
 
-def test_required_index_argument_is_passed_as_an_int(xo: PluginState) -> None:
+def test_required_index_argument_is_passed_as_an_int(xo: State) -> None:
     assert one(xo, "xo.word[1]") == ["be"]
     assert one(xo, "xo.word[7]") == []  # the extractor returned None
 
 
-def test_optional_index_argument_may_be_omitted(xo: PluginState) -> None:
+def test_optional_index_argument_may_be_omitted(xo: State) -> None:
     assert one(xo, "xo.opt") == ["none"]
     assert one(xo, "xo.opt[5]") == ["index=5"]
     assert one(xo, f"xo.opt[{2**64 - 1}]") == [f"index={2**64 - 1}"]
 
 
-def test_required_key_argument_is_passed_as_a_str(xo: PluginState) -> None:
+def test_required_key_argument_is_passed_as_a_str(xo: State) -> None:
     assert one(xo, "xo.key[user.name]") == ["key=user.name"]
     assert one(xo, "xo.key[é/ü]") == ["key=é/ü"]
 
 
-def test_optional_key_argument_may_be_omitted(xo: PluginState) -> None:
+def test_optional_key_argument_may_be_omitted(xo: State) -> None:
     assert one(xo, "xo.optkey") == ["none"]
     assert one(xo, "xo.optkey[k]") == ["key=k"]
 
 
 @pytest.mark.parametrize(("spec", "shape"), [("xo.word", "xo.word[<index>]"), ("xo.key", "xo.key[<key>]")])
-def test_missing_required_argument_is_an_error(xo: PluginState, spec: str, shape: str) -> None:
+def test_missing_required_argument_is_an_error(xo: State, spec: str, shape: str) -> None:
     assert error(xo, spec) == f"extracting {spec}: ValueError: this field requires an argument: {shape}"
 
 
-def test_argument_given_to_a_field_without_one_is_an_error(xo: PluginState) -> None:
+def test_argument_given_to_a_field_without_one_is_an_error(xo: State) -> None:
     assert error(xo, "xo.payload[3]") == "extracting xo.payload[3]: ValueError: this field takes no argument"
 
 
-def test_key_field_flagged_with_an_argument_but_no_key_is_an_error(xo: PluginState) -> None:
-    request = {"field_id": xo.library.field_id("xo.key"), "arg_present": 1}
+def test_key_field_flagged_with_an_argument_but_no_key_is_an_error(xo: State) -> None:
+    request = Request(xo.library.field_id("xo.key"), "xo.key", arg_present=True)
     assert error(xo, request) == "extracting xo.key: ValueError: the host passed no key argument"
 
 
-def test_unknown_field_id_is_an_error(xo: PluginState) -> None:
-    request = {"field_id": len(xo.library.fields)}
+def test_unknown_field_id_is_an_error(xo: State) -> None:
+    request = Request(len(xo.library.fields))
     assert error(xo, request) == f"extract_fields: unknown field id {len(xo.library.fields)}"
 
 
-def test_argument_errors_do_not_break_later_extractions(xo: PluginState) -> None:
+def test_argument_errors_do_not_break_later_extractions(xo: State) -> None:
     error(xo, "xo.word")
     assert one(xo, "xo.word[0]") == ["alpha"]
 
@@ -121,12 +123,12 @@ def test_argument_errors_do_not_break_later_extractions(xo: PluginState) -> None
 # -- what the plugin sees of the event ---------------------------------------------------------
 
 
-def test_a_non_plugin_event_has_an_empty_payload_and_its_own_type(xo: PluginState) -> None:
+def test_a_non_plugin_event_has_an_empty_payload_and_its_own_type(xo: State) -> None:
     syscall_like = Event.from_bytes(raw_event(293, [b"\x01\x00", b"hello"], ts=5), num=9, source="syscall")
     assert xo.values(syscall_like, "xo.evtype", "xo.len", "xo.abstime", "xo.source") == [[293], [0], [5], ["syscall"]]
 
 
-def test_event_source_is_empty_when_the_host_gives_none(xo: PluginState) -> None:
+def test_event_source_is_empty_when_the_host_gives_none(xo: State) -> None:
     anonymous = Event.from_bytes(plugin_event(b"x"), num=3, source=None)
     assert one(xo, "xo.source", anonymous) == [""]
 
@@ -162,27 +164,47 @@ def test_get_fields_describes_types_lists_and_arguments(loaded: Callable[[str], 
     ]
 
 
-# -- through the C host ----------------------------------------------------------------------
+# -- in both hosts ----------------------------------------------------------------------------
+
+# A bad field expression: the Python host rejects it like libsinsp compiling a rule; the C host
+# checks nothing and sends it, so the plugin's own check answers.
+ARGUMENT_ERRORS = {
+    "python": {
+        "dummy.divisible": "filter 'dummy.divisible': dummy.divisible requires an argument but none provided",
+        "dummy.value[2]": (
+            "filter 'dummy.value[2]': dummy.value does not allow nor require an argument but one is provided: 2"
+        ),
+    },
+    "c": {
+        "dummy.divisible": (
+            "extracting dummy.divisible: ValueError: this field requires an argument: dummy.divisible[<index>]"
+        ),
+        "dummy.value[2]": "extracting dummy.value[2]: ValueError: this field takes no argument",
+    },
+}
 
 
-def test_c_host_field_arguments_reach_the_plugin(built: Built, run_chost: RunChost) -> None:
-    fields = "dummy.value,dummy.divisible[3],dummy.divisible,dummy.value[2]"
-    out = run_chost(
-        built("dummy").library,
-        "--config",
-        '{"jitter": 0}',
-        "--open",
-        '{"start": 0, "maxEvents": 6}',
-        "--fields",
-        fields,
+def test_field_arguments_reach_the_plugin_in_both_hosts(built: Built, host: Host) -> None:
+    fields = ["dummy.value", "dummy.divisible[3]", "dummy.divisible", "dummy.value[2]"]
+    run = host.run(
+        built("dummy").library, init_config='{"jitter": 0}', open_params='{"start": 0, "maxEvents": 6}', fields=fields
     )
-    assert (out.returncode, out.stderr) == (0, "")
-    values = field_values(out.stdout, fields)
-    assert values["dummy.value"] == ["1", "2", "3", "4", "5", "6"]
-    assert values["dummy.divisible[3]"] == ["0", "0", "1", "0", "0", "1"]
-    missing = (
-        "<error: extracting dummy.divisible: ValueError: this field requires an argument: dummy.divisible[<index>]>"
-    )
-    assert set(values["dummy.divisible"]) == {missing}
-    unexpected = "<error: extracting dummy.value[2]: ValueError: this field takes no argument>"
-    assert set(values["dummy.value[2]"]) == {unexpected}
+    assert run.failure is None
+    assert run.column("dummy.value") == ["1", "2", "3", "4", "5", "6"]
+    assert run.column("dummy.divisible[3]") == ["0", "0", "1", "0", "0", "1"]
+    assert all(e.errors == ARGUMENT_ERRORS[host.name] for e in run.events)
+
+
+def test_index_and_key_arguments_of_every_kind_in_both_hosts(built: Built, host: Host) -> None:
+    fields = ["faulty.item[0]", "faulty.item[7]", f"faulty.item[{2**32}]", "faulty.names", "faulty.flag"]
+    run = host.run(built("faulty").library, init_config='{"count": 2}', fields=fields)
+    assert run.failure is None
+    assert [e.values for e in run.events] == [
+        {
+            "faulty.item[0]": "0",
+            "faulty.item[7]": "70",
+            f"faulty.item[{2**32}]": str(2**32 * 10),
+            "faulty.names": "a,b",
+            "faulty.flag": "true",
+        }
+    ] * 2

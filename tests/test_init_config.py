@@ -7,8 +7,10 @@ import json
 from collections.abc import Callable
 
 import pytest
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, plugin_event
+from falco_plugin.host.runners import Host
 from harness import Built, RunChost
-from plugin_driver import FAILURE, SUCCESS, Event, Library, plugin_event
 
 EVENT = Event.from_bytes(plugin_event(b"a b"), num=1)
 PREFIX = "init: invalid init config: "
@@ -22,7 +24,7 @@ def lib(loaded: Callable[[str], Library]) -> Library:
 def init_error(lib: Library, config: str | None) -> str:
     st = lib.init(config)
     try:
-        assert st.rc == FAILURE
+        assert st.rc == Rc.FAILURE
         return st.last_error
     finally:
         st.destroy()
@@ -30,7 +32,7 @@ def init_error(lib: Library, config: str | None) -> str:
 
 def test_valid_config_is_parsed_with_defaults_filled_in(lib: Library) -> None:
     st = lib.init('{"name": "n", "mode": "slow"}')
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     assert st.values(EVENT, "xo.config") == [["n/10/slow"]]
     st.destroy()
 
@@ -94,7 +96,7 @@ def test_no_config_pointer_is_treated_as_an_empty_config(lib: Library) -> None:
 def test_a_failed_init_does_not_affect_the_next_one(lib: Library) -> None:
     init_error(lib, '{"limit": 0}')
     st = lib.init('{"name": "again", "limit": 2}')
-    assert st.rc == SUCCESS
+    assert st.rc == Rc.SUCCESS
     assert st.values(EVENT, "xo.config") == [["again/2/fast"]]
     st.destroy()
 
@@ -107,3 +109,51 @@ def test_config_errors_reach_the_c_host_stderr(built: Built, run_chost: RunChost
         out.stderr
         == f"error: could not initialize plugin: {PREFIX}headers[1].name: expected a string, got an integer\n"
     )
+
+
+# -- in both hosts: the Python host validates against the init schema first (as libsinsp does),
+# the C host leaves it to the plugin; either way init fails naming the key -------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        pytest.param('{"prefix": ""}', "prefix", id="too-short"),
+        pytest.param('{"batch": 0}', "batch", id="below-minimum"),
+        pytest.param('{"batch": "2"}', "batch", id="bad-type"),
+        pytest.param('{"bogus": 1}', "bogus", id="unknown-key"),
+    ],
+)
+def test_an_invalid_init_config_fails_init_naming_the_key_in_both_hosts(
+    host: Host, built: Built, config: str, key: str
+) -> None:
+    run = host.run(built("full").library, init_config=config, fields=["full.prefix"])
+    assert run.failure is not None and run.failure.stage == "init"
+    assert key in run.failure.message
+    assert run.events == []
+
+
+def test_a_missing_required_key_fails_init_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("extract_only").library, init_config='{"limit": 3}')
+    assert run.failure is not None and run.failure.stage == "init"
+    assert "name" in run.failure.message
+
+
+def test_a_config_that_is_not_json_fails_init_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(built("full").library, init_config='{"batch": 1,}')
+    assert run.failure is not None and run.failure.stage == "init"
+    assert "valid json" in run.failure.message.lower()
+
+
+def test_secret_values_are_never_echoed_by_either_host(host: Host, built: Built) -> None:
+    run = host.run(built("extract_only").library, init_config=json.dumps({"name": "x", "apiKey": ["hunter2"]}))
+    assert run.failure is not None and run.failure.stage == "init"
+    assert "apiKey" in run.failure.message
+    assert "hunter2" not in run.failure.message
+
+
+def test_a_valid_config_reaches_the_plugin_in_both_hosts(host: Host, built: Built) -> None:
+    run = host.run(
+        built("full").library, init_config='{"prefix": "cfg"}', open_params='{"count": 2}', fields=["full.prefix"]
+    )
+    assert (run.failure, run.column("full.prefix")) == (None, ["cfg", "cfg"])

@@ -3,11 +3,15 @@ the host's ``log_fn`` (Falco's log) with the plugin name and a matching severity
 
 from __future__ import annotations
 
+import gc
+import logging
 import time
 from collections.abc import Callable
 
+import pytest
+from falco_plugin.host import LogRecord, PluginLibrary, Rc
+from falco_plugin.host.raw import Library, ffi
 from harness import Built, RunChost
-from plugin_driver import SUCCESS, Library
 
 INFO, WARNING = 6, 4
 
@@ -16,8 +20,8 @@ def test_plugin_log_records_reach_the_host_log_with_their_severity(loaded: Calla
     lib = loaded("full")
     before = len(lib.logs)
     st = lib.init('{"prefix": "abc"}')
-    assert st.rc == SUCCESS
-    assert st.set_config('{"prefix": "xyz", "batch": 2}') == SUCCESS
+    assert st.rc == Rc.SUCCESS
+    assert st.set_config('{"prefix": "xyz", "batch": 2}') == Rc.SUCCESS
     assert lib.logs[before:] == [
         (INFO, "fxt_full", "ready: prefix=abc"),
         (WARNING, "fxt_full", "reconfigured: prefix=xyz batch=2"),
@@ -28,7 +32,7 @@ def test_a_host_without_log_fn_is_fine(loaded: Callable[[str], Library]) -> None
     lib = loaded("full")
     before = len(lib.logs)
     st = lib.init("{}", log=False)
-    assert st.rc == SUCCESS
+    assert st.rc == Rc.SUCCESS
     assert lib.logs[before:] == []
 
 
@@ -42,7 +46,7 @@ def test_a_plugin_thread_logging_after_destroy_never_reaches_the_host(loaded: Ca
     # The host may free the log owner right after destroy: calling log_fn then would be a use-after-free.
     lib = loaded("threaded")
     st = lib.init('{"log_after_destroy": true}')
-    assert st.rc == SUCCESS
+    assert st.rc == Rc.SUCCESS
     before = len(lib.logs)
     st.destroy()
     time.sleep(0.3)  # the plugin's timer fires 50 ms after destroy
@@ -58,6 +62,30 @@ def test_a_failed_init_is_not_followed_by_the_plugins_destroy(loaded: Callable[[
 
     before = len(lib.logs)
     failed = lib.init('{"fail": ["init"]}')
-    assert failed.rc != SUCCESS
+    assert failed.rc != Rc.SUCCESS
     failed.destroy()
     assert all(msg != "destroy ran" for _, _, msg in lib.logs[before:])
+
+
+def test_a_state_dropped_without_destroy_still_receives_its_logs(loaded: Callable[[str], Library]) -> None:
+    # The plugin keeps the owner pointer until destroy, whatever became of the host's object.
+    lib = loaded("full")
+    ptr = lib.init('{"prefix": "abc"}').state  # the State object goes, the plugin state stays
+    gc.collect()
+    before = len(lib.logs)
+    config = ffi.new("char[]", b'{"prefix": "late", "batch": 1}')
+    assert lib.call("set_config", ptr, ffi.new("ss_plugin_set_config_input *", {"config": config})) == Rc.SUCCESS
+    assert lib.logs[before:] == [(WARNING, "fxt_full", "reconfigured: prefix=late batch=1")]
+
+
+def test_the_python_host_forwards_a_python_plugins_log_line_once(
+    built: Built, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Forwarded records live under the "falco_plugin" logger, which a Python plugin's runtime
+    # also sends to its host: the host must not take its own record back (it used to, ~100 deep).
+    with (
+        caplog.at_level(logging.INFO, logger="falco_plugin.host"),
+        PluginLibrary.load(built("full").library) as lib,
+        lib.init('{"prefix": "once"}', forward_logs=True) as handle,
+    ):
+        assert handle.logs == [LogRecord(INFO, "fxt_full", "ready: prefix=once")]

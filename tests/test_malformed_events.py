@@ -7,7 +7,9 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from plugin_driver import FAILURE, HEADER, PLUGIN_EVENT, SUCCESS, Event, Library, PluginState, ffi, plugin_event
+from falco_plugin._internal.layout import HEADER, PLUGIN_EVENT
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, State, ffi, plugin_event
 
 
 def header(length: int, nparams: int = 2) -> bytes:
@@ -26,33 +28,33 @@ MALFORMED = {
 
 
 @pytest.fixture
-def full(loaded: Callable[[str], Library]) -> PluginState:
+def full(loaded: Callable[[str], Library]) -> State:
     st = loaded("full").init("")
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     return st
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
-def test_extracting_from_a_malformed_plugin_event_fails_cleanly(full: PluginState, kind: str) -> None:
+def test_extracting_from_a_malformed_plugin_event_fails_cleanly(full: State, kind: str) -> None:
     bad = Event.from_bytes(MALFORMED[kind], num=1)
-    assert full.extract(bad, "full.payload").rc == FAILURE
+    assert full.extract(bad, "full.payload").rc == Rc.FAILURE
     assert full.last_error.startswith("extract_fields: ValueError: malformed plugin event (type 322, ")
     assert full.values(Event.from_bytes(GOOD, num=2), "full.payload") == [["full 1 t0"]]
 
 
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
-def test_rendering_a_malformed_plugin_event_fails_cleanly(full: PluginState, kind: str) -> None:
+def test_rendering_a_malformed_plugin_event_fails_cleanly(full: State, kind: str) -> None:
     assert full.event_to_string(Event.from_bytes(MALFORMED[kind], num=1))[1] == ""
     assert full.last_error == "event_to_string: ValueError: malformed plugin event"
 
 
-def test_a_missing_event_fails_cleanly(full: PluginState) -> None:
-    assert full.extract(Event(ffi.NULL, 1), "full.payload").rc == FAILURE
+def test_a_missing_event_fails_cleanly(full: State) -> None:
+    assert full.extract(Event(ffi.NULL, 1), "full.payload").rc == Rc.FAILURE
     assert full.last_error == "extract_fields: ValueError: no event given"
 
 
-def test_a_malformed_event_after_a_good_one_with_the_same_number_is_still_rejected(full: PluginState) -> None:
+def test_a_malformed_event_after_a_good_one_with_the_same_number_is_still_rejected(full: State) -> None:
     good = Event.from_bytes(GOOD, num=5)
     bad = Event.from_bytes(MALFORMED["payload-past-the-end"], num=5)  # both alive: different addresses
     assert full.values(good, "full.payload") == [["full 1 t0"]]
-    assert full.extract(bad, "full.payload").rc == FAILURE
+    assert full.extract(bad, "full.payload").rc == Rc.FAILURE

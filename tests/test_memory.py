@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from plugin_driver import SUCCESS, Event, Library, PluginState, ffi, plugin_event
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, State, ffi, plugin_event
 
 
 @pytest.fixture
-def full(loaded: Callable[[str], Library]) -> PluginState:
+def full(loaded: Callable[[str], Library]) -> State:
     st = loaded("full").init('{"batch": 6}')
-    assert st.rc == SUCCESS, st.last_error
+    assert st.rc == Rc.SUCCESS, st.last_error
     return st
 
 
@@ -31,10 +32,10 @@ def churn() -> None:
     gc.collect()
 
 
-def test_batch_events_stay_intact_across_extractions_and_other_calls(full: PluginState) -> None:
+def test_batch_events_stay_intact_across_extractions_and_other_calls(full: State) -> None:
     inst = full.opened(THIRTY)
     rc, batch = inst.next_batch()
-    assert rc == SUCCESS and len(batch) == 6
+    assert rc == Rc.SUCCESS and len(batch) == 6
     pointers = [int(ffi.cast("uintptr_t", e.ptr)) for e in batch]
     before = [e.bytes() for e in batch]
     for e in batch:
@@ -47,11 +48,11 @@ def test_batch_events_stay_intact_across_extractions_and_other_calls(full: Plugi
     assert [e.bytes() for e in batch] == before
 
 
-def test_field_strings_stay_intact_until_the_next_extraction(full: PluginState) -> None:
+def test_field_strings_stay_intact_until_the_next_extraction(full: State) -> None:
     inst = full.opened(THIRTY)
     _rc, batch = inst.next_batch()
     got = full.extract(batch[2], "full.payload", "full.tags", "full.prefix")
-    assert got.rc == SUCCESS
+    assert got.rc == Rc.SUCCESS
     expected = [["full 2 t0,t1,t2"], ["t0", "t1", "t2"], ["full"]]
     assert got.values == expected
     # Calls of other functions, a new batch and garbage collection in between.
@@ -67,7 +68,7 @@ def test_values_of_a_large_multi_field_call_are_all_valid(loaded: Callable[[str]
     event = Event.from_bytes(plugin_event(b" ".join(b"w%d" % i for i in range(50))), num=1)
     specs = ["xo.words", "xo.lengths", "xo.payload", "xo.len", "xo.even", "xo.ipv6"] * 12
     got = st.extract(event, *specs)
-    assert got.rc == SUCCESS, st.last_error
+    assert got.rc == Rc.SUCCESS, st.last_error
     churn()
     words = [f"w{i}" for i in range(50)]
     for f, values in zip(got.fields, got.values, strict=True):
@@ -75,7 +76,7 @@ def test_values_of_a_large_multi_field_call_are_all_valid(loaded: Callable[[str]
     assert got.values[:4] == [words, [len(w) for w in words], [" ".join(words)], [len(" ".join(words))]]
 
 
-def test_event_to_string_text_stays_intact_until_its_next_call(full: PluginState) -> None:
+def test_event_to_string_text_stays_intact_until_its_next_call(full: State) -> None:
     inst = full.opened(THIRTY)
     _rc, batch = inst.next_batch()
     ptr, text = full.event_to_string(batch[1])
@@ -85,7 +86,7 @@ def test_event_to_string_text_stays_intact_until_its_next_call(full: PluginState
     assert ffi.string(ptr).decode() == text == "fxt_full #2: full 1 t0,t1"
 
 
-def test_progress_and_open_params_texts_stay_intact_until_their_next_call(full: PluginState) -> None:
+def test_progress_and_open_params_texts_stay_intact_until_their_next_call(full: State) -> None:
     inst = full.opened(THIRTY)
     inst.next_batch()
     pct = ffi.new("uint32_t *")

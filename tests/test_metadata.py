@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from falco_plugin.event import PLUGIN_EVENT
+from falco_plugin.host.raw import Library, ffi
 from harness import Built
-from plugin_driver import Library, ffi
 
 
 def test_identity_strings_survive_quotes_backslashes_trigraphs_and_non_ascii(loaded: Callable[[str], Library]) -> None:
@@ -43,12 +44,12 @@ def test_extraction_filters_are_the_declared_sources_and_types(loaded: Callable[
     assert json.loads(ffi.string(lib.plugin_get_extract_event_sources())) == ["fxt_full", "fxt_source_only"]
     count = ffi.new("uint32_t *")
     types = lib.plugin_get_extract_event_types(count, ffi.NULL)
-    assert [types[i] for i in range(count[0])] == [322]
+    assert [types[i] for i in range(count[0])] == [PLUGIN_EVENT]
 
 
 def test_metadata_is_readable_before_init(built: Built) -> None:
     # A fresh library object, no plugin_init call: identity, schema, fields.
-    lib = Library(built("extract_only").library)
+    lib = Library.open(built("extract_only").library)
     assert lib.name == "fxt_extract_only"
     assert lib.required_api_version == "3.4.0"
     assert lib.init_schema()[0] == 1

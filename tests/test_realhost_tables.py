@@ -100,3 +100,32 @@ def test_libsinsp_subtables_are_read_while_replaying(built: Built) -> None:
     last = sysdig[-1].split(" ", 3)
     assert int(last[2]) > 1  # the count grew event after event
     assert last[3].startswith("(-zw,curl.scap,proc.name=curl) (") and "/dev/sysdig0" in last[3]
+
+
+def test_the_python_host_fed_from_the_capture_agrees_with_falco(built: Built) -> None:
+    """The same plugin, the same capture, our host: threads kept by host/threads.py, fed into the table."""
+    from falco_plugin.host import HostEvent, PluginLibrary
+    from falco_plugin.host.scap import ScapReader
+    from falco_plugin.host.tables import TableRegistry, feed_thread, threads_table
+    from falco_plugin.host.threads import ThreadTable
+
+    capture = _capture(_realhost_binary("FALCO", "falco"))
+    reg = TableRegistry(threads_table())
+    seen: list[str] = []
+    with PluginLibrary.load(built("tables_parse").library) as lib, lib.init("{}", tables=reg) as plugin:
+        with ScapReader(capture) as reader:
+            state = ThreadTable(reader.processes)
+            for t in state.threads.values():
+                feed_thread(reg["threads"], t)
+            for ev in reader.events():
+                thread = state.process(ev)
+                if thread is not None:
+                    feed_thread(reg["threads"], thread)
+                if ev.num is None:
+                    continue
+                event = HostEvent(ev.raw, num=ev.num, source="syscall")
+                plugin.parse(event)
+                if ev.type_name == "execve" and not ev.is_enter and thread is not None and thread.comm == "curl":
+                    seen.append(f"tag={plugin.extract(event, 'fxt.tag')} count={plugin.extract(event, 'fxt.count')}")
+    assert seen == ["tag=curl#1 count=1"]  # what Falco printed for the same rule
+    assert reg.violations == []

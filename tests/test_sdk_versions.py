@@ -41,12 +41,12 @@ def build_with_other_sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contra
     return result
 
 
-def run_two(multihost: Path, first: Path, second: Path) -> subprocess.CompletedProcess[str]:
+def run_two(chost: Path, first: Path, second: Path) -> subprocess.CompletedProcess[str]:
     """``first`` (dummy_py, started first: its runtime is the one imported) then ``second`` (fxt_full)."""
     return subprocess.run(
         [
-            *(str(multihost), str(first), '{"start": 0, "maxEvents": 5}', "dummy.strvalue"),
-            *(str(second), '{"count": 3, "start": 1}', "full.payload"),
+            *(str(chost), str(first), "--open", '{"start": 0, "maxEvents": 5}', "--fields", "dummy.strvalue"),
+            *("--lib", str(second), "--open", '{"count": 3, "start": 1}', "--fields", "full.payload"),
         ],
         capture_output=True,
         text=True,
@@ -56,19 +56,19 @@ def run_two(multihost: Path, first: Path, second: Path) -> subprocess.CompletedP
 
 
 def test_a_plugin_of_another_sdk_release_with_the_same_contract_joins_and_both_work(
-    built: Built, multihost: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built: Built, chost: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = build_with_other_sdk(tmp_path, monkeypatch, GLUE_CONTRACT)
-    out = run_two(multihost, built("dummy").library, other.library)
+    out = run_two(chost, built("dummy").library, other.library)
     assert (out.returncode, out.stderr) == (0, "")
-    assert out.stdout.splitlines()[-1] == "done dummy_py=5 fxt_full=3"
+    assert out.stdout.splitlines()[-2:] == ["dummy_py done events=5 rc=2", "fxt_full done events=3 rc=2"]
 
 
 def test_a_plugin_with_another_glue_contract_fails_init_naming_both_versions(
-    built: Built, multihost: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    built: Built, chost: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = build_with_other_sdk(tmp_path, monkeypatch, GLUE_CONTRACT + 1)
-    out = run_two(multihost, built("dummy").library, other.library)
+    out = run_two(chost, built("dummy").library, other.library)
     assert out.returncode == 1
     first_site = built("dummy").site_dir / "falco_plugin" / "__init__.py"
     assert (

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from plugin_driver import PAYLOAD_OFFSET, SUCCESS, Event, Library, ffi, plugin_event
+from falco_plugin._internal.layout import PAYLOAD_OFFSET
+from falco_plugin.host import Rc
+from falco_plugin.host.raw import Event, Library, ffi, plugin_event
 
 EVENT = Event.from_bytes(plugin_event(b"prefix 1234 t0,t1"), num=1)
 
@@ -23,7 +25,7 @@ def test_a_plugin_returning_located_values_requires_api_3_12(loaded: Callable[[s
 def test_located_values_fill_value_offsets_relative_to_the_event_start(loaded: Callable[[str], Library]) -> None:
     st = loaded("full").init("")
     got = st.extract(EVENT, "full.prefix", "full.payload", "full.counter_at", "full.tags", offsets=True)
-    assert got.rc == SUCCESS, st.last_error
+    assert got.rc == Rc.SUCCESS, st.last_error
     assert got.values == [["prefix"], ["prefix 1234 t0,t1"], [1234], ["t0", "t1"]]
     assert offsets(got, 4) == [(PAYLOAD_OFFSET, 6), (0, 0), (PAYLOAD_OFFSET + 7, 4), (0, 0)]
 
@@ -31,7 +33,7 @@ def test_located_values_fill_value_offsets_relative_to_the_event_start(loaded: C
 def test_value_offsets_are_optional_for_the_host(loaded: Callable[[str], Library]) -> None:
     st = loaded("full").init("")
     got = st.extract(EVENT, "full.prefix", "full.counter_at")
-    assert got.rc == SUCCESS
+    assert got.rc == Rc.SUCCESS
     assert got.values == [["prefix"], [1234]]
 
 
@@ -40,6 +42,6 @@ def test_a_plugin_requiring_an_older_api_never_writes_value_offsets(loaded: Call
     assert lib.required_api_version == "3.4.0"
     st = lib.init("")
     got = st.extract(EVENT, "legacy.word", offsets=True)
-    assert got.rc == SUCCESS, st.last_error
+    assert got.rc == Rc.SUCCESS, st.last_error
     assert got.values == [["1234 t0,t1"]]  # the Located value itself is used
     assert (got.offsets.start, got.offsets.length) == (ffi.NULL, ffi.NULL)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ctypes
-import struct
 
 import pytest
 from falco_plugin import Event, per_event
-from falco_plugin.event import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT
+from falco_plugin._internal.layout import HEADER, NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT, PLUGIN_EVENT_HEADER
 
 
 class Decoder:
@@ -83,7 +82,7 @@ def test_an_event_without_memory_reads_as_a_plugin_event_with_no_thread() -> Non
 
 def test_an_event_reads_header_fields_from_the_host_memory() -> None:
     payload = b"xyz"
-    raw = struct.pack("<QQIHIIII", 77, 42, PAYLOAD_OFFSET + 3, PLUGIN_EVENT, 2, 4, 3, 1234) + payload
+    raw = PLUGIN_EVENT_HEADER.pack(77, 42, PAYLOAD_OFFSET + 3, PLUGIN_EVENT, 2, 4, 3, 1234) + payload
     buf = ctypes.create_string_buffer(raw, len(raw))
     src = ctypes.create_string_buffer(b"mysource")
     event = Event(9, 77, payload, ctypes.addressof(buf), ctypes.addressof(src))
@@ -92,7 +91,7 @@ def test_an_event_reads_header_fields_from_the_host_memory() -> None:
 
 
 def test_a_non_plugin_event_has_no_plugin_id() -> None:
-    raw = struct.pack("<QQIHI", 1, 2, 26, 293, 0)
+    raw = HEADER.pack(1, 2, HEADER.size, 293, 0)
     buf = ctypes.create_string_buffer(raw, len(raw))
     event = Event(1, 1, b"", ctypes.addressof(buf), 0)
     assert (event.type, event.plugin_id) == (293, 0)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from falco_plugin._internal.layout import NO_VALUE, PLUGIN_EVENT
 from falco_plugin.host import (
     ExtractionError,
     HostError,
@@ -22,7 +23,6 @@ from falco_plugin.host import (
 from falco_plugin.host.schema import validate_init_config
 
 CPlugin = Callable[..., Path]
-NO_THREAD = 2**64 - 1
 
 
 # -- init ---------------------------------------------------------------------------------
@@ -69,6 +69,14 @@ def test_a_write_only_setting_is_never_echoed_in_validation_errors() -> None:
     with pytest.raises(HostError) as info:
         validate_init_config("p", 1, json.dumps(schema), '{"token": "hunter2"}')
     assert str(info.value) == "error in plugin p init config: In <root>[token], <secret> does not match '^t-'"
+
+
+@pytest.mark.parametrize("value", [["hunter2"], 31337, {"pw": "hunter2"}])
+def test_a_write_only_setting_of_the_wrong_type_is_never_echoed_either(value: object) -> None:
+    schema = {"type": "object", "properties": {"token": {"type": "string", "writeOnly": True}}}
+    with pytest.raises(HostError) as info:
+        validate_init_config("p", 1, json.dumps(schema), json.dumps({"token": value}))
+    assert str(info.value) == "error in plugin p init config: In <root>[token], <secret> is not of type 'string'"
 
 
 def test_a_python_plugin_config_is_validated_against_its_schema_first(dummy: PluginLibrary) -> None:
@@ -136,7 +144,8 @@ def test_numbering_restarts_with_every_open(ctest_handle: PluginHandle) -> None:
 def test_plugin_events_carry_the_source_and_no_thread(ctest_handle: PluginHandle) -> None:
     with ctest_handle.open("1") as capture:
         (event,) = capture.events()
-    assert (event.type, event.plugin_id, event.source, event.ts, event.tid) == (322, 999, "ctest", 1001, NO_THREAD)
+    seen = (event.type, event.plugin_id, event.source, event.ts, event.tid)
+    assert seen == (PLUGIN_EVENT, 999, "ctest", 1001, NO_VALUE)
     assert ctest_handle.extract(event, "ctest.source") == "ctest"
 
 

@@ -52,19 +52,45 @@ def test_the_new_project_builds_under_its_new_identity(acme: Scaffolded) -> None
     assert [f.name for f in spec.fields] == ["acme_logs.value", "acme_logs.strvalue", "acme_logs.divisible"]
 
 
-def test_the_copied_tests_pass_against_the_new_plugin(acme: Scaffolded) -> None:
-    project = acme.result.project
-    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+@pytest.mark.parametrize(("name", "reference"), [("counter", DUMMY), ("poller", ROOT / "plugins" / "http_poll")])
+def test_the_printed_next_steps_work_as_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str, reference: Path
+) -> None:
+    """Run verbatim in a fresh copy, the next steps `falco-plugin new` prints build it and pass its tests.
+
+    Nothing is installed: the copied tests find the new package in the project's src/ (issue 11).
+    """
+    registry = make_repo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["new", name, "--from", str(reference), "--registry", str(registry)]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("next: ")]
+    assert line == f"next: falco-plugin build plugins/{name} && pytest plugins/{name}/tests"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("PYTEST_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    not_installed = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, cwd="/", capture_output=True)
+    assert not_installed.returncode != 0  # else the steps below would not show anything
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-        cwd=project,
+        ["bash", "-c", line.removeprefix("next: ")],
+        cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    assert f"lib{name}.so" in proc.stdout
+    assert " passed" in proc.stdout and "failed" not in proc.stdout and "error" not in proc.stdout.lower()
+
+
+def test_next_steps_name_a_project_outside_the_current_directory_absolutely(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = make_repo(tmp_path / "repo")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert cli.main(["new", "far", "--from", str(DUMMY), "--registry", str(registry)]) == 0
+    project = (tmp_path / "repo" / "plugins" / "far").resolve()
+    assert f"next: falco-plugin build {project} && pytest {project}/tests" in capsys.readouterr().out
 
 
 def project_files(project: Path) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from falco_plugin.build import BuildResult
 from falco_plugin.host import PluginHandle, PluginLibrary
 
 PROJECT = Path(__file__).resolve().parents[1]
+# The project's own package importable by the test modules without `pip install -e`
+# (a copy made by `falco-plugin new` is tested right away); an installed copy is the same source.
+if str(PROJECT / "src") not in sys.path:
+    sys.path.insert(0, str(PROJECT / "src"))
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,9 @@ from http_poll.config import HttpPollConfig, HttpPollParams
 from http_poll.plugin import HttpPollInstance, HttpPollPlugin
 from http_poll.records import Envelope, decode
 
+SERVER_THREAD = "fake-api"
+"""The name of the fake API's threads, so that tests can count the plugin's threads apart."""
+
 DEADLINE = 10.0
 """Longest any test waits for something that should happen within milliseconds."""
 
@@ -112,6 +115,11 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hold: bool = False
     """Wait for ``FakeApi.release`` before answering (a slow server)."""
+    trickle: float = 0.0
+    """Send the body one byte at a time, this many seconds apart (a server that is slow but never silent)."""
+    length: int | None = None
+    """Content-Length to announce instead of the body's; with ``trickle``, spaces follow the body until
+    that length is reached or the server stops."""
 
 
 class FakeApi:
@@ -131,6 +139,7 @@ class FakeApi:
         self.script: deque[Reply] = deque()
         self.seen: list[Seen] = []
         self.release = threading.Event()
+        self._stopping = threading.Event()
         self.link_override: str | None = None
         self.tls = tls
         self._lock = threading.Lock()
@@ -166,11 +175,14 @@ class FakeApi:
             ctx.load_cert_chain(self.tls.cert, self.tls.key)
             server.socket = ctx.wrap_socket(server.socket, server_side=True)
         self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=SERVER_THREAD, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
         self.release.set()
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -181,6 +193,7 @@ class FakeApi:
             return [s for s in self.seen if s.path == path]
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        threading.current_thread().name = SERVER_THREAD  # not one of the plugin's threads
         parts = urlsplit(h.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self._lock:
@@ -194,11 +207,21 @@ class FakeApi:
             h.send_response(reply.status)
             for k, v in reply.headers.items():
                 h.send_header(k, v)
-            h.send_header("Content-Length", str(len(reply.body)))
+            h.send_header("Content-Length", str(len(reply.body) if reply.length is None else reply.length))
             h.end_headers()
-            h.wfile.write(reply.body)
+            if reply.trickle:
+                self._trickle(h, reply)
+            else:
+                h.wfile.write(reply.body)
         except OSError:
             pass  # the client gave up (timeout test)
+
+    def _trickle(self, h: BaseHTTPRequestHandler, reply: Reply) -> None:
+        for i in range(len(reply.body) if reply.length is None else reply.length):
+            if self._stopping.wait(reply.trickle):
+                return
+            h.wfile.write(reply.body[i : i + 1] or b" ")
+            h.wfile.flush()
 
     def _listing(self, query: dict[str, str]) -> Reply:
         with self._lock:
@@ -213,6 +236,20 @@ class FakeApi:
         if self.link_override is not None:
             headers["Link"] = self.link_override
         return Reply(200, json.dumps({"data": chunk, "total": len(rows)}).encode(), headers)
+
+
+def plugin_threads() -> list[threading.Thread]:
+    """The live threads but the fake APIs': compare with a count taken before the plugin started."""
+    return [t for t in threading.enumerate() if t.name != SERVER_THREAD]
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Wait up to :data:`DEADLINE` for ``condition``."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)
 
 
 def free_port() -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from falco_plugin import Event, PluginError
 from http_poll.plugin import HttpPollPlugin
@@ -69,6 +71,20 @@ def test_raw_is_the_record_as_compact_json(plugin: HttpPollPlugin, event: Event)
         '{"id":17,"action":"repo.delete","actor":{"login":"alice","admin":true,"teams":["a","b"]},'
         '"score":4.5,"note":null,"name":"ré"}'
     )
+
+
+def test_text_fields_write_a_lone_surrogate_as_its_json_escape(plugin: HttpPollPlugin) -> None:
+    # Valid JSON, but no UTF-8 text can hold "\ud800": Falco would get no value at all.
+    odd = json.loads(r'{"id": "a\ud800", "note": "x\udfffy", "name": "ré"}')
+    event = Event(payload=encode("http://h/x", 200, odd["id"], odd))
+    assert plugin.record_id(event) == r"a\ud800"
+    assert plugin.value(event, "/note") == r"x\udfffy"
+    assert plugin.value(event, "/name") == "ré"  # only what needs escaping is escaped
+    assert plugin.raw(event) == r'{"id":"a\ud800","note":"x\udfffy","name":"ré"}'
+    assert json.loads(plugin.raw(event)) == odd  # raw stays JSON for exactly that record
+    for text in (plugin.record_id(event), plugin.value(event, "/note"), plugin.raw(event)):
+        assert text is not None
+        text.encode("utf-8")
 
 
 def test_payload_is_decoded_once_per_event(

@@ -4,13 +4,14 @@ Falco starts plugins) and in the SDK's Python host."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from falco_plugin.build import BuildResult
-from httppoll_kit import FakeApi, HostRun, Reply, TlsFiles, free_port, record
+from httppoll_kit import DEADLINE, FakeApi, HostRun, Reply, TlsFiles, free_port, plugin_threads, record, wait_for
 
 pytest_plugins = ["httppoll_fixtures"]
 
@@ -90,6 +91,19 @@ def test_c_host_secret_from_the_environment_is_sent_but_never_printed(
     assert TOKEN not in run.output  # ...without the secret
 
 
+def test_c_host_gets_a_record_holding_a_lone_surrogate_and_the_records_after_it(
+    api: FakeApi, run_host: Callable[..., HostRun]
+) -> None:
+    api.script.append(Reply(200, rb'{"data": [{"id": "evt-1", "note": "\ud800!"}, {"id": "evt-2", "note": "ok"}]}'))
+    fields = ["http_poll.id", "http_poll.value[/note]", "http_poll.raw"]
+    run = run_host(config=FAST, params=params(api, max_polls=1), fields=fields)
+    assert run.ok, run.output
+    assert [e["http_poll.id"] for e in run.events] == ["evt-1", "evt-2"]
+    assert [e["http_poll.value[/note]"] for e in run.events] == [r"\ud800!", "ok"]
+    raw = [e["http_poll.raw"] for e in run.events]
+    assert raw == [r'{"id":"evt-1","note":"\ud800!"}', '{"id":"evt-2","note":"ok"}']  # JSON for the very record
+
+
 def test_c_host_missing_secret_variable_fails_init_with_a_clear_error(run_host: Callable[..., HostRun]) -> None:
     config = json.dumps({"headers": [{"name": "Authorization", "value_from_env": "API_TOKEN"}]})
     run = run_host(config=config, params='{"url": "http://127.0.0.1:9/x"}')
@@ -141,6 +155,24 @@ def test_python_host_sees_record_timestamps_progress_and_the_end(api: FakeApi, p
         assert plugin.extract(events[0], "http_poll.value[/nothing]") is None
         assert capture.progress() == (100.0, "2/2 polls")
         assert capture.last_rc == 2  # EOF
+
+
+def test_python_host_open_close_cycles_against_a_trickling_server_leave_no_thread(api: FakeApi, py_host: Any) -> None:
+    baseline = len(plugin_threads())
+    with py_host.init(FAST) as plugin:
+        for cycle in range(1, 4):
+            api.script.append(Reply(200, b'{"data": [', length=10**6, trickle=0.1))  # a body that never ends
+            with plugin.open(params(api)):
+                wait_for(lambda n=cycle: len(api.seen) == n, "the request")
+                started = time.monotonic()
+            assert time.monotonic() - started < DEADLINE, "close hung"
+            wait_for(lambda: len(plugin_threads()) == baseline, "the worker to end")
+        api.script.append(Reply(200, b'{"data": [', length=10**6, trickle=0.1))
+        plugin.open(params(api))  # left open: the host closes it before plugin_destroy
+        wait_for(lambda: len(api.seen) == 4, "the request")
+        started = time.monotonic()
+    assert time.monotonic() - started < DEADLINE, "destroy hung"
+    wait_for(lambda: len(plugin_threads()) == baseline, "the worker to end")
 
 
 def test_python_host_logs_never_carry_the_secret(api: FakeApi, py_host: Any, monkeypatch: pytest.MonkeyPatch) -> None:

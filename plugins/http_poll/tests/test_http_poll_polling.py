@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
 from collections.abc import Callable
 
 import pytest
 from falco_plugin import PluginError
+from http_poll.config import HttpPollParams
 from http_poll.poller import Poller
-from httppoll_kit import FakeApi, Reply, Stream, TlsFiles, free_port, record
+from httppoll_kit import DEADLINE, FakeApi, Reply, Stream, TlsFiles, free_port, plugin_threads, record, wait_for
 
 pytest_plugins = ["httppoll_fixtures"]
 
 AUDIT = {"records": "/data", "id": "/id", "timestamp": "/published"}
 """Open params for the fake audit API."""
+
+
+def trickling(seconds: float = 0.1, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    """A response that announces a megabyte and sends one byte every ``seconds``: never silent, never done."""
+    return Reply(status, b'{"data": [', headers or {}, length=10**6, trickle=seconds)
 
 
 def test_each_record_becomes_one_event_carrying_url_status_id_and_record(
@@ -192,6 +200,48 @@ def test_a_body_without_the_records_array_is_malformed(
     assert any(found in line for line in s.logs.lines)
 
 
+def test_a_record_with_a_lone_surrogate_is_delivered_losslessly_and_the_stream_goes_on(
+    api: FakeApi, open_stream: Callable[..., Stream]
+) -> None:
+    odd = r'{"id": "evt-1", "published": "2024-05-01T12:00:01Z", "note": "\ud800 then \udfff"}'
+    api.script.append(Reply(200, ('{"data": [' + odd + ", " + json.dumps(record(2)) + "]}").encode()))
+    api.records = [record(2), record(3)]
+    s = open_stream(url=api.url, cursor_param="since", max_polls=2, **AUDIT)
+    events = s.until_end()
+    assert s.ids(events) == ["evt-1", "evt-2", "evt-3"]
+    assert events[0].record == json.loads(odd)  # the very record the API sent, lone surrogates included
+    assert events[0].payload.decode("utf-8")  # and the payload is UTF-8, as Falco needs
+    assert s.stats.malformed == 0
+    assert api.seen[1].query["since"] == "2024-05-01T12:00:02Z"  # the cursor moved past it
+
+
+def test_a_timestamp_with_a_lone_surrogate_dates_its_event_but_is_never_sent_as_the_cursor(
+    api: FakeApi, open_stream: Callable[..., Stream]
+) -> None:
+    odd = r'{"id": "evt-9", "published": "2024-05-01\ud80012:00:09"}'  # any character may separate the two
+    api.script.append(Reply(200, ('{"data": [' + json.dumps(record(1)) + ", " + odd + "]}").encode()))
+    s = open_stream(url=api.url, cursor_param="since", max_polls=2, **AUDIT)
+    events = s.until_end()
+    assert s.ids(events) == ["evt-1", "evt-9"]
+    assert events[1].ts == 1714564809_000000000
+    assert [r.query.get("since") for r in api.seen] == [None, "2024-05-01T12:00:01Z"]
+
+
+def test_an_id_with_a_lone_surrogate_is_delivered_but_never_sent_as_the_cursor(
+    api: FakeApi, open_stream: Callable[..., Stream]
+) -> None:
+    api.script.extend(
+        [
+            Reply(200, rb'{"data": [{"id": "evt-1"}, {"id": "evt-\ud800"}]}'),
+            Reply(200, rb'{"data": [{"id": "evt-\ud800"}, {"id": "evt-3"}]}'),
+        ]
+    )
+    s = open_stream(url=api.url, records="/data", id="/id", cursor_param="after", cursor_from="id", max_polls=3)
+    events = s.until_end()
+    assert [e.envelope.id for e in events] == ["evt-1", "evt-\ud800", "evt-3"]
+    assert [r.query.get("after") for r in api.seen] == [None, "evt-1", "evt-3"]  # a URL cannot carry it
+
+
 def test_records_repeated_by_every_poll_are_delivered_once(api: FakeApi, open_stream: Callable[..., Stream]) -> None:
     api.records = [record(1), record(2)]
     s = open_stream(url=api.url, max_polls=3, **AUDIT)
@@ -300,6 +350,56 @@ def test_close_stops_the_worker_promptly(api: FakeApi, open_stream: Callable[...
     s.until(lambda: len(api.seen) == 1)
     s.close()
     assert not s.instance.poller.alive
+
+
+def test_a_compressed_body_is_decompressed_as_it_is_read(api: FakeApi, open_stream: Callable[..., Stream]) -> None:
+    body = json.dumps({"data": [record(n) for n in range(1, 4)]}).encode()
+    api.script.append(Reply(200, gzip.compress(body), {"Content-Encoding": "gzip"}))
+    s = open_stream(url=api.url, max_polls=1, **AUDIT)
+    assert s.ids(s.until_end()) == ["evt-1", "evt-2", "evt-3"]
+
+
+@pytest.mark.parametrize("status", [200, 302])  # requests reads a redirect's body itself
+def test_a_trickling_response_is_cut_at_request_timeout_and_the_retry_gets_the_records(
+    api: FakeApi, open_stream: Callable[..., Stream], status: int
+) -> None:
+    api.records = [record(1)]
+    api.script.append(trickling(0.05, status, {"Location": api.url}))  # never silent for read_timeout (5 s)
+    s = open_stream(config={"request_timeout": 0.5}, url=api.url, max_polls=1, **AUDIT)
+    assert s.ids(s.until_end()) == ["evt-1"]
+    assert any("took longer than request_timeout (0.5 s); retry 1/3" in line for line in s.logs.lines)
+    assert s.stats.network_errors == 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_open_close_cycles_against_a_trickling_server_leave_no_thread_behind(
+    scheme: str, request: pytest.FixtureRequest, open_stream: Callable[..., Stream]
+) -> None:
+    api: FakeApi = request.getfixturevalue("api" if scheme == "http" else "tls_api")
+    config = {"ca_bundle": str(request.getfixturevalue("tls_files").ca)} if scheme == "https" else {}
+    baseline = len(plugin_threads())
+    for cycle in range(1, 4):
+        api.script.append(trickling())
+        s = open_stream(config=config, url=api.url, **AUDIT)
+        wait_for(lambda n=cycle: len(api.seen) == n, "the request")
+        started = time.monotonic()
+        s.close()  # while the worker reads a body that will not end for days
+        assert time.monotonic() - started < DEADLINE, "close hung"
+        wait_for(lambda: len(plugin_threads()) == baseline, "the worker to end")
+    assert not s.instance.poller.alive
+
+
+def test_destroy_ends_the_workers_of_instances_left_open(api: FakeApi, open_stream: Callable[..., Stream]) -> None:
+    baseline = len(plugin_threads())
+    api.script.extend([trickling(), trickling()])
+    s = open_stream(url=api.url, **AUDIT)
+    other = s.plugin.open(HttpPollParams.from_dict({"url": api.url, "interval": 0.05, **AUDIT}))
+    wait_for(lambda: len(api.seen) == 2, "both requests")
+    started = time.monotonic()
+    s.plugin.destroy()  # without closing the instances first
+    assert time.monotonic() - started < DEADLINE, "destroy hung"
+    wait_for(lambda: len(plugin_threads()) == baseline, "the workers to end")
+    assert not s.instance.poller.alive and not other.poller.alive
 
 
 # -- TLS ---------------------------------------------------------------------------------------

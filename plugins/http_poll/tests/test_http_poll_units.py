@@ -100,6 +100,14 @@ def test_payload_is_a_json_envelope_around_the_record() -> None:
         decode(b'{"some": "json"}')
 
 
+def test_payload_keeps_a_lone_surrogate_as_its_json_escape() -> None:
+    odd = json.loads(r'{"k": "\ud800", "é": "\udbff\udfff"}')  # a lone surrogate, then a pair (U+10FFFF)
+    payload = encode("https://h/x", 200, "\ud800", odd)
+    expected = '{"url":"https://h/x","status":200,"id":"\\ud800","record":{"k":"\\ud800","é":"\U0010ffff"}}'
+    assert payload == expected.encode("utf-8")  # only what UTF-8 cannot hold is escaped
+    assert decode(payload).record == odd and decode(payload).id == "\ud800"
+
+
 # -- Retry-After ---------------------------------------------------------------------------
 
 

@@ -3,32 +3,33 @@
 Every event is a packed 26-byte header (timestamp, thread id, total length,
 type, parameter count), then one length per parameter, then the parameter
 bytes. A plugin's own events (type 322) carry two parameters with 4-byte
-lengths: the plugin id and the payload. The SDK writes these headers; plugin
-code only ever produces and consumes payloads.
+lengths: the plugin id and the payload. The SDK writes these headers (their
+layout is in ``_internal/layout.py``); plugin code only ever produces and
+consumes payloads.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import struct
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from .params import Params
+
+from ._internal.layout import (
+    ASYNC_EVENT,
+    HEADER,
+    NO_VALUE,
+    PAYLOAD_OFFSET,
+    PLUGIN_EVENT,
+    PLUGIN_EVENT_HEADER,
+    PLUGIN_EVENT_NPARAMS,
+    pack_plugin_event,
+)
 
 __all__ = ["Event", "per_event", "PLUGIN_EVENT", "ASYNC_EVENT"]
-
-PLUGIN_EVENT = 322
-"""Type code of events produced by a source plugin."""
-ASYNC_EVENT = 402
-"""Type code of asynchronous events."""
-
-HEADER = struct.Struct("<QQIHI")
-"""ts, tid, len, type, nparams."""
-PLUGIN_EVENT_HEADER = struct.Struct("<QQIHIIII")
-"""Header of a plugin event: header, two u32 lengths, the u32 plugin id."""
-PAYLOAD_OFFSET = PLUGIN_EVENT_HEADER.size  # 38
-NO_VALUE = 0xFFFF_FFFF_FFFF_FFFF
-"""Timestamp or thread id left for the host to fill in."""
 
 
 class Event:
@@ -67,7 +68,7 @@ class Event:
             evt = cur.evt
             return evt.ts, evt.tid, evt.len, evt.type, evt.nparams
         if not self._addr:
-            return self._ts, NO_VALUE, PAYLOAD_OFFSET + len(self.payload), PLUGIN_EVENT, 2
+            return self._ts, NO_VALUE, PAYLOAD_OFFSET + len(self.payload), PLUGIN_EVENT, PLUGIN_EVENT_NPARAMS
         header: tuple[int, int, int, int, int] = HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))
         return header
 
@@ -84,9 +85,7 @@ class Event:
         if cur is not None:
             return bytes(ctypes.string_at(int(cur.addr), int(cur.evt.len)))
         if not self._addr:
-            size = PAYLOAD_OFFSET + len(self.payload)
-            header = PLUGIN_EVENT_HEADER.pack(self._ts, NO_VALUE, size, PLUGIN_EVENT, 2, 4, len(self.payload), 0)
-            return header + self.payload
+            return pack_plugin_event(self.payload, ts=self._ts)
         return ctypes.string_at(self._addr, self._header()[2])
 
     @property
@@ -100,6 +99,16 @@ class Event:
         cur = self._cur
         addr = int(cur.src) if cur is not None else self._src
         return ctypes.string_at(addr).decode() if addr else None
+
+    @property
+    def params(self) -> Params:
+        """The parameters of a syscall event, by name (``event.params["exe"]``,
+        ``event.params.res``), decoded on first read; see :mod:`falco_plugin.params`.
+
+        Decoded from a copy of the event, so the value may be kept after the call."""
+        from .params import decode_params  # the event table loads only for plugins that read syscall events
+
+        return decode_params(self.raw)
 
     @property
     def plugin_id(self) -> int:

@@ -24,6 +24,7 @@ import copy
 import importlib
 import keyword
 import re
+import shlex
 import shutil
 import sys
 import tomllib
@@ -374,5 +375,16 @@ def main(args: argparse.Namespace) -> int:
     )
     if result.registry:
         print(f"  registered in {result.registry}")
-    print(f"next: falco-plugin build {result.project} && pytest {result.project / 'tests'}")
+    # Runnable as printed, from here: the copied tests' conftest puts the project's
+    # src/ on sys.path, so the new package needs no `pip install -e` first.
+    shown = _shown(result.project)
+    print(f"next: falco-plugin build {shlex.quote(shown)} && pytest {shlex.quote(shown + '/tests')}")
     return 0
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when inside it (``plugins/counter``), else absolute."""
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -61,6 +61,7 @@ RUNTIME_MODULES: tuple[str, ...] = (
     "errors",
     "event",
     "extract",
+    "params",
     "parse",
     "plugin",
     "source",

@@ -5,6 +5,12 @@
 * ``chost`` is the path of the C host program, compiled once per session with
   the system C compiler; ``run_chost(lib, *args)`` runs it in an empty
   environment, the way Falco would start a plugin.
+* ``host`` is parametrised over the SDK's two hosts, ``"python"`` (in process,
+  with libsinsp's checks) and ``"c"`` (the C host program): a test taking it
+  runs once on each, through the interface of
+  :class:`~falco_plugin.host.runners.Host` (``host.run(library, init_config=...,
+  open_params=..., fields=[...], n=...)`` -> events with their field values or
+  errors, and the failure that ended the run).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import pytest
 
 from .build import BuildResult, build_plugin
 from .host.chost import compile_chost
+from .host.runners import CHost, Host, PythonHost
 
 
 @pytest.fixture(scope="session")
@@ -53,4 +60,11 @@ def run_chost(chost: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-__all__: Sequence[str] = ["compile_chost", "build_plugin_project", "chost", "run_chost"]
+@pytest.fixture(params=["python", "c"])
+def host(request: pytest.FixtureRequest) -> Host:
+    if request.param == "c":
+        return CHost(request.getfixturevalue("chost"))
+    return PythonHost()
+
+
+__all__: Sequence[str] = ["compile_chost", "build_plugin_project", "chost", "run_chost", "host"]

@@ -69,6 +69,11 @@ class HttpPollConfig(Config):
     read_timeout: float = setting(
         "Seconds to wait for the server between bytes of a response", default=30.0, minimum=0.001
     )
+    request_timeout: float = setting(
+        "Most seconds one request may take, body included; a longer one is cut and retried",
+        default=120.0,
+        minimum=0.001,
+    )
     retries: int = setting("Retries of one request after a 429, a 5xx or a network error", default=5, minimum=0)
     backoff_initial: float = setting("Seconds before the first retry; doubles at each retry", default=1.0, minimum=0)
     backoff_max: float = setting("Longest pause between retries, in seconds", default=60.0, minimum=0)

@@ -52,8 +52,8 @@ from falco_plugin import (
 from .checkpoint import Checkpoint, CheckpointError, Delivered
 from .config import HeaderError, HttpPollConfig, HttpPollParams, check_config, check_params, resolve_headers
 from .pointer import MISSING, Pointer, PointerError
-from .poller import Crashed, Finished, Item, Message, Page, PollEnd, Poller, Stats, quiet_insecure_warnings
-from .records import Envelope, decode
+from .poller import STOP_WAIT, Crashed, Finished, Item, Message, Page, PollEnd, Poller, Stats, quiet_insecure_warnings
+from .records import Envelope, decode, host_text
 from .redact import RedactingFilter, Redactor
 
 __all__ = ["HttpPollPlugin", "HttpPollInstance", "IDLE_WAIT", "QUEUE_PAGES"]
@@ -164,7 +164,10 @@ class HttpPollInstance(SourceInstance):
 
     def close(self) -> None:
         # No checkpoint here: the host may not have finished the last batch (see the module docs).
-        self.poller.stop()
+        self.poller.stop()  # returns within STOP_WAIT
+        if self.poller.alive:
+            # Connecting, or waiting for headers: nothing to cut yet (see Poller.request_stop).
+            self.log.warning("closed %s before its worker ended; it ends at its next timeout", self.params.url)
         self.log.info("closed %s: %s", self.params.url, self.stats.summary())
 
 
@@ -204,8 +207,13 @@ class HttpPollPlugin(SourcePlugin, ExtractPlugin):
         return instance
 
     def destroy(self) -> None:
-        for instance in list(getattr(self, "_instances", ())):
-            instance.poller.stop()
+        # Instances the host did not close: stop them all first, so that they end together.
+        pollers = [instance.poller for instance in list(getattr(self, "_instances", ()))]
+        for poller in pollers:
+            poller.request_stop()
+        deadline = time.monotonic() + STOP_WAIT
+        for poller in pollers:
+            poller.join(max(0.0, deadline - time.monotonic()))
 
     def open_params(self) -> list[OpenParam]:
         return [
@@ -244,7 +252,8 @@ class HttpPollPlugin(SourcePlugin, ExtractPlugin):
 
     @field("http_poll.id", "The record id, read with the id pointer of the open params", add_output=True)
     def record_id(self, event: Event) -> str | None:
-        return self.envelope(event).id
+        rid = self.envelope(event).id
+        return None if rid is None else host_text(rid)
 
     @field(
         "http_poll.value",
@@ -259,11 +268,11 @@ class HttpPollPlugin(SourcePlugin, ExtractPlugin):
         found = pointer.get(self.envelope(event).record)
         if found is MISSING or found is None:
             return None
-        return found if isinstance(found, str) else _compact(found)
+        return host_text(found if isinstance(found, str) else _compact(found))
 
     @field("http_poll.raw", "The whole record as compact JSON")
     def raw(self, event: Event) -> str:
-        return _compact(self.envelope(event).record)
+        return host_text(_compact(self.envelope(event).record))
 
 
 def _compact(value: Any) -> str:

@@ -16,10 +16,17 @@ a 5xx waits (``Retry-After`` or exponential backoff) and retries; a network
 error or a timeout retries the same way; a 4xx, malformed JSON or running
 out of retries fails the poll, which is tried again at the next interval
 from the same cursor. A failed poll never advances the cursor.
+
+Every request is bounded in time, not only between bytes: its body is read a
+piece at a time, and a request still going after ``request_timeout`` is cut
+(a server that trickles one byte a second never trips ``read_timeout``).
+:meth:`Poller.stop` cuts the response being read, so the thread ends at once
+instead of when the server finishes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -34,11 +41,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 from urllib3.exceptions import InsecureRequestWarning
 
 from .config import HeaderError, HttpPollConfig, PollSettings, resolve_headers
 from .pointer import MISSING
-from .records import encode, parse_timestamp, record_id, record_key
+from .records import encode, fits_utf8, parse_timestamp, record_id, record_key
 from .redact import Redactor
 
 __all__ = [
@@ -52,12 +60,18 @@ __all__ = [
     "Message",
     "PollError",
     "Stopped",
+    "RequestTimeoutError",
+    "STOP_WAIT",
     "retry_after",
     "quiet_insecure_warnings",
 ]
 
 PUT_POLL = 0.1
 """Seconds between checks for a stop request while the queue is full."""
+STOP_WAIT = 2.0
+"""Longest time :meth:`Poller.stop` (so ``close`` and ``destroy``) waits for the thread to end."""
+CHUNK = 64 * 1024
+"""Most bytes of a body read at once; a read returns as soon as some bytes arrive."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,10 @@ class Stopped(Exception):  # noqa: N818 - a signal, not an error
     """The instance is closing."""
 
 
+class RequestTimeoutError(Exception):
+    """A request ran past ``request_timeout``."""
+
+
 class _Session(requests.Session):
     """A session that never sends the configured headers to another origin on a redirect.
 
@@ -157,12 +175,16 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or ""), parts.port or default
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _describe(exc: Exception) -> str:
     """A one-line reason for a failed request, without urllib3's object reprs."""
+    if isinstance(exc, RequestTimeoutError):
+        return str(exc)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connection timed out"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    if isinstance(exc, requests.exceptions.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
         return "read timed out"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return "connection broken while reading the body"
     text = str(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         m = re.search(r"\[SSL: [A-Z_]+\] ([^('\"]+)", text)
@@ -208,6 +230,10 @@ class Poller:
         self._log = log
         self._redact = redactor
         self._stop = threading.Event()
+        # The response being read, so that stop() can cut it from the host's thread:
+        self._lock = threading.Lock()
+        self._inflight: requests.Response | None = None
+        self._deadline = 0.0  # of the request in flight (time.monotonic)
         self._next_slot = 0.0
         self._origin = _origin(self.params.url)
         # A pagination chain longer than max_pages continues at the next poll:
@@ -220,15 +246,28 @@ class Poller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 1.0) -> None:
-        """Ask the worker to stop and wait a little for it.
+    def stop(self, timeout: float = STOP_WAIT) -> None:
+        """Stop the worker and wait at most ``timeout`` seconds for its thread to end."""
+        self.request_stop()
+        self.join(timeout)
 
-        A request in flight cannot be interrupted; the daemon thread then ends
-        on its own within ``read_timeout`` and never touches the queue again.
+    def request_stop(self) -> None:
+        """Ask the worker to stop, without waiting; it never touches the queue again.
+
+        A response being read is cut, so the thread ends within moments. Only
+        a thread still connecting, or waiting for the headers of a response,
+        cannot be interrupted: it ends as soon as that wait is over (the
+        connection made or failed, the headers in, or ``read_timeout`` without
+        a byte).
         """
         self._stop.set()
+        self._cut()
+
+    def join(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the thread to end; True if it has."""
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     @property
     def alive(self) -> bool:
@@ -301,8 +340,8 @@ class Poller:
             query = {params.cursor_param: self.cursor} if params.cursor_param and self.cursor is not None else None
             self._chain_cursor = None
         for _ in range(self.config.max_pages):
-            response = self._get(session, url, query, headers)
-            page = self._page(response)
+            response, body = self._get(session, url, query, headers)
+            page = self._page(response, body)
             if page.items:
                 self._put(page)
             link = response.links.get("next", {}).get("url")
@@ -319,26 +358,26 @@ class Poller:
         self._resume_url = url
         self._log.info("read %d pages of %s; the next poll goes on from there", self.config.max_pages, params.url)
 
-    def _page(self, response: requests.Response) -> Page:
+    def _page(self, response: requests.Response, body: bytes) -> Page:
         where = f"GET {response.url}: HTTP {response.status_code}"
         if response.status_code == 204:
             return Page([])
         try:
-            doc = json.loads(response.content)
-            records = self.settings.records.get(doc)
-            if not isinstance(records, list):
-                found = "nothing" if records is MISSING else type(records).__name__
-                raise PollError(
-                    f"{where}: expected an array of records at '{self.settings.records.text}', found {found}"
-                )
-            return Page([self._item(response.url, response.status_code, r) for r in records])
-        except PollError:
-            self.stats.malformed += 1
-            raise
+            doc = json.loads(body)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
             self.stats.malformed += 1
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
             raise PollError(f"{where}: the body is not JSON ({reason})") from None
+        records = self.settings.records.get(doc)
+        if not isinstance(records, list):
+            self.stats.malformed += 1
+            found = "nothing" if records is MISSING else type(records).__name__
+            raise PollError(f"{where}: expected an array of records at '{self.settings.records.text}', found {found}")
+        try:
+            return Page([self._item(response.url, response.status_code, r) for r in records])
+        except RecursionError:  # a record nested about as deep as the decoder allows
+            self.stats.malformed += 1
+            raise PollError(f"{where}: a record is nested too deeply") from None
 
     def _item(self, url: str, status: int, record: Any) -> Item:
         self.stats.records += 1
@@ -351,15 +390,17 @@ class Poller:
                 self.stats.bad_timestamps += 1
             else:
                 self._consider_cursor(ts, raw)
-        if self.params.cursor_from == "id" and rid is not None:
+        if self.params.cursor_from == "id" and rid is not None and fits_utf8(rid):
+            # Text UTF-8 cannot hold (a lone surrogate) cannot go in a URL, so it never becomes the
+            # cursor: the cursor stays where it was, and de-duplication drops what comes again.
             self._chain_cursor = (None, rid)
         return Item(record_key(record, rid), encode(url, status, rid, record), ts)
 
     # -- cursor -----------------------------------------------------------------------
 
     def _consider_cursor(self, ts: int, raw: Any) -> None:
-        if self.params.cursor_from != "timestamp":
-            return
+        if self.params.cursor_from != "timestamp" or (isinstance(raw, str) and not fits_utf8(raw)):
+            return  # a lone surrogate cannot go in a URL: see _item
         best = self._chain_cursor
         if best is None or best[0] is None or ts > best[0]:
             self._chain_cursor = (ts, raw if isinstance(raw, str) else json.dumps(raw))
@@ -393,32 +434,25 @@ class Poller:
 
     def _get(
         self, session: requests.Session, url: str, query: dict[str, str] | None, headers: dict[str, str]
-    ) -> requests.Response:
+    ) -> tuple[requests.Response, bytes]:
+        """A successful response and its body, after the retries it took."""
         c = self.config
-        cert = (c.client_cert, c.client_key) if c.client_cert and c.client_key else c.client_cert
         attempt = 0
         while True:
             self._throttle()
             self.stats.requests += 1
             delay: float | None = None
             try:
-                response = session.get(
-                    url,
-                    params=query,
-                    headers=headers,
-                    timeout=(c.connect_timeout, c.read_timeout),
-                    verify=(c.ca_bundle or True) if c.tls_verify else False,
-                    cert=cert,
-                    # Per request, so that they win over HTTP(S)_PROXY from the environment.
-                    proxies={"http": c.proxy, "https": c.proxy} if c.proxy else None,
-                )
-            except requests.RequestException as exc:
+                response, body = self._request(session, url, query, headers)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, RequestTimeoutError) as exc:
+                if self._stop.is_set():
+                    raise Stopped from None
                 self.stats.network_errors += 1
                 reason = _describe(exc)
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    return response
+                    return response, body
                 reason = f"HTTP {status}"
                 if status == 429 or status >= 500:
                     if status == 429:
@@ -439,6 +473,76 @@ class Poller:
             self.stats.retries += 1
             self._log.warning("%s", self._redact(f"GET {url}: {reason}; retry {attempt}/{c.retries} in {delay:.2f}s"))
             self._sleep(delay)
+
+    def _request(
+        self, session: requests.Session, url: str, query: dict[str, str] | None, headers: dict[str, str]
+    ) -> tuple[requests.Response, bytes]:
+        """One GET within ``request_timeout``; the body is read only for a success."""
+        c = self.config
+        cert = (c.client_cert, c.client_key) if c.client_cert and c.client_key else c.client_cert
+        self._deadline = time.monotonic() + c.request_timeout
+        try:
+            response = session.get(
+                url,
+                params=query,
+                headers=headers,
+                # No single wait may outlast the whole request:
+                timeout=(min(c.connect_timeout, c.request_timeout), min(c.read_timeout, c.request_timeout)),
+                verify=(c.ca_bundle or True) if c.tls_verify else False,
+                cert=cert,
+                # Per request, so that they win over HTTP(S)_PROXY from the environment.
+                proxies={"http": c.proxy, "https": c.proxy} if c.proxy else None,
+                stream=True,  # the body is read by _read_body, where the deadline and stop() apply
+                hooks={"response": self._arrived},
+            )
+            self._check_deadline()  # the headers alone may have taken that long
+            body = self._read_body(response) if 200 <= response.status_code < 300 else b""
+            return response, body
+        finally:
+            self._release()
+
+    def _arrived(self, response: requests.Response, **_: Any) -> None:
+        """requests' response hook, called for every response (redirects too) once its headers are in."""
+        with self._lock:
+            self._inflight = response
+        if self._stop.is_set():
+            self._cut()  # stop() came before the response could be cut
+        if response.is_redirect:
+            self._read_body(response)  # requests would read it itself, with no deadline
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        """The body, a piece at a time: after each piece, the deadline is checked."""
+        body = bytearray()
+        try:
+            # read1 returns what the socket has, where read(n) would wait for n bytes.
+            while chunk := response.raw.read1(CHUNK, decode_content=True):
+                body += chunk
+                self._check_deadline()
+        except Exception:
+            if self._stop.is_set():
+                raise Stopped from None  # the read failed because stop() cut it
+            raise
+        if self._stop.is_set():
+            raise Stopped  # a cut can also look like the end of a body without a length
+        return bytes(body)
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self._deadline:
+            raise RequestTimeoutError(f"took longer than request_timeout ({self.config.request_timeout:g} s)")
+
+    def _cut(self) -> None:
+        """Interrupt the read of the response in flight, if any; callable from any thread."""
+        with self._lock:
+            if self._inflight is not None:
+                # urllib3's shutdown is meant for this: the blocked read returns at once.
+                with contextlib.suppress(ValueError, RuntimeError, OSError):  # already read or closed
+                    self._inflight.raw.shutdown()
+
+    def _release(self) -> None:
+        with self._lock:
+            response, self._inflight = self._inflight, None
+        if response is not None:
+            response.close()
 
 
 def quiet_insecure_warnings() -> None:

@@ -8,6 +8,12 @@ The payload of every event is one compact JSON object, the *envelope*::
 ``id`` is the record id read with the ``id`` pointer (``null`` without one),
 ``record`` is the record exactly as the API sent it. Fields read the
 envelope only, so they work on events read back from a capture file too.
+
+JSON may hold text that UTF-8 cannot: a lone UTF-16 surrogate such as
+``"\\ud800"``, which Python decodes into a ``str`` that refuses to encode. Such
+a character is written back as the escape it came as (:func:`utf8`), so the
+payload is UTF-8 and still decodes to exactly the record the API sent; one
+odd record never stops the stream.
 """
 
 from __future__ import annotations
@@ -22,7 +28,18 @@ from typing import Any
 
 from .pointer import MISSING, Pointer
 
-__all__ = ["Envelope", "record_key", "record_id", "parse_timestamp", "encode", "decode", "UNITS"]
+__all__ = [
+    "Envelope",
+    "record_key",
+    "record_id",
+    "parse_timestamp",
+    "encode",
+    "decode",
+    "utf8",
+    "fits_utf8",
+    "host_text",
+    "UNITS",
+]
 
 UNITS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,6 +49,31 @@ _NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def utf8(text: str) -> bytes:
+    """``text`` in UTF-8, each lone surrogate written as its ``\\uXXXX`` escape.
+
+    In JSON text a lone surrogate can only sit inside a string, where that
+    escape is valid JSON for the very same character: JSON stays lossless.
+    """
+    return text.encode("utf-8", "backslashreplace")
+
+
+def fits_utf8(text: str) -> bool:
+    """Whether UTF-8 can hold ``text``: a JSON string can carry a lone surrogate that it cannot."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def host_text(text: str) -> str:
+    """``text`` as Falco can take it (UTF-8), lone surrogates escaped as :func:`utf8` does."""
+    return text if fits_utf8(text) else utf8(text).decode("utf-8")
 
 
 def record_id(record: Any, pointer: Pointer | None) -> str | None:
@@ -96,7 +138,7 @@ class Envelope:
 
 def encode(url: str, status: int, rid: str | None, record: Any) -> bytes:
     """The payload of the event carrying ``record``."""
-    return _compact({"url": url, "status": status, "id": rid, "record": record}).encode()
+    return utf8(_compact({"url": url, "status": status, "id": rid, "record": record}))
 
 
 def decode(payload: bytes) -> Envelope:
@@ -104,4 +146,7 @@ def decode(payload: bytes) -> Envelope:
     doc = json.loads(payload)
     if not isinstance(doc, dict) or not {"url", "status", "record"} <= doc.keys():
         raise ValueError("not an http_poll event payload")
-    return Envelope(str(doc["url"]), int(doc["status"]), doc.get("id"), doc["record"])
+    rid = doc.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise ValueError("not an http_poll event payload")
+    return Envelope(str(doc["url"]), int(doc["status"]), rid, doc["record"])

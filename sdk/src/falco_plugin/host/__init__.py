@@ -15,8 +15,17 @@ symbols, capabilities, fields JSON); ``init`` validates the configuration
 against the plugin's schema first; events are copied out of the plugin,
 checked like libscap does and numbered from 1; ``extract`` sends one field
 per call with the argument parsed like a Falco filter would.
+
+That checking layer is built on :mod:`falco_plugin.host.raw`, which calls
+each ``plugin_*`` function directly and checks nothing: use it to do what no
+real host does (malformed events, arbitrary requests, reading returned
+memory after later calls). ``PluginLibrary.raw`` and ``PluginHandle.raw``
+lead from one layer to the other. :mod:`falco_plugin.host.runners` puts this
+host and the C host program (``chost.c``) behind one small interface, so a
+test can run on both (the ``host`` fixture of :mod:`falco_plugin.testing`).
 """
 
+from . import raw
 from ._ffi import Rc
 from .capture import Capture
 from .errors import ExtractionError, FieldExpressionError, HostError, LoadError
@@ -42,4 +51,5 @@ __all__ = [
     "Rc",
     "Value",
     "parse_field_expression",
+    "raw",
 ]

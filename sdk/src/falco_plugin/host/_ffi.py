@@ -26,7 +26,6 @@ ffi.cdef("int sscanf(const char *str, const char *format, ...);")
 _libc: Any = ffi.dlopen(None)
 
 PLUGIN_MAX_ERRLEN = 1024
-UINT64_MAX = 2**64 - 1
 
 
 class Rc(enum.IntEnum):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._ffi import Rc, ffi, rc_of, text_of
+from ._ffi import Rc, ffi, rc_of
 from .errors import HostError
 from .events import HostEvent, check_source_event
+from .raw import Instance
 
 if TYPE_CHECKING:
     from .handle import PluginHandle
@@ -33,20 +34,15 @@ class Capture:
         self._name, self._id = info.name, info.id
         self._source = info.event_source or "syscall"
         self._pending: tuple[Rc | int, list[HostEvent]] | None = None
-        self._nevts = ffi.new("uint32_t *")
-        self._evts = ffi.new("ss_plugin_event ***")
-        self._instance: Any = ffi.NULL
-        self._open = False
-        rc = ffi.new("ss_plugin_rc *", Rc.FAILURE)
-        instance = handle._call("open", handle._state, params.encode(), rc)
-        if rc[0] != Rc.SUCCESS:
+        self._instance: Instance | None = None
+        rc, instance = handle._state.open(params)
+        if rc != Rc.SUCCESS or instance is None:
             raise HostError(handle.last_error)
         self._instance = instance
-        self._open = True
 
     @property
     def is_open(self) -> bool:
-        return self._open
+        return self._instance is not None
 
     def next_batch(self) -> tuple[Rc | int, list[HostEvent]]:
         """One ``plugin_next_batch``: its return code and its events, copied, checked and numbered.
@@ -54,14 +50,15 @@ class Capture:
         If :meth:`events` stopped in the middle of a batch, the rest of that
         batch (and its return code) comes first, without calling the plugin.
         """
-        self._require_open()
         pending, self._pending = self._pending, None
         if pending is not None and (pending[1] or pending[0] != Rc.SUCCESS):
             return pending
-        rc = rc_of(self.handle._call("next_batch", self.handle._state, self._instance, self._nevts, self._evts))
+        instance = self._require_open()
+        code, n, array = instance.call_next_batch()
+        rc = rc_of(code)
         events = []
-        for i in range(self._nevts[0]):
-            ptr = self._evts[0][i]
+        for i in range(n):
+            ptr = array[i]
             raw = bytearray(ffi.buffer(ptr, ptr.len))
             check_source_event(raw, self._name, self._id)
             self.count += 1
@@ -110,23 +107,22 @@ class Capture:
 
     def progress(self) -> tuple[float, str]:
         """``plugin_get_progress`` as (percent 0..100, text); (0.0, "") when the plugin has none."""
-        fn = self.handle.library.symbol("get_progress")
-        if fn is None or not self._open:
+        if self._instance is None or not self.handle.library.has("get_progress"):
             return 0.0, ""
-        pct = ffi.new("uint32_t *")
-        text = text_of(fn(self.handle._state, self._instance, pct))
-        return pct[0] / 100.0, text
+        pct, text = self._instance.progress()
+        return pct / 100.0, text
 
-    def _require_open(self) -> None:
-        if not self._open:
+    def _require_open(self) -> Instance:
+        if self._instance is None:
             raise HostError(f"the capture of plugin {self._name} is closed")
+        return self._instance
 
     def close(self) -> None:
         """``plugin_close`` (idempotent)."""
-        if self._open:
-            self._open = False
+        if self._instance is not None:
+            instance, self._instance = self._instance, None
             self._pending = None
-            self.handle._call("close", self.handle._state, self._instance)
+            instance.close()
         self.handle._forget(self)
 
     def __enter__(self) -> Capture:
@@ -136,4 +132,4 @@ class Capture:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Capture({self._name!r}, params={self.params!r}, open={self._open}, count={self.count})"
+        return f"Capture({self._name!r}, params={self.params!r}, open={self.is_open}, count={self.count})"

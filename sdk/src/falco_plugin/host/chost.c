@@ -1,22 +1,34 @@
 /*
- * falco-plugin-chost: a plain C program that loads one plugin library the way
+ * falco-plugin-chost: a plain C program that loads plugin libraries the way
  * libsinsp does (dlopen RTLD_LAZY, symbols by name, numeric API version
- * check), runs its source and extracts fields, then unloads it and exits.
+ * check), runs their sources and extracts fields, then unloads them and exits.
  *
  * It exists to prove what only a non-Python process can: that a library built
  * by the SDK starts Python by itself, leaves the host's signal handlers alone,
- * survives dlclose + exit, and how fast it is when called from C.
+ * survives dlclose + exit, shares one process (and one interpreter) with other
+ * plugin libraries, read on several threads at once as Falco reads several
+ * event sources, and how fast it is when called from C.
  *
- *   falco-plugin-chost LIB [--config S] [--open S] [--fields f1,f2] [-n N]
- *                          [--bench-source N] [--bench-extract N] [--quiet]
+ *   falco-plugin-chost LIB [OPTIONS] [--lib LIB [OPTIONS]]... [--threads] [--quiet]
  *
- * Output: one line per event, "evt <num> <field>=<value> ...", then
- * "done events=<n> rc=<last rc>". Bench mode prints "bench <what> <ns>".
+ * OPTIONS belong to the library named last (before any, to the first one):
+ *   --config S  --open S  --fields f1,f2  -n N  --bench-source N  --bench-extract N
+ * --threads reads each source on its own thread; otherwise one batch is taken
+ * from each source in turn until all have ended. --quiet prints no events.
+ *
+ * Output: "plugin <name> <version>" per library, "signals: unchanged|CHANGED"
+ * once all are initialised, one line per event "evt <num> <field>=<value> ...",
+ * then "done events=<n> rc=<last rc>" per library; bench mode prints
+ * "bench <what> <ns>". With several libraries every event, done and bench line
+ * starts with "<plugin name> " ("<plugin name>#<position>" for a library named
+ * twice) and errors read "error: <plugin name>: ...".
  * Exit status: 0 on success, 1 on a plugin failure, 2 on bad usage.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +41,9 @@
 #define HOST_MINOR 12
 #define HOST_PATCH 0
 #define MAX_FIELDS 64
+#define MAX_LIBS 8
+/* libsinsp's flag for list fields (what it puts in ss_plugin_extract_field.flist). */
+#define EPF_IS_LIST (1u << 6)
 
 typedef struct {
     const char *(*get_required_api_version)(void);
@@ -39,6 +54,7 @@ typedef struct {
     void (*destroy)(ss_plugin_t *);
     const char *(*get_last_error)(ss_plugin_t *);
     uint32_t (*get_id)(void);
+    const char *(*get_event_source)(void);
     ss_instance_t *(*open)(ss_plugin_t *, const char *, ss_plugin_rc *);
     void (*close)(ss_plugin_t *, ss_instance_t *);
     ss_plugin_rc (*next_batch)(ss_plugin_t *, ss_instance_t *, uint32_t *, ss_plugin_event ***);
@@ -49,7 +65,7 @@ typedef struct {
 typedef struct {
     char name[128];
     char type[16];
-    int is_index, is_key;
+    int is_index, is_key, is_list;
 } field_t;
 
 typedef struct {
@@ -59,7 +75,33 @@ typedef struct {
     const char *label;
 } request_t;
 
-static int quiet;
+/* One library: what the command line says about it, and its run. */
+typedef struct {
+    const char *path, *config, *params, *fields_arg;
+    long max_events, bench_source, bench_extract;
+    const char *label; /* the path until the plugin names itself */
+    char label_buf[160];
+    void *dl;
+    api_t api;
+    field_t fields[MAX_FIELDS];
+    int nfields;
+    request_t req[MAX_FIELDS];
+    int nreq;
+    char *spec;
+    ss_plugin_t *s;
+    ss_instance_t *inst;
+    const char *evtsrc;
+    uint64_t num;
+    ss_plugin_rc rc;
+    int done, failed;
+    double src_ns, ext_ns;
+    uint64_t ext_calls, sink;
+    FILE *line; /* an event's output line is built here, then written to stdout at once */
+    char *line_buf;
+    size_t line_len;
+} plugin_t;
+
+static int quiet, multi;
 
 static void host_log(ss_plugin_owner_t *o, const char *component, const char *msg, ss_plugin_log_severity sev) {
     (void)o;
@@ -79,7 +121,28 @@ static double now_ns(void) {
     return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
 }
 
-/* Minimal scan of the get_fields JSON: the name, type and arg flags of each entry. */
+/* "error: [<plugin>: ]<message>" on stderr, in one write (threads may report at once). */
+static void error(const plugin_t *p, const char *fmt, ...) {
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (multi && p) {
+        fprintf(stderr, "error: %s: %s\n", p->label, msg);
+    } else {
+        fprintf(stderr, "error: %s\n", msg);
+    }
+}
+
+/* The prefix of a per-library output line. */
+static void line_start(const plugin_t *p, FILE *out) {
+    if (multi) {
+        fprintf(out, "%s ", p->label);
+    }
+}
+
+/* Minimal scan of the get_fields JSON: the name, type, list and arg flags of each entry. */
 static int parse_fields(const char *json, field_t *out, int max) {
     int n = -1, depth = 0;
     const char *p = json;
@@ -132,6 +195,9 @@ static int parse_fields(const char *json, field_t *out, int max) {
             if (n >= 0 && depth == 2 && strcmp(key, "isKey") == 0) {
                 out[n].is_key = 1;
             }
+            if (n >= 0 && depth == 1 && strcmp(key, "isList") == 0) {
+                out[n].is_list = 1;
+            }
             want_value = 0;
             p += 4;
         } else {
@@ -142,6 +208,21 @@ static int parse_fields(const char *json, field_t *out, int max) {
         }
     }
     return n + 1;
+}
+
+static uint32_t ftype_of(const char *type) {
+    static const struct {
+        const char *name;
+        uint32_t code;
+    } types[] = {{"uint64", FTYPE_UINT64}, {"string", FTYPE_STRING}, {"reltime", FTYPE_RELTIME},
+                 {"abstime", FTYPE_ABSTIME}, {"bool", FTYPE_BOOL},     {"ipaddr", FTYPE_IPADDR},
+                 {"ipnet", FTYPE_IPNET}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strcmp(type, types[i].name) == 0) {
+            return types[i].code;
+        }
+    }
+    return 0;
 }
 
 static int version_ok(const char *v, char *why, size_t n) {
@@ -158,73 +239,38 @@ static int version_ok(const char *v, char *why, size_t n) {
     return 1;
 }
 
-static void print_value(const field_t *f, const ss_plugin_extract_field *x) {
+static void print_value(FILE *out, const field_t *f, const ss_plugin_extract_field *x) {
     for (uint64_t i = 0; i < x->res_len; i++) {
         if (i) {
-            putchar(',');
+            fputc(',', out);
         }
         if (strcmp(f->type, "string") == 0) {
-            fputs(x->res.str[i], stdout);
+            fputs(x->res.str[i], out);
         } else if (strcmp(f->type, "bool") == 0) {
-            fputs(x->res.boolean[i] ? "true" : "false", stdout);
+            fputs(x->res.boolean[i] ? "true" : "false", out);
         } else if (strcmp(f->type, "ipaddr") == 0 || strcmp(f->type, "ipnet") == 0) {
-            printf("<%u bytes>", x->res.buf[i].len);
+            fprintf(out, "<%u bytes>", x->res.buf[i].len);
         } else {
-            printf("%llu", (unsigned long long)x->res.u64[i]);
+            fprintf(out, "%llu", (unsigned long long)x->res.u64[i]);
         }
     }
     if (x->res_len == 0) {
-        fputs("<none>", stdout);
+        fputs("<none>", out);
     }
 }
 
 static void sigint_handler(int sig) { (void)sig; }
 
-int main(int argc, char **argv) {
-    const char *lib = NULL, *config = "", *params = "", *fields_arg = NULL;
-    long max_events = -1, bench_source = 0, bench_extract = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
-            config = argv[++i];
-        } else if (!strcmp(argv[i], "--open") && i + 1 < argc) {
-            params = argv[++i];
-        } else if (!strcmp(argv[i], "--fields") && i + 1 < argc) {
-            fields_arg = argv[++i];
-        } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-            max_events = atol(argv[++i]);
-        } else if (!strcmp(argv[i], "--bench-source") && i + 1 < argc) {
-            bench_source = atol(argv[++i]);
-        } else if (!strcmp(argv[i], "--bench-extract") && i + 1 < argc) {
-            bench_extract = atol(argv[++i]);
-        } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = 1;
-        } else if (!lib && argv[i][0] != '-') {
-            lib = argv[i];
-        } else {
-            fprintf(stderr, "usage: %s LIB [--config S] [--open S] [--fields a,b] [-n N] "
-                            "[--bench-source N] [--bench-extract N] [--quiet]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (!lib) {
-        fprintf(stderr, "missing plugin library\n");
-        return 2;
-    }
-
-    /* A host-installed handler that the plugin must leave alone. */
-    struct sigaction sa, before, after;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = sigint_handler;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGINT, NULL, &before);
-
-    void *h = dlopen(lib, RTLD_LAZY);
-    if (!h) {
-        fprintf(stderr, "error: can't load plugin dynamic library: %s\n", dlerror());
+/* dlopen, symbols, API version, then the field requests. 0, or the exit status. */
+static int load(plugin_t *p) {
+    p->label = p->path;
+    p->dl = dlopen(p->path, RTLD_LAZY);
+    if (!p->dl) {
+        error(p, "can't load plugin dynamic library: %s", dlerror());
         return 1;
     }
-    api_t api;
-#define SYM(n) *(void **)(&api.n) = dlsym(h, "plugin_" #n)
+    api_t *api = &p->api;
+#define SYM(n) *(void **)(&api->n) = dlsym(p->dl, "plugin_" #n)
     SYM(get_required_api_version);
     SYM(get_name);
     SYM(get_version);
@@ -233,32 +279,35 @@ int main(int argc, char **argv) {
     SYM(destroy);
     SYM(get_last_error);
     SYM(get_id);
+    SYM(get_event_source);
     SYM(open);
     SYM(close);
     SYM(next_batch);
     SYM(get_fields);
     SYM(extract_fields);
 #undef SYM
-    if (!api.get_required_api_version || !api.get_name || !api.get_version || !api.init || !api.destroy ||
-        !api.get_last_error) {
-        fprintf(stderr, "error: required symbol not implemented\n");
+    if (!api->get_required_api_version || !api->get_name || !api->get_version || !api->init || !api->destroy ||
+        !api->get_last_error) {
+        error(p, "required symbol not implemented");
         return 1;
     }
     char why[256];
-    if (!version_ok(api.get_required_api_version(), why, sizeof why)) {
-        fprintf(stderr, "error: %s\n", why);
+    if (!version_ok(api->get_required_api_version(), why, sizeof why)) {
+        error(p, "%s", why);
         return 1;
     }
-    printf("plugin %s %s\n", api.get_name(), api.get_version());
+    p->label = api->get_name();
+    printf("plugin %s %s\n", p->label, api->get_version());
+    /* Like libsinsp, events carry the source's name; "plugin" for a plugin that has none. */
+    const char *src = api->get_event_source ? api->get_event_source() : NULL;
+    p->evtsrc = src && *src ? src : "plugin";
 
-    field_t fields[MAX_FIELDS];
-    int nfields = api.get_fields ? parse_fields(api.get_fields(), fields, MAX_FIELDS) : 0;
-    request_t req[MAX_FIELDS];
-    int nreq = 0;
-    char *spec = fields_arg ? strdup(fields_arg) : NULL;
-    for (char *tok = spec ? strtok(spec, ",") : NULL; tok; tok = strtok(NULL, ",")) {
+    p->nfields = api->get_fields && api->extract_fields ? parse_fields(api->get_fields(), p->fields, MAX_FIELDS) : 0;
+    p->spec = p->fields_arg ? strdup(p->fields_arg) : NULL;
+    char *save = NULL;
+    for (char *tok = p->spec ? strtok_r(p->spec, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
         char *br = strchr(tok, '[');
-        request_t *r = &req[nreq];
+        request_t *r = &p->req[p->nreq];
         memset(r, 0, sizeof *r);
         r->label = tok;
         r->id = -1;
@@ -266,138 +315,323 @@ int main(int argc, char **argv) {
         if (br) {
             char *end = strchr(br, ']');
             if (!end) {
-                fprintf(stderr, "error: %s has unbalanced argument brackets\n", tok);
+                error(p, "%s has unbalanced argument brackets", tok);
                 return 2;
             }
             snprintf(r->arg, sizeof r->arg, "%.*s", (int)(end - br - 1), br + 1);
             r->has_arg = 1;
         }
-        for (int i = 0; i < nfields; i++) {
-            if (strlen(fields[i].name) == nlen && strncmp(fields[i].name, tok, nlen) == 0) {
+        for (int i = 0; i < p->nfields; i++) {
+            if (strlen(p->fields[i].name) == nlen && strncmp(p->fields[i].name, tok, nlen) == 0) {
                 r->id = i;
             }
         }
         if (r->id < 0) {
-            fprintf(stderr, "error: unknown field %s\n", tok);
+            error(p, "unknown field %s", tok);
             return 2;
         }
-        if (++nreq == MAX_FIELDS) {
+        if (++p->nreq == MAX_FIELDS) {
             break;
         }
     }
+    return 0;
+}
 
+static int init(plugin_t *p) {
     ss_plugin_schema_type stype = SS_PLUGIN_SCHEMA_NONE;
-    const char *schema = api.get_init_schema ? api.get_init_schema(&stype) : NULL;
+    const char *schema = p->api.get_init_schema ? p->api.get_init_schema(&stype) : NULL;
+    const char *config = p->config;
     if (schema && *schema && stype == SS_PLUGIN_SCHEMA_JSON && !*config) {
         config = "{}"; /* as libsinsp does */
     }
-    ss_plugin_init_input in = {config, (ss_plugin_owner_t *)&api, owner_error, NULL, host_log};
+    ss_plugin_init_input in = {config, (ss_plugin_owner_t *)p, owner_error, NULL, host_log};
     ss_plugin_rc rc = SS_PLUGIN_FAILURE;
-    ss_plugin_t *s = api.init(&in, &rc);
+    p->s = p->api.init(&in, &rc);
     if (rc != SS_PLUGIN_SUCCESS) {
-        fprintf(stderr, "error: could not initialize plugin: %s\n", s ? api.get_last_error(s) : "(no state)");
-        if (s) {
-            api.destroy(s);
+        error(p, "could not initialize plugin: %s", p->s ? p->api.get_last_error(p->s) : "(no state)");
+        return 1;
+    }
+    return 0;
+}
+
+static int has_source(const plugin_t *p) { return p->api.open && p->api.next_batch && p->api.close; }
+
+static int open_source(plugin_t *p) {
+    ss_plugin_rc rc = SS_PLUGIN_FAILURE;
+    ss_instance_t *inst = p->api.open(p->s, p->params, &rc);
+    if (rc != SS_PLUGIN_SUCCESS) {
+        error(p, "open: %s", p->api.get_last_error(p->s));
+        return 1;
+    }
+    p->inst = inst;
+    p->line = open_memstream(&p->line_buf, &p->line_len);
+    if (!p->line) {
+        error(p, "cannot allocate an output buffer");
+        return 1;
+    }
+    return 0;
+}
+
+static long limit_of(const plugin_t *p) {
+    return p->bench_source ? p->bench_source : (p->bench_extract ? p->bench_extract : p->max_events);
+}
+
+/* One event: every requested field, one extract_fields call each (as libsinsp does), one output line. */
+static void extract_event(plugin_t *p, ss_plugin_event *evt) {
+    int print = !quiet && !p->bench_source && !p->bench_extract;
+    p->num++;
+    ss_plugin_event_input ev = {evt, p->num, p->evtsrc};
+    FILE *out = p->line;
+    if (print) {
+        fseeko(out, 0, SEEK_SET);
+        line_start(p, out);
+        fprintf(out, "evt %llu", (unsigned long long)p->num);
+    }
+    for (int k = 0; k < p->nreq; k++) {
+        const request_t *r = &p->req[k];
+        const field_t *fi = &p->fields[r->id];
+        ss_plugin_extract_field f;
+        memset(&f, 0, sizeof f);
+        f.field_id = (uint32_t)r->id;
+        f.field = fi->name;
+        f.ftype = ftype_of(fi->type);
+        f.flist = fi->is_list ? EPF_IS_LIST : 0;
+        if (r->has_arg) {
+            f.arg_present = 1;
+            if (fi->is_index) {
+                f.arg_index = strtoull(r->arg, NULL, 10);
+            } else {
+                f.arg_key = r->arg;
+            }
         }
-        dlclose(h);
-        return 1;
+        ss_plugin_field_extract_input xi;
+        memset(&xi, 0, sizeof xi);
+        xi.owner = (ss_plugin_owner_t *)p;
+        xi.get_owner_last_error = owner_error;
+        xi.num_fields = 1;
+        xi.fields = &f;
+        double t1 = now_ns();
+        ss_plugin_rc xr = p->api.extract_fields(p->s, &ev, &xi);
+        p->ext_ns += now_ns() - t1;
+        p->ext_calls++;
+        if (xr == SS_PLUGIN_SUCCESS && f.res_len) {
+            p->sink += f.res.u64 ? 1 : 0;
+        }
+        if (print) {
+            fprintf(out, " %s=", r->label);
+            if (xr != SS_PLUGIN_SUCCESS) {
+                fprintf(out, "<error: %s>", p->api.get_last_error(p->s));
+            } else {
+                print_value(out, fi, &f);
+            }
+        }
     }
-    sigaction(SIGINT, NULL, &after);
-    printf("signals: %s\n", after.sa_handler == before.sa_handler ? "unchanged" : "CHANGED");
-    if (!api.open || !api.next_batch || !api.close) {
+    if (print) {
+        /* One write per line: sources on other threads print their own lines meanwhile. */
+        fputc('\n', out);
+        fflush(out);
+        fwrite(p->line_buf, 1, p->line_len, stdout);
+    }
+}
+
+/* One next_batch call and its events; sets done at EOF, on failure, or at the event limit. */
+static void step(plugin_t *p) {
+    long limit = limit_of(p);
+    if (limit >= 0 && (long)p->num >= limit) {
+        p->done = 1;
+        return;
+    }
+    uint32_t n = 0;
+    ss_plugin_event **evts = NULL;
+    double t0 = now_ns();
+    p->rc = p->api.next_batch(p->s, p->inst, &n, &evts);
+    p->src_ns += now_ns() - t0;
+    if (p->rc == SS_PLUGIN_TIMEOUT) {
+        return;
+    }
+    if (p->rc != SS_PLUGIN_SUCCESS && p->rc != SS_PLUGIN_EOF) {
+        error(p, "next_batch: %s", p->api.get_last_error(p->s));
+        p->failed = 1;
+        p->done = 1;
+        return;
+    }
+    for (uint32_t i = 0; i < n && (limit < 0 || (long)p->num < limit); i++) {
+        extract_event(p, evts[i]);
+    }
+    if (p->rc == SS_PLUGIN_EOF) {
+        p->done = 1;
+    }
+}
+
+static void *run_source(void *arg) {
+    plugin_t *p = (plugin_t *)arg;
+    while (!p->done) {
+        step(p);
+    }
+    return NULL;
+}
+
+static void report(const plugin_t *p) {
+    if (!has_source(p)) {
+        line_start(p, stdout);
         printf("done events=0 rc=no-source\n");
-        api.destroy(s);
-        dlclose(h);
-        return 0;
+        return;
     }
-    ss_instance_t *inst = api.open(s, params, &rc);
-    if (rc != SS_PLUGIN_SUCCESS) {
-        fprintf(stderr, "error: open: %s\n", api.get_last_error(s));
-        api.destroy(s);
-        dlclose(h);
-        return 1;
+    if (p->bench_source) {
+        line_start(p, stdout);
+        printf("bench source_ns_per_event %.1f\n", p->num ? p->src_ns / (double)p->num : 0.0);
+    }
+    if (p->bench_extract) {
+        line_start(p, stdout);
+        printf("bench extract_ns_per_call %.1f\n", p->ext_calls ? p->ext_ns / (double)p->ext_calls : 0.0);
+    }
+    line_start(p, stdout);
+    printf("done events=%llu rc=%d\n", (unsigned long long)p->num, (int)p->rc);
+}
+
+/* What Falco does at teardown: close the sources, destroy the states, then unload the libraries. */
+static void unload(plugin_t *ps, int n) {
+    for (int k = 0; k < n; k++) {
+        if (ps[k].inst) {
+            ps[k].api.close(ps[k].s, ps[k].inst);
+            ps[k].inst = NULL;
+        }
+        if (ps[k].s) {
+            ps[k].api.destroy(ps[k].s);
+            ps[k].s = NULL;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        if (ps[k].dl) {
+            dlclose(ps[k].dl);
+            ps[k].dl = NULL;
+        }
+        free(ps[k].spec);
+        ps[k].spec = NULL;
+        if (ps[k].line) {
+            fclose(ps[k].line);
+            free(ps[k].line_buf);
+            ps[k].line = NULL;
+        }
+    }
+}
+
+static int usage(const char *argv0) {
+    fprintf(stderr,
+            "usage: %s LIB [--config S] [--open S] [--fields a,b] [-n N] [--bench-source N] [--bench-extract N]\n"
+            "       [--lib LIB [same options]]... [--threads] [--quiet]\n",
+            argv0);
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    static plugin_t ps[MAX_LIBS];
+    int nlibs = 0, cur = 0, threads = 0;
+    for (int k = 0; k < MAX_LIBS; k++) {
+        ps[k].config = "";
+        ps[k].params = "";
+        ps[k].max_events = -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        plugin_t *p = &ps[cur];
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            p->config = argv[++i];
+        } else if (!strcmp(argv[i], "--open") && i + 1 < argc) {
+            p->params = argv[++i];
+        } else if (!strcmp(argv[i], "--fields") && i + 1 < argc) {
+            p->fields_arg = argv[++i];
+        } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+            p->max_events = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--bench-source") && i + 1 < argc) {
+            p->bench_source = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--bench-extract") && i + 1 < argc) {
+            p->bench_extract = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (!strcmp(argv[i], "--threads")) {
+            threads = 1;
+        } else if (((!strcmp(argv[i], "--lib") && i + 1 < argc) || (!nlibs && argv[i][0] != '-')) &&
+                   nlibs < MAX_LIBS) {
+            cur = nlibs++;
+            ps[cur].path = argv[i][0] == '-' ? argv[++i] : argv[i];
+        } else {
+            return usage(argv[0]);
+        }
+    }
+    if (!nlibs) {
+        fprintf(stderr, "missing plugin library\n");
+        return 2;
+    }
+    multi = nlibs > 1;
+
+    /* A host-installed handler that the plugins must leave alone. */
+    struct sigaction sa, before, after;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sigint_handler;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGINT, NULL, &before);
+
+    int status = 0;
+    for (int k = 0; k < nlibs && !status; k++) {
+        status = load(&ps[k]);
+        for (int j = 0; j < k && !status; j++) {
+            if (strcmp(ps[j].label, ps[k].label) == 0) { /* the same plugin twice: "<name>#<position>" */
+                snprintf(ps[k].label_buf, sizeof ps[k].label_buf, "%s#%d", ps[k].api.get_name(), k + 1);
+                ps[k].label = ps[k].label_buf;
+                break;
+            }
+        }
+    }
+    for (int k = 0; k < nlibs && !status; k++) {
+        status = init(&ps[k]);
+    }
+    if (!status) {
+        sigaction(SIGINT, NULL, &after);
+        printf("signals: %s\n", after.sa_handler == before.sa_handler ? "unchanged" : "CHANGED");
+    }
+    for (int k = 0; k < nlibs && !status; k++) {
+        if (has_source(&ps[k])) {
+            status = open_source(&ps[k]);
+        } else {
+            ps[k].done = 1;
+        }
+    }
+    if (status) {
+        unload(ps, nlibs);
+        return status;
     }
 
-    uint64_t num = 0;
-    int status = 0;
-    double src_ns = 0, ext_ns = 0;
-    uint64_t ext_calls = 0, sink = 0;
-    long limit = bench_source ? bench_source : (bench_extract ? bench_extract : max_events);
-    while (limit < 0 || (long)num < limit) {
-        uint32_t n = 0;
-        ss_plugin_event **evts = NULL;
-        double t0 = now_ns();
-        rc = api.next_batch(s, inst, &n, &evts);
-        src_ns += now_ns() - t0;
-        if (rc == SS_PLUGIN_TIMEOUT) {
-            continue;
-        }
-        if (rc != SS_PLUGIN_SUCCESS && rc != SS_PLUGIN_EOF) {
-            fprintf(stderr, "error: next_batch: %s\n", api.get_last_error(s));
-            status = 1;
-            break;
-        }
-        for (uint32_t i = 0; i < n && (limit < 0 || (long)num < limit); i++) {
-            num++;
-            ss_plugin_event_input ev = {evts[i], num, "plugin"};
-            if (!quiet && !bench_source && !bench_extract) {
-                printf("evt %llu", (unsigned long long)num);
-            }
-            for (int k = 0; k < nreq; k++) {
-                ss_plugin_extract_field f;
-                memset(&f, 0, sizeof f);
-                f.field_id = (uint32_t)req[k].id;
-                f.field = fields[req[k].id].name;
-                if (req[k].has_arg) {
-                    f.arg_present = 1;
-                    if (fields[req[k].id].is_index) {
-                        f.arg_index = strtoull(req[k].arg, NULL, 10);
-                    } else {
-                        f.arg_key = req[k].arg;
-                    }
-                }
-                ss_plugin_field_extract_input xi;
-                memset(&xi, 0, sizeof xi);
-                xi.owner = &api;
-                xi.get_owner_last_error = owner_error;
-                xi.num_fields = 1;
-                xi.fields = &f;
-                double t1 = now_ns();
-                ss_plugin_rc xr = api.extract_fields(s, &ev, &xi);
-                ext_ns += now_ns() - t1;
-                ext_calls++;
-                if (xr == SS_PLUGIN_SUCCESS && f.res_len) {
-                    sink += f.res.u64 ? 1 : 0;
-                }
-                if (!quiet && !bench_source && !bench_extract) {
-                    printf(" %s=", req[k].label);
-                    if (xr != SS_PLUGIN_SUCCESS) {
-                        printf("<error: %s>", api.get_last_error(s));
-                    } else {
-                        print_value(&fields[req[k].id], &f);
-                    }
-                }
-            }
-            if (!quiet && !bench_source && !bench_extract) {
-                putchar('\n');
+    if (threads) {
+        pthread_t tid[MAX_LIBS];
+        int started[MAX_LIBS] = {0};
+        for (int k = 0; k < nlibs; k++) {
+            started[k] = !ps[k].done && pthread_create(&tid[k], NULL, run_source, &ps[k]) == 0;
+            if (!ps[k].done && !started[k]) {
+                error(&ps[k], "cannot start a thread");
+                ps[k].failed = 1;
             }
         }
-        if (rc == SS_PLUGIN_EOF) {
-            break;
+        for (int k = 0; k < nlibs; k++) {
+            if (started[k]) {
+                pthread_join(tid[k], NULL);
+            }
+        }
+    } else {
+        for (int active = 1; active;) {
+            active = 0;
+            for (int k = 0; k < nlibs; k++) {
+                if (!ps[k].done && !ps[k].failed) {
+                    step(&ps[k]);
+                    active |= !ps[k].done;
+                }
+            }
         }
     }
-    if (bench_source) {
-        printf("bench source_ns_per_event %.1f\n", num ? src_ns / (double)num : 0.0);
+    for (int k = 0; k < nlibs; k++) {
+        report(&ps[k]);
+        status |= ps[k].failed;
     }
-    if (bench_extract) {
-        printf("bench extract_ns_per_call %.1f\n", ext_calls ? ext_ns / (double)ext_calls : 0.0);
-    }
-    printf("done events=%llu rc=%d\n", (unsigned long long)num, (int)rc);
     fflush(stdout);
-    api.close(s, inst);
-    api.destroy(s);
-    dlclose(h);
-    (void)sink;
-    free(spec);
+    unload(ps, nlibs);
     return status;
 }

@@ -1,7 +1,10 @@
 """The C host program (``chost.c``): compile it with the system C compiler.
 
-It loads a plugin from a plain, non-Python process, as Falco does; tests use
-it for the cold-start path and the benchmark for timing hot paths from C.
+It loads plugins from a plain, non-Python process, as Falco does: one library,
+or several in one process (``--lib``), read in turn or on one thread each
+(``--threads``). Tests use it for the cold-start path and multi-plugin
+processes, the benchmark for timing hot paths from C; its usage is at the top
+of ``chost.c``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ def compile_chost(dest_dir: Path, cc: str | None = None) -> Path:
     compiler = cc or os.environ.get("CC") or shutil.which("cc") or "gcc"
     out = Path(dest_dir) / "falco-plugin-chost"
     subprocess.run(
-        [compiler, "-O2", "-Wall", "-I", str(ABI_DIR), str(SOURCE), "-o", str(out), "-ldl"],
+        [compiler, "-O2", "-Wall", "-I", str(ABI_DIR), str(SOURCE), "-o", str(out), "-ldl", "-pthread"],
         check=True,
     )
     return out

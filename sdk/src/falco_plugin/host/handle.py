@@ -6,12 +6,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._ffi import Rc, ffi, scan_version, text_of
+from ..event import PLUGIN_EVENT
+from . import raw as _raw
+from ._ffi import Rc, ffi, scan_version
 from .errors import ExtractionError, HostError
-from .events import PLUGINEVENT_E, HostEvent
+from .events import HostEvent
 from .fields import EPF_IS_LIST, FieldRequest
 from .schema import validate_init_config
 
@@ -37,6 +40,7 @@ _LEVELS = {
     8: logging.DEBUG,
 }
 NO_STATE_ERROR = "plugin handle or 'get_last_error' function not defined"
+_forwarding = threading.local()
 
 
 class LogRecord(NamedTuple):
@@ -46,30 +50,6 @@ class LogRecord(NamedTuple):
     """``ss_plugin_log_severity``: 1 (fatal) .. 8 (trace)."""
     component: str
     message: str
-
-
-def _ignore_callback_error(*_: object) -> None:
-    """A host callback must never raise into plugin code; losing a log line is the lesser evil."""
-
-
-def _log(owner: Any, component: Any, msg: Any, severity: int) -> None:
-    handle: PluginHandle = ffi.from_handle(owner)
-    handle._on_log(text_of(component), text_of(msg), int(severity))
-
-
-def _no_owner_error(owner: Any) -> Any:
-    # The owner's errors come from the table API (host/tables.py).
-    handle: PluginHandle = ffi.from_handle(owner)
-    return handle._owner_error_c
-
-
-# One pair of callbacks for the whole process: the owner pointer leads back to the handle.
-_log_fn = ffi.callback(
-    "void(ss_plugin_owner_t *, const char *, const char *, ss_plugin_log_severity)",
-    _log,
-    onerror=_ignore_callback_error,
-)
-_owner_last_error = ffi.callback("const char *(ss_plugin_owner_t *)", _no_owner_error, onerror=_ignore_callback_error)
 
 
 HOST_EVENT_SCHEMA_MAJOR = 4
@@ -93,30 +73,25 @@ class PluginHandle:
         """The host's state tables offered to the plugin (libsinsp: to parsers and extractors only)."""
         self.routines = routines
         """The thread pool running the routines of capture listening plugins."""
-        self._owner_error_c: Any = ffi.NULL
-        self._exported_inputs: list[Any] = []
         info = library.info
         self.logs: list[LogRecord] = []
         self._logger = logging.getLogger(f"falco_plugin.host.{info.name}") if forward_logs else None
         self._captures: list[Capture] = []
-        self._state: Any = ffi.NULL
-        self._owner = ffi.new_handle(self)
+        self._rs: _raw.State | None = None
+        self._asks: dict[str, _raw.Request] = {}
+        """The raw request of each field expression extracted so far."""
         schema_type, schema_text = library.init_schema_raw
         self.config = validate_init_config(info.name, schema_type, schema_text, config)
-        self._config_c = ffi.new("char[]", self.config.encode())
-        self._init_input = ffi.new("ss_plugin_init_input *")
-        self._init_input.config = self._config_c
-        self._init_input.owner = self._owner
-        self._init_input.get_owner_last_error = _owner_last_error
         offers_tables = tables is not None and bool({"parsing", "extraction"} & info.capabilities)
-        self._init_input.tables = tables.init_input() if tables is not None and offers_tables else ffi.NULL
-        self._init_input.log_fn = _log_fn
-        rc = ffi.new("ss_plugin_rc *", Rc.FAILURE)
-        self._state = self._call("init", self._init_input, rc)
+        state = library.raw.init(
+            self.config, on_log=self._on_log, tables=tables.init_input() if tables and offers_tables else None
+        )
+        self._rs = state
         if tables is not None:
-            tables.check_released(self, "init")
-        if rc[0] != Rc.SUCCESS:
-            error = self.last_error if self._state != ffi.NULL else NO_STATE_ERROR
+            state.table_reader_ext = tables.reader_ext
+            tables.check_released(state, "init")
+        if state.rc != Rc.SUCCESS:
+            error = state.last_error if not state.null else NO_STATE_ERROR
             self.destroy()
             raise HostError(f"could not initialize plugin: {error}")
         problem = self._event_schema_problem()
@@ -141,9 +116,8 @@ class PluginHandle:
         )
         if not may_see_syscall:
             return None
-        fn = self.library.symbol("get_required_event_schema_version")
-        raw = fn(self._state) if fn is not None else ffi.NULL
-        wanted = "3.0.0" if raw == ffi.NULL else text_of(raw)
+        given = self._state.required_event_schema_version()
+        wanted = "3.0.0" if given is None else given
         parsed = scan_version(wanted)
         if parsed is None:
             return f"plugin {info.name}: invalid required event schema version '{wanted}'"
@@ -160,21 +134,25 @@ class PluginHandle:
 
     @property
     def alive(self) -> bool:
-        return bool(self._state != ffi.NULL)
+        return self._rs is not None and not self._rs.null
 
-    def _call(self, name: str, *args: Any) -> Any:
-        fn = self.library.symbol(name)
-        if fn is None:
-            raise HostError(f"plugin {self.info.name} does not export plugin_{name}")
-        return fn(*args)
+    @property
+    def raw(self) -> _raw.State:
+        """The raw layer's state, for calls this layer does not check (it is destroyed with the handle)."""
+        if self._rs is None:
+            raise HostError(f"plugin {self.info.name} has no state")
+        return self._rs
+
+    @property
+    def _state(self) -> _raw.State:
+        state = self._rs
+        if state is None or state.state == ffi.NULL:
+            raise HostError(f"plugin {self.info.name} has been destroyed")
+        return state
 
     def _require_alive(self) -> None:
-        if self._state == ffi.NULL:
+        if not self.alive:
             raise HostError(f"plugin {self.info.name} has been destroyed")
-
-    def _set_owner_error(self, message: str) -> None:
-        """What ``get_owner_last_error`` returns next (set by the table API)."""
-        self._owner_error_c = ffi.new("char[]", message.encode("utf-8", "replace"))
 
     # -- parsing and capture listening (host/parsing.py, host/routines.py) -------
 
@@ -199,29 +177,34 @@ class PluginHandle:
         capture_call(self, "capture_close")
 
     def _on_log(self, component: str, message: str, severity: int) -> None:
+        if getattr(_forwarding, "active", False):
+            # Our own forwarded record, back through a Python plugin's log handler: the plugins'
+            # runtime sends records of the "falco_plugin" logger tree (where ours live) to its host.
+            return
         component = component or self.info.name
         self.logs.append(LogRecord(severity, component, message))
         if self._logger is not None:
-            self._logger.log(_LEVELS.get(severity, logging.INFO), "%s: %s", component, message)
+            _forwarding.active = True
+            try:
+                self._logger.log(_LEVELS.get(severity, logging.INFO), "%s: %s", component, message)
+            finally:
+                _forwarding.active = False
 
     def _event_codes(self, symbol: str, sources: frozenset[str]) -> frozenset[int] | None:
-        fn = self.library.symbol(symbol)
-        if fn is not None:
-            count = ffi.new("uint32_t *")
-            codes = fn(count, self._state)
-            if codes != ffi.NULL and count[0] > 0:
-                return frozenset(int(codes[i]) for i in range(count[0]))
+        codes = self._state.event_types(symbol)
+        if codes:
+            return frozenset(codes)
         # libsinsp's default: every event for syscall-compatible plugins, else plugin events only.
         if not sources or "syscall" in sources:
             return None
-        return frozenset({PLUGINEVENT_E})
+        return frozenset({PLUGIN_EVENT})
 
     @property
     def last_error(self) -> str:
         """``plugin_get_last_error`` for this state."""
-        if self._state == ffi.NULL:
+        if not self.alive:
             return NO_STATE_ERROR
-        return text_of(self._call("get_last_error", self._state))
+        return self.raw.last_error
 
     # -- sourcing ----------------------------------------------------------------
 
@@ -243,13 +226,12 @@ class PluginHandle:
     def list_open_params(self) -> list[dict[str, str]]:
         """The suggested open parameters, checked like libsinsp (``value``, ``desc``, ``separator``)."""
         self._require_alive()
-        fn = self.library.symbol("list_open_params")
-        if fn is None:
+        if not self.library.has("list_open_params"):
             return []
         where = f"error in plugin {self.info.name}"
-        rc = ffi.new("ss_plugin_rc *", Rc.FAILURE)
-        text = text_of(fn(self._state, rc))
-        if rc[0] != Rc.SUCCESS:
+        rc, given = self._state.list_open_params()
+        text = given or ""
+        if rc != Rc.SUCCESS:
             raise HostError(f"{where}: list_open_params has error {self.last_error}")
         if not text:
             return []
@@ -280,8 +262,7 @@ class PluginHandle:
         self._require_alive()
         if event.plugin_id is None or event.plugin_id != self.info.id:
             raise HostError("can't format unknown non-plugin event to string")
-        fn = self.library.symbol("event_to_string")
-        text = text_of(fn(self._state, event.event_input())) if fn is not None else ""
+        text = self._state.event_to_string(event.raw_event())[1] if self.library.has("event_to_string") else ""
         if text:
             return text
         payload = event.payload or b""
@@ -302,33 +283,27 @@ class PluginHandle:
         with the plugin's last error; ``strict=False`` gives ``None`` instead,
         which is what libsinsp does.
         """
-        self._require_alive()
+        state = self._state
         request = field if isinstance(field, FieldRequest) else self.library.field(field)
         codes = self.extract_event_types
         sources = self.info.extract_event_sources
         if (codes is not None and event.type not in codes) or (sources and event.source not in sources):
             return None
         info = request.field
-        name_c = ffi.new("char[]", info.name.encode())
-        key_c = ffi.new("char[]", request.arg_key.encode()) if request.arg_key is not None else ffi.NULL
-        out = ffi.new("ss_plugin_extract_field *")
-        out.field_id = info.id
-        out.field = name_c
-        out.arg_key = key_c
-        out.arg_index = request.arg_index
-        out.arg_present = int(request.arg_present)
-        out.ftype = info.ftype
-        out.flist = EPF_IS_LIST if info.is_list else 0
-        inp = ffi.new("ss_plugin_field_extract_input *")
-        inp.owner = self._owner
-        inp.get_owner_last_error = _owner_last_error
-        inp.num_fields = 1
-        inp.fields = out
-        inp.table_reader_ext = self.tables.reader_ext if self.tables is not None else ffi.NULL
-        inp.value_offsets = ffi.NULL
-        rc = self._call("extract_fields", self._state, event.event_input(), inp)
+        ask = self._asks.get(request.text)
+        if ask is None:
+            ask = self._asks[request.text] = _raw.Request(
+                info.id,
+                info.name,
+                arg_present=request.arg_present,
+                arg_index=request.arg_index,
+                arg_key=request.arg_key,
+                ftype=info.ftype,
+                flist=EPF_IS_LIST if info.is_list else 0,
+            )
+        rc, out = state.extract_one(event.raw_event(), ask)
         if self.tables is not None:
-            self.tables.check_released(self, "extract_fields")
+            self.tables.check_released(state, "extract_fields")
         if rc != Rc.SUCCESS:
             if strict:
                 raise ExtractionError(self.last_error)
@@ -354,13 +329,13 @@ class PluginHandle:
         """Close open captures, then ``plugin_destroy`` (idempotent)."""
         for capture in list(self._captures):
             capture.close()
-        if self.routines is not None:
-            self.routines.forget(self)  # no routine may run into a destroyed state
-        if self.tables is not None:
-            self.tables.forget(self)
-        if self._state != ffi.NULL:
-            state, self._state = self._state, ffi.NULL
-            self._call("destroy", state)
+        if self._rs is not None:
+            if self.routines is not None:
+                self.routines.forget(self._rs)  # no routine may run into a destroyed state
+            if self.tables is not None:
+                self.tables.forget(self._rs)
+        if self.alive and self._rs is not None:
+            self._rs.destroy()
         self.library._forget(self)
 
     def __enter__(self) -> PluginHandle:

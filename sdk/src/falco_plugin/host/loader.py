@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._abi import ENTRY_POINTS, REQUIRED_SYMBOLS
+from .._abi import REQUIRED_SYMBOLS
 from .._internal.capabilities import API
+from . import raw as _raw
 from ._ffi import ffi, scan_version, text_of
 from .errors import FieldExpressionError, HostError, LoadError
 from .fields import FieldInfo, FieldRequest, NotAJsonString, as_json_string, parse_field_expression, parse_fields_json
@@ -164,12 +165,10 @@ def _json_strlist(plugin: str, sym: dict[str, Any], name: str, *, allow_empty: b
 class PluginLibrary:
     """A loaded plugin library; :meth:`init` it to get a :class:`PluginHandle` (several may coexist)."""
 
-    def __init__(
-        self, path: Path, lib: Any, symbols: dict[str, Any], info: PluginInfo, schema: tuple[int, str]
-    ) -> None:
+    def __init__(self, path: Path, library: _raw.Library, info: PluginInfo, schema: tuple[int, str]) -> None:
         self.path = path
-        self._lib = lib
-        self._sym = symbols
+        self.raw = library
+        """The raw layer's library: every ``plugin_*`` function, callable without checks."""
         self.info = info
         self._schema_type, self._schema_text = schema
         self._handles: list[PluginHandle] = []
@@ -180,31 +179,25 @@ class PluginLibrary:
         """Load ``path`` and check it like libsinsp; raise :class:`LoadError` with its message."""
         path = Path(path)
         try:
-            lib = ffi.dlopen(str(path), ffi.RTLD_LAZY)
+            library = _raw.Library.open(path)
         except OSError as exc:
             detail = _dlerror_text(str(exc), str(path))
             raise LoadError(path, "can't load plugin dynamic library:" + (f" {detail}" if detail else "")) from None
-        symbols: dict[str, Any] = {}
-        for name in ENTRY_POINTS:
-            try:
-                symbols[name] = getattr(lib, "plugin_" + name)
-            except AttributeError:
-                pass
         try:
-            info, schema = _inspect(symbols)
+            info, schema = _inspect(library.symbols)
         except HostError as exc:
-            ffi.dlclose(lib)
+            library.close()
             raise LoadError(path, str(exc)) from None
-        return cls(path, lib, symbols, info, schema)
+        return cls(path, library, info, schema)
 
     # -- symbols ---------------------------------------------------------------
 
     def symbol(self, name: str) -> Any | None:
         """The C function ``plugin_<name>``, or ``None`` when the library does not export it."""
-        return self._sym.get(name)
+        return self.raw.symbol(name)
 
     def has(self, name: str) -> bool:
-        return name in self._sym
+        return self.raw.has(name)
 
     # -- fields ----------------------------------------------------------------
 
@@ -236,7 +229,7 @@ class PluginLibrary:
         :class:`~falco_plugin.host.tables.TableRegistry` (shared by the
         plugins of one host), ``routines`` its routine thread pool.
         """
-        if self._lib is None:
+        if self.raw.closed:
             raise HostError(f"plugin library {self.path} is closed")
         from .handle import PluginHandle
 
@@ -257,10 +250,7 @@ class PluginLibrary:
         """Destroy the states still alive, then ``dlclose`` (what sinsp does at teardown)."""
         for handle in list(self._handles):
             handle.destroy()
-        if self._lib is not None:
-            ffi.dlclose(self._lib)
-            self._lib = None
-            self._sym = {}
+        self.raw.close()
 
     def __enter__(self) -> PluginLibrary:
         return self

@@ -35,10 +35,10 @@ def parses(handle: PluginHandle, event: HostEvent) -> bool:
 def _parse_input(handle: PluginHandle) -> Any:
     inp = getattr(handle, "_parse_input", None)
     if inp is None:
-        from .handle import _owner_last_error
+        from .raw import _owner_last_error
 
         inp = ffi.new("ss_plugin_event_parse_input *")
-        inp.owner = handle._owner
+        inp.owner = handle._state._owner
         inp.get_owner_last_error = _owner_last_error
         tables = handle.tables
         inp.table_reader_ext = tables.reader_ext if tables is not None else ffi.NULL
@@ -49,12 +49,12 @@ def _parse_input(handle: PluginHandle) -> Any:
 
 def parse_event(handle: PluginHandle, event: HostEvent) -> bool:
     """Parse ``event`` if the plugin parses it; ``False`` when it does not."""
-    handle._require_alive()
+    state = handle._state
     if not parses(handle, event):
         return False
-    rc = handle._call("parse_event", handle._state, event.event_input(), _parse_input(handle))
+    rc = state.library.call("parse_event", state.state, event.event_input(), _parse_input(handle))
     if handle.tables is not None:
-        handle.tables.check_released(handle, "parse_event")
+        handle.tables.check_released(state, "parse_event")
     if rc != Rc.SUCCESS:
         raise HostError(f"cannot parse event with plugin {handle.info.name}: {handle.last_error}")
     return True

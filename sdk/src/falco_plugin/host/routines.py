@@ -17,22 +17,23 @@ from .errors import HostError
 
 if TYPE_CHECKING:
     from .handle import PluginHandle
+    from .raw import State
 
 __all__ = ["RoutinePool", "capture_call"]
 
 
 class _Routine:
-    def __init__(self, owner: PluginHandle, fn: Any, state: Any) -> None:
+    def __init__(self, owner: State, fn: Any, state: Any) -> None:
         self.owner = owner
         self.fn = fn
         self.state = state
         self.stop = threading.Event()
         self.calls = 0
-        self.thread = threading.Thread(target=self._run, name=f"routine-{owner.info.name}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"routine-{owner.library.name}", daemon=True)
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            st = self.owner._state
+            st = self.owner.state
             if st == ffi.NULL:
                 return
             self.calls += 1
@@ -60,8 +61,7 @@ class RoutinePool:
         self.vtable.unsubscribe = self._unsubscribe
 
     def _on_subscribe(self, owner: Any, fn: Any, state: Any) -> Any:
-        handle: PluginHandle = ffi.from_handle(owner)
-        routine = _Routine(handle, fn, state)
+        routine = _Routine(ffi.from_handle(owner), fn, state)
         with self._lock:
             self.subscribed += 1
             key = self.subscribed
@@ -74,18 +74,18 @@ class RoutinePool:
         with self._lock:
             routine = self.routines.pop(key, None)
         if routine is None:
-            handle: PluginHandle = ffi.from_handle(owner)
-            handle._set_owner_error(f"no routine {key} is subscribed")
+            ffi.from_handle(owner).set_owner_error(f"no routine {key} is subscribed")
             return Rc.FAILURE
         routine.stop.set()
         return Rc.SUCCESS
 
     def active(self, owner: PluginHandle | None = None) -> list[_Routine]:
-        """The routines still subscribed and running."""
+        """The routines still subscribed and running (of ``owner``'s state)."""
+        state = owner.raw if owner is not None else None
         with self._lock:
-            return [r for r in self.routines.values() if r.thread.is_alive() and (owner is None or r.owner is owner)]
+            return [r for r in self.routines.values() if r.thread.is_alive() and (state is None or r.owner is state)]
 
-    def forget(self, owner: PluginHandle) -> None:
+    def forget(self, owner: State) -> None:
         """Stop ``owner``'s routines and wait for them (before its destroy)."""
         with self._lock:
             mine = [k for k, r in self.routines.items() if r.owner is owner]
@@ -99,22 +99,22 @@ class RoutinePool:
 
 def capture_call(handle: PluginHandle, name: str) -> None:
     """``plugin_capture_open``/``plugin_capture_close`` with libsinsp's input."""
-    from .handle import _owner_last_error
+    from .raw import _owner_last_error
 
-    handle._require_alive()
+    state = handle._state
     if "capture_listening" not in handle.info.capabilities:
         raise HostError(f"plugin {handle.info.name} has no capture listening capability")
     inp = ffi.new("ss_plugin_capture_listen_input *")
-    inp.owner = handle._owner
+    inp.owner = state._owner
     inp.get_owner_last_error = _owner_last_error
     pool = handle.routines
     inp.routine = pool.vtable if pool is not None else _NO_POOL
     tables = handle.tables
     inp.table_reader_ext = tables.reader_ext if tables is not None else ffi.NULL
     inp.table_writer_ext = tables.writer_ext if tables is not None else ffi.NULL
-    rc = handle._call(name, handle._state, inp)
+    rc = state.library.call(name, state.state, inp)
     if tables is not None:
-        tables.check_released(handle, name)
+        tables.check_released(state, name)
     if rc != Rc.SUCCESS:
         raise HostError(f"{name} failed for plugin {handle.info.name}: {handle.last_error}")
 

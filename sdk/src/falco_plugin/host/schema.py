@@ -41,7 +41,8 @@ def _context(path: Any) -> str:
 def _describe(error: jsonschema_errors.ValidationError) -> str:
     message = str(error.message)
     # A schema may flag a setting as a secret (JSON Schema's writeOnly): never echo it.
-    if isinstance(error.schema, dict) and error.schema.get("writeOnly") and isinstance(error.instance, str):
+    # Whatever its type: a secret given as a list or number is as secret as a string.
+    if isinstance(error.schema, dict) and error.schema.get("writeOnly"):
         message = message.replace(repr(error.instance), "<secret>")
     return message
 

@@ -9,7 +9,8 @@ every plugin of the host through one set of vtables (cffi callbacks).
 As in libsinsp, the table pointer a plugin receives is a per-plugin
 *accessor* of the table (:class:`_TableRef`), so the vtable functions, which
 get no owner argument, know whom to report an error to
-(``get_owner_last_error``). Entries and fields of host tables are cffi
+(``get_owner_last_error``). Owners are the raw layer's states
+(:class:`falco_plugin.host.raw.State`), whose handle is the owner pointer. Entries and fields of host tables are cffi
 handles of Python objects; those of exported tables pass through to the
 exporting plugin's own vtables untouched.
 
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ._ffi import Rc, ffi, text_of
 
 if TYPE_CHECKING:
-    from .handle import PluginHandle
+    from .raw import State
 
 __all__ = [
     "ST",
@@ -36,6 +37,8 @@ __all__ = [
     "HostTable",
     "TableRegistry",
     "TableSchema",
+    "feed_thread",
+    "sync_threads",
     "threads_table",
 ]
 
@@ -176,8 +179,8 @@ def threads_table() -> HostTable:
     """libsinsp's ``threads`` table (libs 0.25): int64 tid keys, the static
     fields of ``sinsp_threadinfo`` in its order, and the ``args``, ``env``,
     ``cgroups`` and ``file_descriptors`` subtables (all read-only fields of
-    the thread). Fill it from a thread state (e.g. a parsed capture) with
-    :meth:`HostTable.add`."""
+    the thread). Fill it with :meth:`HostTable.add`, or from the thread state
+    of a capture (``host/threads.py``) with :func:`feed_thread` / :func:`sync_threads`."""
     args = _schema("args", "uint64", [("value", "string")])
     env = _schema("env", "uint64", [("value", "string")])
     cgroups = _schema("cgroups", "uint64", [("first", "string"), ("second", "string")])
@@ -241,13 +244,49 @@ def threads_table() -> HostTable:
     return HostTable(schema)
 
 
+_THREAD_FIELDS = ("tid", "pid", "ptid", "reaper_tid", "comm", "exe", "exe_path", "uid", "gid", "vtid", "vpid", "flags")
+
+
+def feed_thread(table: HostTable, thread: Any) -> HostEntry:
+    """Bring the ``threads`` entry of ``thread`` (a :class:`falco_plugin.host.threads.ThreadInfo`)
+    up to date: its static fields and subtables are replaced, the fields plugins added are kept."""
+    entry = table.entries.get(thread.tid)
+    if entry is None:
+        entry = table.entries[thread.tid] = HostEntry(table)
+    for name in _THREAD_FIELDS:
+        value = getattr(thread, name)
+        entry[name] = value & 0xFFFFFFFF if name in ("uid", "gid", "flags") else value
+    entry["cwd"] = thread.cwd
+    for name, values in (("args", thread.args), ("env", thread.env)):
+        sub = entry[name]
+        sub.entries.clear()
+        for i, v in enumerate(values):
+            sub.add(i, value=v)
+    cgroups = entry["cgroups"]
+    cgroups.entries.clear()
+    for i, c in enumerate(thread.cgroups):
+        subsys, _, path = c.partition("=")
+        cgroups.add(i, first=subsys, second=path)
+    return entry
+
+
+def sync_threads(table: HostTable, threads: Any) -> None:
+    """Make ``table`` hold the threads of ``threads`` (a :class:`falco_plugin.host.threads.ThreadTable`):
+    new ones added, gone ones removed, the others fed with :func:`feed_thread`."""
+    live = threads.threads
+    for tid in [t for t in table.entries if t not in live]:
+        del table.entries[tid]
+    for thread in live.values():
+        feed_thread(table, thread)
+
+
 # -- the registry and its vtables -------------------------------------------------
 
 
 class _Foreign:
     """A table a plugin exported: calls go to its own vtables."""
 
-    def __init__(self, inp: Any, owner: PluginHandle) -> None:
+    def __init__(self, inp: Any, owner: State) -> None:
         self.name = text_of(inp.name)
         self.key_type = int(inp.key_type)
         self.ptr = inp.table
@@ -260,7 +299,7 @@ class _Foreign:
 class _TableRef:
     """What one plugin holds for one table: the table, and whom errors go to."""
 
-    def __init__(self, table: HostTable | _Foreign, owner: PluginHandle) -> None:
+    def __init__(self, table: HostTable | _Foreign, owner: State) -> None:
         self.table = table
         self.owner = owner
         self.handle = ffi.new_handle(self)
@@ -280,7 +319,7 @@ class TableRegistry:
         self._info_keep: list[Any] = []
         self._build_vtables()
 
-    def forget(self, owner: PluginHandle) -> None:
+    def forget(self, owner: State) -> None:
         """Drop the tables ``owner`` exported and its accessors (its state is going away)."""
         for name, t in list(self.tables.items()):
             if isinstance(t, _Foreign) and t.owner is owner:
@@ -297,12 +336,12 @@ class TableRegistry:
     def __getitem__(self, name: str) -> HostTable:
         t = self.tables[name]
         if not isinstance(t, HostTable):
-            raise KeyError(f"{name} is a table exported by plugin {t.owner.info.name}")
+            raise KeyError(f"{name} is a table exported by plugin {_name(t.owner)}")
         return t
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _ref(self, table: HostTable | _Foreign, owner: PluginHandle) -> _TableRef:
+    def _ref(self, table: HostTable | _Foreign, owner: State) -> _TableRef:
         key = (id(table), id(owner))
         ref = self._refs.get(key)
         if ref is None:
@@ -319,13 +358,13 @@ class TableRegistry:
         self._held[a] = self._held.get(a, 0) + 1
         return entry.handle
 
-    def check_released(self, owner: PluginHandle, call: str) -> None:
+    def check_released(self, owner: State, call: str) -> None:
         """Record every entry still held when a plugin's call returns."""
         for a, n in list(self._held.items()):
             if n > 0:
                 entry = self._live.get(a)
                 name = entry.table.name if isinstance(entry, HostEntry) else "?"
-                self.violations.append(f"{owner.info.name}: {call} returned holding an entry of table {name}")
+                self.violations.append(f"{_name(owner)}: {call} returned holding an entry of table {name}")
                 self._held[a] = 0
 
     def init_input(self) -> Any:
@@ -342,7 +381,7 @@ class TableRegistry:
 
     def _fail(self, ref: _TableRef | None, message: str) -> None:
         if ref is not None:
-            ref.owner._set_owner_error(message)
+            ref.owner.set_owner_error(message)
 
     def _build_vtables(self) -> None:
         cb = _callbacks(self)
@@ -374,6 +413,10 @@ class TableRegistry:
         self._init.fields_ext = self._fields
         self._init.reader_ext = self._reader
         self._init.writer_ext = self._writer
+
+
+def _name(owner: State) -> str:
+    return owner.library.name
 
 
 def _addr(ptr: Any) -> int:
@@ -412,7 +455,7 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         obj = reg._obj(t)
         return obj if isinstance(obj, _TableRef) else None
 
-    def owner_of(o: Any) -> PluginHandle:
+    def owner_of(o: Any) -> State:
         return ffi.from_handle(o)  # type: ignore[no-any-return]
 
     # -- init-time -------------------------------------------------------------
@@ -435,10 +478,10 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         tname = text_of(name)
         table = reg.tables.get(tname)
         if table is None:
-            owner._set_owner_error(f"table '{tname}' does not exist")
+            owner.set_owner_error(f"table '{tname}' does not exist")
             return ffi.NULL
         if table.key_type != key_type:
-            owner._set_owner_error(
+            owner.set_owner_error(
                 f"table '{tname}' has key type {ST_NAME.get(table.key_type)}, not {ST_NAME.get(key_type, key_type)}"
             )
             return ffi.NULL
@@ -447,15 +490,13 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
     def add_table(o: Any, inp: Any) -> int:
         owner = owner_of(o)
         if inp == ffi.NULL or inp.name == ffi.NULL or inp.reader_ext == ffi.NULL or inp.fields_ext == ffi.NULL:
-            owner._set_owner_error("add_table: incomplete table input")
+            owner.set_owner_error("add_table: incomplete table input")
             return Rc.FAILURE
         name = text_of(inp.name)
         if name in reg.tables:
-            owner._set_owner_error(f"table '{name}' already exists")
+            owner.set_owner_error(f"table '{name}' already exists")
             return Rc.FAILURE
-        foreign = _Foreign(inp, owner)
-        owner._exported_inputs.append(inp)
-        reg.tables[name] = foreign
+        reg.tables[name] = _Foreign(inp, owner)
         return Rc.SUCCESS
 
     # -- fields ------------------------------------------------------------------
@@ -556,7 +597,7 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         if isinstance(ref.table, _Foreign):
             rc = int(ref.table.r.read_entry_field(ref.table.ptr, e, f, out))
             if rc != Rc.SUCCESS:
-                reg._fail(ref, f"table '{ref.table.name}' of plugin {ref.table.owner.info.name}: read failed")
+                reg._fail(ref, f"table '{ref.table.name}' of plugin {_name(ref.table.owner)}: read failed")
             return rc
         entry, fd = reg._obj(e), reg._obj(f)
         if (
@@ -590,7 +631,7 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
             return
         a = _addr(e)
         if reg._held.get(a, 0) <= 0:
-            reg.violations.append(f"{ref.owner.info.name}: released an entry of table {ref.table.name} not held")
+            reg.violations.append(f"{_name(ref.owner)}: released an entry of table {ref.table.name} not held")
             return
         reg._held[a] -= 1
 
@@ -624,7 +665,7 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         if isinstance(ref.table, _Foreign):
             rc = int(ref.table.w.erase_table_entry(ref.table.ptr, key))
             if rc != Rc.SUCCESS:
-                reg._fail(ref, f"table '{ref.table.name}' of plugin {ref.table.owner.info.name}: erase failed")
+                reg._fail(ref, f"table '{ref.table.name}' of plugin {_name(ref.table.owner)}: erase failed")
             return rc
         k = key_of(ref, key)
         if ref.table.entries.pop(k, None) is None:
@@ -672,7 +713,7 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         if isinstance(ref.table, _Foreign):
             rc = int(ref.table.w.write_entry_field(ref.table.ptr, e, f, data))
             if rc != Rc.SUCCESS:
-                reg._fail(ref, f"table '{ref.table.name}' of plugin {ref.table.owner.info.name}: write failed")
+                reg._fail(ref, f"table '{ref.table.name}' of plugin {_name(ref.table.owner)}: write failed")
             return rc
         entry, fd = reg._obj(e), reg._obj(f)
         if (

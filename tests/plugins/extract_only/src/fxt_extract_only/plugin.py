@@ -11,6 +11,7 @@ import ipaddress
 from typing import Literal
 
 from falco_plugin import AbsTime, Config, Event, ExtractPlugin, IPAddr, IPNet, RelTime, field, per_event, setting
+from falco_plugin.event import PLUGIN_EVENT
 
 
 class Header(Config):
@@ -37,7 +38,7 @@ class ExtractOnlyPlugin(ExtractPlugin):
     description = "Test fixture: extract only"
     contact = "sdk tests"
     extract_event_sources = ("fxt_full", "fxt_source_only")
-    extract_event_types = (322,)
+    extract_event_types = (PLUGIN_EVENT,)
 
     def init(self, config: ExtractOnlyConfig) -> None:
         self.config = config
