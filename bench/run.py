@@ -12,6 +12,17 @@ against ``bench/reference/tables.c``, per ``parse_event`` call (reads one
 field of the thread and writes one) and per ``extract_fields`` call of a
 field reading it.
 
+And the stateful paths, with the SDK's async and metrics fixture plugins
+(``tests/plugins/async_events``, ``tests/plugins/metrics``) against
+``reference/async.c``:
+
+* async events per second reaching the C host's handler from one background
+  thread (``emit`` in a loop; budget at least 200,000/s);
+* ``get_metrics`` per call (five metrics), from the C host;
+* one metric update (``counter.inc()``) from plugin code, for the C cell the
+  SDK gives a built plugin and, for comparison, the locked pure-Python value
+  it uses outside one.
+
 Each measurement is repeated and the median is reported next to the budget
 the Python plugin must stay within. Timings are informative: the exit status
 is 0 whatever they are (only a failure to build or run exits non-zero).
@@ -45,6 +56,8 @@ REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "dummy.c"
 TABLES_REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "tables.c"
 TABLES_HOST_SRC = Path(__file__).resolve().parent / "reference" / "tables_host.c"
 TABLES_PROJECT = Path(__file__).resolve().parent / "tables_py"
+ASYNC_REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "async.c"
+FIXTURES = ROOT / "tests" / "plugins"
 ABI_DIR = Path(falco_plugin.__file__).parent / "_glue"
 
 SOURCE_EVENTS = 2_000_000
@@ -64,6 +77,13 @@ TABLE_METRICS = (
     ("extract: a threads field", "--extract", TABLE_EXTRACT_BUDGET_NS),
 )
 
+ASYNC_SECONDS = 2.0
+QUICK_ASYNC_SECONDS = 0.3
+METRICS_CALLS = 1_000_000
+QUICK_METRICS_CALLS = 10_000
+EMIT_BUDGET_PER_S = 200_000.0
+ASYNC_LINE = re.compile(r"^async events=(\d+) late=(\d+) per_s=([0-9.]+) stop_ms=([0-9.]+)$", re.MULTILINE)
+METRICS_LINE = re.compile(r"^bench metrics_ns_per_call ([0-9.]+)$", re.MULTILINE)
 BENCH_LINE = re.compile(r"^bench (source_ns_per_event|extract_ns_per_call) ([0-9.]+)$", re.MULTILINE)
 DONE_LINE = re.compile(r"^done events=(\d+) rc=", re.MULTILINE)
 
@@ -112,6 +132,14 @@ def measure_tables(host: Path, python_lib: Path, c_lib: Path, repeat: int, calls
                     raise BenchError(f"{lib.name} {mode}: no timing in the host output")
                 runs.append(float(timing.group(2)))
     return results
+
+
+def compile_async_reference(dest_dir: Path) -> Path:
+    compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
+    out = dest_dir / "libasync_c_ref.so"
+    cmd = [compiler, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-pthread", "-Wall", "-I", str(ABI_DIR)]
+    subprocess.run([*cmd, str(ASYNC_REFERENCE_SRC), "-o", str(out)], check=True)
+    return out
 
 
 @dataclass(frozen=True)
@@ -230,6 +258,107 @@ def measure(chost: Path, python_lib: Path, c_lib: Path, repeat: int, source_n: i
     return results
 
 
+@dataclass
+class Stateful:
+    """The async and metrics figures (medians of the rounds)."""
+
+    emit_per_s: list[float] = field(default_factory=list)
+    emit_per_s_c: list[float] = field(default_factory=list)
+    stop_ms: list[float] = field(default_factory=list)
+    get_metrics_ns: list[float] = field(default_factory=list)
+    get_metrics_ns_c: list[float] = field(default_factory=list)
+    update_ns: list[float] = field(default_factory=list)
+    update_ns_pure_python: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float | bool]:
+        out: dict[str, float | bool] = {
+            name: statistics.median(runs) for name, runs in vars(self).items() if isinstance(runs, list) and runs
+        }
+        out["emit_within_budget"] = bool(self.emit_per_s) and statistics.median(self.emit_per_s) >= EMIT_BUDGET_PER_S
+        return out
+
+
+def _chost(chost: Path, lib: Path, *args: str) -> str:
+    proc = subprocess.run([str(chost), str(lib), *args], capture_output=True, text=True, env={}, timeout=300)
+    if proc.returncode != 0:
+        raise BenchError(f"{lib.name} {' '.join(args)}: host exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _emit_rate(chost: Path, lib: Path, config: str, seconds: float) -> tuple[float, float]:
+    out = _chost(chost, lib, "--config", config, "--async-seconds", str(seconds), "--quiet")
+    m = ASYNC_LINE.search(out)
+    if not m or int(m.group(2)) != 0:
+        raise BenchError(f"{lib.name}: unexpected async summary: {out.strip()}")
+    return float(m.group(3)), float(m.group(4))
+
+
+def _get_metrics_ns(chost: Path, lib: Path, calls: int) -> float:
+    out = _chost(chost, lib, "--bench-metrics", str(calls))
+    m = METRICS_LINE.search(out)
+    if not m:
+        raise BenchError(f"{lib.name}: no get_metrics timing: {out.strip()}")
+    return float(m.group(1))
+
+
+def _update_ns(metrics_lib: Path, calls: int) -> float:
+    """One ``inc()`` of a C cell, timed inside the plugin (the fixture's ``bench:N`` operation)."""
+    from falco_plugin.host import HostEvent, PluginLibrary
+
+    event = HostEvent.plugin_event(b"x", 999, num=1, source="fxt_metrics")
+    with PluginLibrary.load(metrics_lib) as lib, lib.init("") as plugin:
+        got = plugin.extract(event, f"metrics.op[bench:{calls}]")
+    assert isinstance(got, int)
+    return got / 1000.0
+
+
+def _pure_python_update_ns(calls: int) -> float:
+    from falco_plugin import Counter
+
+    class Holder:
+        hits = Counter("hits")
+
+    inc = Holder().hits.inc
+    t0 = time.perf_counter_ns()
+    for _ in range(calls):
+        inc()
+    return (time.perf_counter_ns() - t0) / calls
+
+
+def measure_stateful(chost: Path, tmp: Path, repeat: int, seconds: float, calls: int) -> Stateful:
+    from falco_plugin.build import build_plugin
+
+    async_lib = build_plugin(FIXTURES / "async_events", tmp / "async").library
+    metrics_lib = build_plugin(FIXTURES / "metrics", tmp / "metrics").library
+    c_lib = compile_async_reference(tmp)
+    result = Stateful()
+    for _ in range(repeat):
+        rate, stop = _emit_rate(chost, async_lib, '{"workers": 1}', seconds)
+        result.emit_per_s.append(rate)
+        result.stop_ms.append(stop)
+        result.emit_per_s_c.append(_emit_rate(chost, c_lib, "", seconds)[0])
+        result.get_metrics_ns.append(_get_metrics_ns(chost, metrics_lib, calls))
+        result.get_metrics_ns_c.append(_get_metrics_ns(chost, c_lib, calls))
+        result.update_ns.append(_update_ns(metrics_lib, calls))
+        result.update_ns_pure_python.append(_pure_python_update_ns(calls))
+    return result
+
+
+def render_stateful(s: Stateful) -> str:
+    got = s.summary()
+    verdict = "yes" if got["emit_within_budget"] else "NO"
+    return "\n".join(
+        [
+            f"async emit, events/s reaching the host: python {got['emit_per_s']:,.0f}  C {got['emit_per_s_c']:,.0f}"
+            f"  budget >= {EMIT_BUDGET_PER_S:,.0f}  within budget: {verdict}",
+            f"  clearing the handler (stop + join the worker): {got['stop_ms']:.1f} ms",
+            f"get_metrics (5 metrics), ns/call: python {got['get_metrics_ns']:.1f}  C {got['get_metrics_ns_c']:.1f}",
+            f"metric update (counter.inc()), ns: C cell {got['update_ns']:.1f}"
+            f"  pure-Python locked value {got['update_ns_pure_python']:.1f}",
+        ]
+    )
+
+
 def render(results: Sequence[Result]) -> str:
     header = ("metric", "python ns", "C ns", "ratio", "budget ns", "within budget")
     rows = [
@@ -297,7 +426,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_same_plugin(chost, lib, c_lib)
             results = measure(chost, lib, c_lib, args.repeat, source_n, extract_n)
             table_results = measure_tables(table_host, table_py, table_c, args.repeat, table_calls)
-        except (BenchError, subprocess.TimeoutExpired) as exc:
+            stateful = measure_stateful(
+                chost,
+                Path(tmp),
+                args.repeat,
+                QUICK_ASYNC_SECONDS if args.quick else ASYNC_SECONDS,
+                QUICK_METRICS_CALLS if args.quick else METRICS_CALLS,
+            )
+        except (BenchError, subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     elapsed = time.monotonic() - started
@@ -319,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"OVER BUDGET: {r.metric}: {r.python_ns:.1f} ns > {r.budget_ns:.0f} ns")
     if not over:
         print("all within budget")
+    print()
+    print(render_stateful(stateful))
 
     if args.json:
         payload = {
@@ -330,6 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "results": [{**asdict(r), **r.summary()} for r in results],
             "tables": [{**asdict(r), **r.summary()} for r in table_results],
+            "stateful": {**asdict(stateful), **stateful.summary()},
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0

@@ -10,11 +10,13 @@ drives any plugin library the way Falco does.
 """
 
 from ._internal.version import SDK_VERSION
+from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
 from .capture import CaptureListenPlugin, Routine, Routines
 from .config import Config, setting
 from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, Timeout
 from .event import Event, per_event
 from .extract import AbsTime, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
+from .metrics import Counter, Gauge, Metric, MetricValue
 from .parse import ALL_EVENTS, ALL_SOURCES, ParsePlugin
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
@@ -72,15 +74,23 @@ __all__ = [
     "Tables",
     "API_VERSION",
     "AbsTime",
+    "AsyncPlugin",
+    "AsyncSession",
+    "AsyncStats",
     "Batch",
     "Config",
     "ConfigError",
+    "Counter",
+    "Emit",
     "EndOfStream",
     "Event",
     "ExtractPlugin",
+    "Gauge",
     "IPAddr",
     "IPNet",
     "Located",
+    "Metric",
+    "MetricValue",
     "OpenParam",
     "Plugin",
     "PluginError",

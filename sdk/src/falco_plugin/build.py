@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _abi as abi
-from ._internal.capabilities import c_string, implemented
+from ._internal.capabilities import c_string, implemented, implemented_features
 from ._internal.spec import PluginSpec, resolve
 from ._internal.version import GLUE_CONTRACT, SDK_VERSION
 from .errors import SDKError
@@ -92,7 +92,8 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
     """The FP_* definitions the glue is compiled with: the common part, then
     each capability's own (:meth:`CapabilitySpec.c_defines`)."""
     minor = int(spec.required_api_version.split(".")[1])
-    caps = " ".join(f"X({name})" for name in spec.caps)
+    # Every glue unit: the capabilities, then the optional features (metrics).
+    caps = " ".join(f"X({name})" for name in spec.units)
     d: list[str] = [
         "#define PLUGIN_ERRLEN 1024",
         f"#define FP_CAPABILITIES(X) {caps}",
@@ -114,7 +115,7 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
         d.append(f"#define FP_INIT_SCHEMA {c_string(spec.init_schema)}")
     if spec.event_schema_version is not None:
         d.append(f"#define FP_EVENT_SCHEMA_VERSION {c_string(spec.event_schema_version)}")
-    for cap in spec.caps.values():
+    for cap in spec.units.values():
         d += cap.c_defines()
     return "\n".join(d) + "\n"
 
@@ -122,9 +123,9 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
 def glue_source(spec: PluginSpec, module: str, target: str) -> str:
     """The one translation unit of a plugin library: its definitions, the
     common glue, and the glue of each capability it has (and no other)."""
-    impls = {impl.capability.name: impl for impl in implemented()}
+    impls = {impl.capability.name: impl for impl in (*implemented(), *implemented_features())}
     parts = [f'#include "{abi.HEADER.name}"', generated_header(spec, module, target), '#include "common.c"']
-    parts += [f'#include "{impls[name].c_source}"' for name in spec.caps]
+    parts += [f'#include "{impls[name].c_source}"' for name in spec.units]
     return "\n".join(parts) + "\n"
 
 

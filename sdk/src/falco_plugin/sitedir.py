@@ -56,11 +56,13 @@ SDK_DISTRIBUTION = "falco-plugin-sdk"
 #: Add a module here when it becomes part of what plugins import.
 RUNTIME_MODULES: tuple[str, ...] = (
     "__init__",
+    "asyncevents",
     "capture",
     "config",
     "errors",
     "event",
     "extract",
+    "metrics",
     "params",
     "parse",
     "plugin",

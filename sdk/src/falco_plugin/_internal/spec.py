@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..config import Config, config_type_of
 from ..errors import SpecError
 from ..plugin import Plugin
-from .capabilities import ALWAYS_REQUIRED, CapabilitySpec, implemented
+from .capabilities import ALWAYS_REQUIRED, CapabilitySpec, implemented, implemented_features
 from .capabilities.extraction import ExtractionSpec
 from .capabilities.sourcing import SourcingSpec
 from .fields import FieldSpec
@@ -49,6 +49,13 @@ class PluginSpec:
     event_schema_version: str | None = None
     caps: dict[str, CapabilitySpec] = field(default_factory=dict)
     """Each implemented capability's declarations, by capability name."""
+    features: dict[str, CapabilitySpec] = field(default_factory=dict)
+    """Each optional feature's declarations (``metrics``), by feature name."""
+
+    @property
+    def units(self) -> dict[str, CapabilitySpec]:
+        """Capabilities then features: everything with glue of its own."""
+        return {**self.caps, **self.features}
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -79,7 +86,7 @@ class PluginSpec:
             syms.append("get_init_schema")
         if self.has_set_config:
             syms.append("set_config")
-        for cap in self.caps.values():
+        for cap in self.units.values():
             syms += cap.symbols()
         if self.event_schema_version is not None:
             syms.append("get_required_event_schema_version")
@@ -87,7 +94,7 @@ class PluginSpec:
 
     def baked(self) -> str:
         """What the runtime compares with the library it runs in (JSON)."""
-        return json.dumps({name: cap.baked() for name, cap in self.caps.items()}, separators=(",", ":"))
+        return json.dumps({name: cap.baked() for name, cap in self.units.items()}, separators=(",", ":"))
 
 
 def _overrides(cls: type, base: type, name: str) -> bool:
@@ -104,7 +111,7 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
         raise SpecError(f"{where}.name must match {NAME_RE.pattern}, got {name!r}")
     if not VERSION_RE.match(cls.version):
         raise SpecError(f"{where}.version must be a semantic version, got {cls.version!r}")
-    impls = [impl for impl in implemented() if issubclass(cls, impl.base)]
+    impls = [impl for impl in implemented() if impl.selects(cls)]
     if not impls:
         bases = " and/or ".join(impl.base.__name__ for impl in implemented())
         raise SpecError(f"{where} implements no capability: derive from {bases}")
@@ -122,6 +129,9 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
     )
     for impl in impls:
         spec.caps[impl.capability.name] = impl.resolve(cls, where)
+    for feature in implemented_features():
+        if feature.selects(cls):
+            spec.features[feature.capability.name] = feature.resolve(cls, where)
 
     explicit_schema = cls.required_event_schema_version
     if explicit_schema is not None and not VERSION_RE.match(explicit_schema):
@@ -148,6 +158,6 @@ def _lowest_api_version(spec: PluginSpec, optional: bool = True) -> str:
     minors = [LOG_MINOR]
     if spec.has_set_config:
         minors.append(SET_CONFIG_MINOR)
-    for cap in spec.caps.values():
+    for cap in spec.units.values():
         minors.append(cap.min_api_minor(optional))
     return f"3.{max(minors)}.0"

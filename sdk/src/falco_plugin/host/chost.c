@@ -13,6 +13,7 @@
  *
  * OPTIONS belong to the library named last (before any, to the first one):
  *   --config S  --open S  --fields f1,f2  -n N  --bench-source N  --bench-extract N
+ *   --async-seconds S  --dump-state  --metrics  --bench-metrics N
  * --threads reads each source on its own thread; otherwise one batch is taken
  * from each source in turn until all have ended. --quiet prints no events.
  *
@@ -22,6 +23,15 @@
  * "bench <what> <ns>". With several libraries every event, done and bench line
  * starts with "<plugin name> " ("<plugin name>#<position>" for a library named
  * twice) and errors read "error: <plugin name>: ...".
+ * Async events (--async-seconds S): the handler is set once the plugins are
+ * initialised (as Falco does when a live capture opens), events are checked
+ * as libsinsp checks them, counted (and printed as "async <name> <payload>"
+ * unless --quiet) for S seconds, then a NULL handler is set and "async
+ * events=<n> late=<calls after the clear> per_s=<rate> stop_ms=<time the
+ * clear took>" follows; without -n, that library's source is not read.
+ * --dump-state prints "dump <name> <payload>" per event of plugin_dump_state;
+ * --metrics prints "metric <name> <type> <value_type> <value>" per metric
+ * after the run, --bench-metrics N also "bench metrics_ns_per_call <ns>".
  * Exit status: 0 on success, 1 on a plugin failure, 2 on bad usage.
  */
 #define _GNU_SOURCE
@@ -79,6 +89,12 @@ typedef struct {
 typedef struct {
     const char *path, *config, *params, *fields_arg;
     long max_events, bench_source, bench_extract;
+    double async_seconds;
+    int dump, metrics;
+    long bench_metrics;
+    const char *async_names; /* the get_async_events JSON */
+    unsigned long async_count, async_late;
+    int async_cleared, skip_source;
     const char *label; /* the path until the plugin names itself */
     char label_buf[160];
     void *dl;
@@ -260,6 +276,138 @@ static void print_value(FILE *out, const field_t *f, const ss_plugin_extract_fie
 }
 
 static void sigint_handler(int sig) { (void)sig; }
+
+/* ---- async events and metrics ---------------------------------------------- */
+
+#define ASYNC_EVENT 402u
+#define ASYNC_NAME_OFFSET 42u /* header, three u32 lengths, the u32 plugin id */
+#define HOST_ERRLEN 1024
+
+/* What libsinsp checks of an async event (type, params, a declared name), then count it. */
+static ss_plugin_rc async_handler(ss_plugin_owner_t *o, const ss_plugin_event *evt, char *err) {
+    plugin_t *p = (plugin_t *)o;
+    if (__atomic_load_n(&p->async_cleared, __ATOMIC_SEQ_CST)) {
+        __atomic_fetch_add(&p->async_late, 1, __ATOMIC_SEQ_CST);
+        snprintf(err, HOST_ERRLEN, "async event sent with NULL handler");
+        return SS_PLUGIN_FAILURE;
+    }
+    const uint8_t *raw = (const uint8_t *)evt;
+    uint32_t lens[3];
+    if (evt->type != ASYNC_EVENT || evt->nparams != 3 || evt->len < ASYNC_NAME_OFFSET) {
+        snprintf(err, HOST_ERRLEN, "malformed async event");
+        return SS_PLUGIN_FAILURE;
+    }
+    memcpy(lens, raw + 26, sizeof lens);
+    const char *name = (const char *)raw + ASYNC_NAME_OFFSET;
+    char quoted[128];
+    snprintf(quoted, sizeof quoted, "\"%s\"", name);
+    if (lens[0] != 4 || (uint64_t)ASYNC_NAME_OFFSET + lens[1] + lens[2] != evt->len || !strstr(p->async_names, quoted)) {
+        snprintf(err, HOST_ERRLEN, "incompatible async event '%s'", name);
+        return SS_PLUGIN_FAILURE;
+    }
+    __atomic_fetch_add(&p->async_count, 1, __ATOMIC_SEQ_CST);
+    if (!quiet) {
+        flockfile(stdout);
+        line_start(p, stdout);
+        printf("async %s %.*s\n", name, (int)lens[2], (const char *)raw + ASYNC_NAME_OFFSET + lens[1]);
+        funlockfile(stdout);
+    }
+    return SS_PLUGIN_SUCCESS;
+}
+
+static ss_plugin_rc dump_handler(ss_plugin_owner_t *o, const ss_plugin_event *evt, char *err) {
+    (void)err;
+    const uint8_t *raw = (const uint8_t *)evt;
+    uint32_t lens[3];
+    memcpy(lens, raw + 26, sizeof lens);
+    line_start((plugin_t *)o, stdout);
+    printf("dump %s %.*s\n", (const char *)raw + ASYNC_NAME_OFFSET, (int)lens[2],
+           (const char *)raw + ASYNC_NAME_OFFSET + lens[1]);
+    return SS_PLUGIN_SUCCESS;
+}
+
+/* --dump-state, then --async-seconds: 0, or 1 on a plugin failure. */
+static int run_async(plugin_t *p) {
+    const char *(*get_async_events)(void);
+    ss_plugin_rc (*set_handler)(ss_plugin_t *, ss_plugin_owner_t *, ss_plugin_async_event_handler_t);
+    ss_plugin_rc (*dump_state)(ss_plugin_t *, ss_plugin_owner_t *, ss_plugin_async_event_handler_t);
+    *(void **)(&get_async_events) = dlsym(p->dl, "plugin_get_async_events");
+    *(void **)(&set_handler) = dlsym(p->dl, "plugin_set_async_event_handler");
+    *(void **)(&dump_state) = dlsym(p->dl, "plugin_dump_state");
+    if (!get_async_events || !set_handler) {
+        error(p, "the plugin has no async events capability");
+        return 1;
+    }
+    p->async_names = get_async_events();
+    if (p->dump) {
+        if (!dump_state || dump_state(p->s, (ss_plugin_owner_t *)p, dump_handler) != SS_PLUGIN_SUCCESS) {
+            error(p, "dump_state: %s", dump_state ? p->api.get_last_error(p->s) : "not exported");
+            return 1;
+        }
+    }
+    if (p->async_seconds <= 0) {
+        return 0;
+    }
+    if (set_handler(p->s, (ss_plugin_owner_t *)p, async_handler) != SS_PLUGIN_SUCCESS) {
+        error(p, "set_async_event_handler: %s", p->api.get_last_error(p->s));
+        return 1;
+    }
+    double t0 = now_ns();
+    struct timespec pause = {(time_t)p->async_seconds,
+                             (long)((p->async_seconds - (double)(time_t)p->async_seconds) * 1e9)};
+    while (nanosleep(&pause, &pause) != 0) {
+    }
+    unsigned long n = __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST);
+    double t1 = now_ns();
+    ss_plugin_rc rc = set_handler(p->s, (ss_plugin_owner_t *)p, NULL);
+    double t2 = now_ns();
+    __atomic_store_n(&p->async_cleared, 1, __ATOMIC_SEQ_CST);
+    line_start(p, stdout);
+    printf("async events=%lu late=%lu per_s=%.0f stop_ms=%.1f\n", __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST),
+           __atomic_load_n(&p->async_late, __ATOMIC_SEQ_CST), (double)n / ((t1 - t0) / 1e9), (t2 - t1) / 1e6);
+    if (rc != SS_PLUGIN_SUCCESS) {
+        error(p, "set_async_event_handler(NULL): %s", p->api.get_last_error(p->s));
+        return 1;
+    }
+    return 0;
+}
+
+static const char *const metric_types[] = {"monotonic", "non_monotonic"};
+
+static void print_metrics(const plugin_t *p) {
+    ss_plugin_metric *(*get_metrics)(ss_plugin_t *, uint32_t *);
+    *(void **)(&get_metrics) = dlsym(p->dl, "plugin_get_metrics");
+    line_start(p, stdout);
+    if (!get_metrics) {
+        printf("metrics none\n");
+        return;
+    }
+    uint32_t n = 0;
+    ss_plugin_metric *m = get_metrics(p->s, &n);
+    printf("metrics %u\n", n);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *type = m[i].type <= 1 ? metric_types[m[i].type] : "?";
+        line_start(p, stdout);
+        printf("metric %s %s ", m[i].name, type);
+        switch (m[i].value_type) {
+        case SS_PLUGIN_METRIC_VALUE_TYPE_U32: printf("u32 %u\n", m[i].value.u32); break;
+        case SS_PLUGIN_METRIC_VALUE_TYPE_S32: printf("s32 %d\n", m[i].value.s32); break;
+        case SS_PLUGIN_METRIC_VALUE_TYPE_U64: printf("u64 %llu\n", (unsigned long long)m[i].value.u64); break;
+        case SS_PLUGIN_METRIC_VALUE_TYPE_S64: printf("s64 %lld\n", (long long)m[i].value.s64); break;
+        case SS_PLUGIN_METRIC_VALUE_TYPE_D: printf("d %.17g\n", m[i].value.d); break;
+        case SS_PLUGIN_METRIC_VALUE_TYPE_F: printf("f %.9g\n", (double)m[i].value.f); break;
+        default: printf("i %d\n", m[i].value.i); break;
+        }
+    }
+    if (p->bench_metrics > 0) {
+        double t0 = now_ns();
+        for (long i = 0; i < p->bench_metrics; i++) {
+            m = get_metrics(p->s, &n);
+        }
+        line_start(p, stdout);
+        printf("bench metrics_ns_per_call %.1f\n", (now_ns() - t0) / (double)p->bench_metrics);
+    }
+}
 
 /* dlopen, symbols, API version, then the field requests. 0, or the exit status. */
 static int load(plugin_t *p) {
@@ -472,7 +620,10 @@ static void *run_source(void *arg) {
 }
 
 static void report(const plugin_t *p) {
-    if (!has_source(p)) {
+    if (p->metrics) {
+        print_metrics(p);
+    }
+    if (!has_source(p) || p->skip_source) {
         line_start(p, stdout);
         printf("done events=0 rc=no-source\n");
         return;
@@ -519,6 +670,7 @@ static void unload(plugin_t *ps, int n) {
 static int usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s LIB [--config S] [--open S] [--fields a,b] [-n N] [--bench-source N] [--bench-extract N]\n"
+            "       [--async-seconds S] [--dump-state] [--metrics] [--bench-metrics N]\n"
             "       [--lib LIB [same options]]... [--threads] [--quiet]\n",
             argv0);
     return 2;
@@ -546,6 +698,15 @@ int main(int argc, char **argv) {
             p->bench_source = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--bench-extract") && i + 1 < argc) {
             p->bench_extract = atol(argv[++i]);
+        } else if (!strcmp(argv[i], "--async-seconds") && i + 1 < argc) {
+            p->async_seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--dump-state")) {
+            p->dump = 1;
+        } else if (!strcmp(argv[i], "--metrics")) {
+            p->metrics = 1;
+        } else if (!strcmp(argv[i], "--bench-metrics") && i + 1 < argc) {
+            p->metrics = 1;
+            p->bench_metrics = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
         } else if (!strcmp(argv[i], "--threads")) {
@@ -590,7 +751,13 @@ int main(int argc, char **argv) {
         printf("signals: %s\n", after.sa_handler == before.sa_handler ? "unchanged" : "CHANGED");
     }
     for (int k = 0; k < nlibs && !status; k++) {
-        if (has_source(&ps[k])) {
+        if (ps[k].async_seconds > 0 || ps[k].dump) {
+            status = run_async(&ps[k]);
+            ps[k].skip_source = ps[k].async_seconds > 0 && ps[k].max_events < 0; /* the async run was the point */
+        }
+    }
+    for (int k = 0; k < nlibs && !status; k++) {
+        if (has_source(&ps[k]) && !ps[k].skip_source) {
             status = open_source(&ps[k]);
         } else {
             ps[k].done = 1;

@@ -7,7 +7,10 @@ event, like libsinsp's example program::
 
     #1 ts=1712345678901234567 dummy.value=3 dummy.divisible[2]=0
 
-then a summary line (``-- events=10 stop=eof``). ``--json`` prints JSON
+then a summary line (``-- events=10 stop=eof``). ``--async`` sets the async
+event handler for the run and prints each async event as it is seen
+(``@async sample payload=b'...'``); ``--metrics`` prints the plugin's metrics
+at the end (``-- metric seen monotonic u64 4``). ``--json`` prints JSON
 instead (one object per event, then ``{"summary": ...}``). Errors go to
 stderr and the exit status is 1.
 """
@@ -23,6 +26,7 @@ from typing import Any, TextIO
 
 from .._abi import ENTRY_POINTS
 from ._ffi import Rc
+from .async_events import AsyncEvent
 from .errors import HostError
 from .fields import FieldInfo
 from .handle import Value
@@ -52,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument(
         "--idle-timeout", type=float, default=None, metavar="S", help="stop when the source sends nothing for S seconds"
     )
+    parser.add_argument("--async", dest="async_events", action="store_true", help="set the async event handler")
+    parser.add_argument("--metrics", action="store_true", help="print the plugin's metrics at the end")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every plugin log message, not just warnings")
 
 
@@ -175,6 +181,15 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         logger.setLevel(level)
 
 
+def _print_async(events: list[AsyncEvent], as_json: bool, out: TextIO) -> None:
+    for e in events:
+        if as_json:
+            record = {"name": e.name, "payload": e.payload.decode("utf-8", "replace"), "ts": e.ts, "tid": e.tid}
+            out.write(json.dumps({"async": record}) + "\n")
+        else:
+            out.write(f"@async {e.name} payload={e.payload!r}\n")
+
+
 def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
     with PluginLibrary.load(args.library) as lib:
         info = lib.info
@@ -185,9 +200,13 @@ def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
         show_info = "extraction" not in info.capabilities and info.id != 0
         count, stop = 0, "eof"
         with lib.init(args.init_config, forward_logs=True) as plugin, plugin.open(args.open_params) as capture:
+            if args.async_events:
+                plugin.async_events.start()
             try:
                 for event in capture.events(limit=args.max_events, timeout_s=args.idle_timeout):
                     count += 1
+                    if args.async_events:
+                        _print_async(plugin.async_events.drain(), args.json, out)
                     values = {r.text: plugin.extract(event, r, strict=False) for r in requests}
                     text = plugin.event_to_string(event) if show_info else None
                     if args.json:
@@ -209,6 +228,15 @@ def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
                 elif capture.last_rc != Rc.EOF:  # the idle timeout ended it
                     stop = "idle"
             pct, _ = capture.progress()
+            if args.async_events:
+                plugin.async_events.stop()
+                _print_async(plugin.async_events.drain(), args.json, out)
+            if args.metrics:
+                for m in plugin.metrics():
+                    if args.json:
+                        out.write(json.dumps({"metric": m._asdict()}) + "\n")
+                    else:
+                        out.write(f"-- metric {m.name} {m.type} {m.value_type} {m.value}\n")
         if args.json:
             out.write(json.dumps({"summary": {"events": count, "stop": stop, "progress": pct}}) + "\n")
         else:

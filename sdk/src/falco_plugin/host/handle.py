@@ -16,9 +16,11 @@ from ._ffi import Rc, ffi, scan_version
 from .errors import ExtractionError, HostError
 from .events import HostEvent
 from .fields import EPF_IS_LIST, FieldRequest
+from .metrics import MetricValue, read_metrics
 from .schema import validate_init_config
 
 if TYPE_CHECKING:
+    from .async_events import AsyncEvents
     from .capture import Capture
     from .loader import PluginInfo, PluginLibrary
     from .routines import RoutinePool
@@ -80,6 +82,7 @@ class PluginHandle:
         self._rs: _raw.State | None = None
         self._asks: dict[str, _raw.Request] = {}
         """The raw request of each field expression extracted so far."""
+        self._async: AsyncEvents | None = None
         schema_type, schema_text = library.init_schema_raw
         self.config = validate_init_config(info.name, schema_type, schema_text, config)
         offers_tables = tables is not None and bool({"parsing", "extraction"} & info.capabilities)
@@ -323,10 +326,34 @@ class PluginHandle:
             result[key] = self.extract(event, f, strict=strict)
         return result
 
+    # -- async events and metrics (host/async_events.py, host/metrics.py) --------------
+
+    @property
+    def async_events(self) -> AsyncEvents:
+        """This state's async events: ``start()``, ``stop()``, ``get()``, ``dump_state()``."""
+        from .async_events import AsyncEvents
+
+        self._require_alive()
+        if self._async is None:
+            self._async = AsyncEvents(self, self._state_pointer)
+        return self._async
+
+    def _state_pointer(self) -> Any:
+        return self._state.state
+
+    def metrics(self) -> list[MetricValue]:
+        """``plugin_get_metrics``, with typed values (empty when the plugin has none)."""
+        return read_metrics(self.library, self._state_pointer())
+
     # -- lifetime ----------------------------------------------------------------
 
     def destroy(self) -> None:
-        """Close open captures, then ``plugin_destroy`` (idempotent)."""
+        """Stop async events and close open captures (as sinsp does), then ``plugin_destroy`` (idempotent)."""
+        if self._async is not None and self.alive:
+            try:
+                self._async.close()
+            except HostError as exc:  # destroy goes on, like sinsp's close
+                self.logs.append(LogRecord(3, self.info.name, str(exc)))
         for capture in list(self._captures):
             capture.close()
         if self._rs is not None:

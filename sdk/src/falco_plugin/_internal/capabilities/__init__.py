@@ -10,7 +10,17 @@ The SDK implements a capability with one module here (``sourcing.py``,
 base class that selects it, how a plugin class's declarations are resolved
 into a :class:`CapabilitySpec`, the C file of its glue (``_glue/<name>.c``)
 and the runtime mixin the C glue calls into. Adding a capability means adding
-such a module, its C file, and a line to :data:`IMPLEMENTED`.
+such a module, its C file, and a line to :func:`implemented`.
+
+An optional *feature* is a group of symbols that is not a capability
+(:data:`FEATURES`: ``get_metrics``): the host never lists it, and any plugin
+may have it, whatever its bases. The SDK implements one the same way, with a
+:class:`FeatureImplementation` (``metrics.py`` + ``_glue/metrics.c``) listed
+by :func:`implemented_features`, which selects a plugin by what its class
+declares instead of by a base class. Capabilities and features are both
+*glue units*: each contributes symbols, C defines, a C file with its
+attach/release hooks (``FP_CAPABILITIES`` in ``_glue/common.h`` lists every
+unit a library has) and a runtime mixin.
 """
 
 from __future__ import annotations
@@ -82,6 +92,26 @@ ASYNC = Capability(
 )
 CAPTURE_LISTENING = Capability("capture_listening", "Capture Listening", ("capture_open", "capture_close"), (), 9)
 
+
+@dataclass(frozen=True)
+class Feature:
+    """An optional group of symbols that is not a capability."""
+
+    name: str
+    required: tuple[str, ...]
+    """Symbols (without ``plugin_``) a plugin with the feature exports."""
+    optional: tuple[str, ...]
+    min_api_minor: int
+    """The first plugin API 3.x minor whose hosts call it (older ones ignore it)."""
+
+    def symbols(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+METRICS = Feature("metrics", ("get_metrics",), (), 5)
+FEATURES: tuple[Feature, ...] = (METRICS,)
+"""The optional features of plugin API 3.x the SDK implements."""
+
 API: tuple[Capability, ...] = (SOURCING, EXTRACTION, PARSING, ASYNC, CAPTURE_LISTENING)
 """Every capability of plugin API 3.x, in the order Falco lists them."""
 BY_NAME: dict[str, Capability] = {c.name: c for c in API}
@@ -105,7 +135,7 @@ def c_string(text: str) -> str:
 class CapabilitySpec:
     """One plugin's declarations for one capability, resolved from its class."""
 
-    capability: ClassVar[Capability]
+    capability: ClassVar[Capability | Feature]
 
     def symbols(self) -> list[str]:
         """The symbols (without ``plugin_``) the library exports for it."""
@@ -128,9 +158,13 @@ class CapabilitySpec:
 class Implementation:
     """How the SDK implements one capability."""
 
-    capability: ClassVar[Capability]
+    capability: ClassVar[Capability | Feature]
     base: ClassVar[type[Plugin]]
     """The class plugin authors derive from to get the capability."""
+
+    def selects(self, cls: type[Plugin]) -> bool:
+        """Whether plugin class ``cls`` has this capability."""
+        return issubclass(cls, self.base)
 
     @property
     def c_source(self) -> str:
@@ -150,12 +184,31 @@ class Implementation:
 
 def implemented() -> Sequence[Implementation]:
     """The capabilities the SDK implements, in the order their glue is linked."""
+    from .async_events import ASYNC_IMPL
     from .capture_listening import CAPTURE_LISTENING_IMPL
     from .extraction import EXTRACTION_IMPL
     from .parsing import PARSING_IMPL
     from .sourcing import SOURCING_IMPL
 
-    return (SOURCING_IMPL, EXTRACTION_IMPL, PARSING_IMPL, CAPTURE_LISTENING_IMPL)
+    return (SOURCING_IMPL, EXTRACTION_IMPL, PARSING_IMPL, ASYNC_IMPL, CAPTURE_LISTENING_IMPL)
+
+
+class FeatureImplementation(Implementation):
+    """How the SDK implements an optional feature: like a capability, but
+    :meth:`selects` looks at what the class declares, and no class has only
+    features (a plugin still needs a capability)."""
+
+    capability: ClassVar[Feature]
+
+    def selects(self, cls: type[Plugin]) -> bool:
+        raise NotImplementedError
+
+
+def implemented_features() -> Sequence[FeatureImplementation]:
+    """The optional features the SDK implements, in the order their glue is linked."""
+    from .metrics import METRICS_IMPL
+
+    return (METRICS_IMPL,)
 
 
 __all__ = [
@@ -165,11 +218,16 @@ __all__ = [
     "BY_NAME",
     "CAPTURE_LISTENING",
     "EXTRACTION",
+    "FEATURES",
+    "METRICS",
     "PARSING",
     "SOURCING",
     "Capability",
     "CapabilitySpec",
+    "Feature",
+    "FeatureImplementation",
     "Implementation",
     "c_string",
     "implemented",
+    "implemented_features",
 ]

@@ -1,0 +1,118 @@
+"""Async events on demand: workers that emit, a state dump, failures.
+
+Each of ``workers`` workers emits ``count`` ``sample`` events (``0``: until the
+session ends), ``interval`` seconds apart, with payload ``w<worker> <i>``.
+``stubborn`` adds a worker that ignores the end of its session for two
+seconds (longer than ``async_stop_timeout``) and then tries to emit.
+``dump`` is how many ``state`` events ``dump_state`` emits before a last one
+carrying ``stats <delivered> <dropped> <refused> <late>`` (``late``: what the
+stubborn workers' emits returned). ``init`` emits one event,
+which no handler can take yet (it counts as dropped). ``fail`` names the
+hooks that raise (``start_async``, ``stop_async``, ``dump_state``), or
+``bad_name`` to emit an undeclared event name from ``start_async``. The
+``emitted`` metric counts the events the host took.
+"""
+
+from __future__ import annotations
+
+import time
+
+from falco_plugin import (
+    AsyncPlugin,
+    AsyncSession,
+    Batch,
+    Config,
+    Counter,
+    Emit,
+    EndOfStream,
+    SourceInstance,
+    SourcePlugin,
+    Timeout,
+    setting,
+)
+
+
+class AsyncConfig(Config):
+    """How the async workers behave."""
+
+    workers: int = setting("Worker threads per session", default=1, minimum=0)
+    count: int = setting("Events per worker (0: until stopped)", default=0, minimum=0)
+    interval: float = setting("Seconds between a worker's events", default=0.0, minimum=0)
+    stubborn: bool = setting("Add a worker that ignores the stop signal", default=False)
+    dump: int = setting("Events dump_state emits", default=2, minimum=0)
+    fail: list[str] = setting("Hooks that raise", default=[])
+
+
+class Idle(SourceInstance):
+    """No events of its own; with open params ``eof:<seconds>`` the stream ends after that long."""
+
+    def __init__(self, params: str) -> None:
+        self.end = time.monotonic() + float(params[4:]) if params.startswith("eof:") else None
+
+    def next_batch(self) -> Batch:
+        if self.end is not None and time.monotonic() >= self.end:
+            raise EndOfStream
+        time.sleep(0.01)
+        raise Timeout
+
+
+class AsyncFixture(AsyncPlugin, SourcePlugin):
+    name = "fxt_async"
+    version = "0.0.1"
+    description = "Test fixture: async events"
+    contact = "sdk tests"
+    id = 999_110
+    event_source = "fxt_async"
+    async_events = ("sample", "state")
+    async_stop_timeout = 1.0
+    emitted = Counter("emitted", "Async events the host took")
+
+    def init(self, config: AsyncConfig) -> None:
+        self.config = config
+        self.sessions = 0
+        self.late: list[bool] = []
+        """What each stubborn worker's emit returned after its session ended."""
+        self.early = self.emit("sample", b"too early")
+
+    def set_config(self, config: AsyncConfig) -> None:
+        self.config = config
+
+    def open(self, params: str) -> Idle:
+        return Idle(params)
+
+    def start_async(self, session: AsyncSession) -> None:
+        if "start_async" in self.config.fail:
+            raise RuntimeError("injected failure in start_async")
+        if "bad_name" in self.config.fail:
+            session.emit("nope", b"")
+        self.sessions += 1
+        for k in range(self.config.workers):
+            session.spawn(self.work, session, k, name=f"w{k}")
+        if self.config.stubborn:
+            session.spawn(self.stubborn, session, name="stubborn")
+
+    def work(self, session: AsyncSession, worker: int) -> None:
+        i = 0
+        while not session.stopped and (self.config.count == 0 or i < self.config.count):
+            if session.emit("sample", f"w{worker} {i}".encode()):
+                self.emitted.inc()
+            i += 1
+            if self.config.interval and session.wait(self.config.interval):
+                break
+
+    def stubborn(self, session: AsyncSession) -> None:
+        session.stopping.wait()
+        time.sleep(2.0)
+        self.late.append(session.emit("sample", b"late"))
+
+    def stop_async(self, session: AsyncSession) -> None:
+        if "stop_async" in self.config.fail:
+            raise RuntimeError("injected failure in stop_async")
+
+    def dump_state(self, emit: Emit) -> None:
+        if "dump_state" in self.config.fail:
+            raise RuntimeError("injected failure in dump_state")
+        for i in range(self.config.dump):
+            emit("state", f"state {i} of {self.sessions}".encode(), ts=1_000 + i)
+        stats = self.async_stats()
+        emit("state", f"stats {stats.delivered} {stats.dropped} {stats.refused} {self.late}".encode(), tid=7)
