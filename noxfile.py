@@ -112,10 +112,13 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def package(session: nox.Session) -> None:
-    """Per plugin a versioned archive (library + site dir), a rules archive, and dist/index.yaml for falcoctl."""
+    """Per plugin a release archive, a rules archive, and dist/index.yaml for falcoctl.
+
+    Release archives are standalone (they carry the interpreter and load with
+    no Python installed); `nox -s package -- --no-standalone` makes archives
+    that need the build's Python 3.11 on the target instead."""
     install_workspace(session)
-    build_all(session)
-    session.run("falco-plugin", "package", *map(str, PLUGINS), "--out", "dist", *session.posargs)
+    session.run("falco-plugin", "package", "--build", *map(str, PLUGINS), "--out", "dist", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -50,7 +50,7 @@ def members(archive: Path) -> list[str]:
 
 def test_a_plugin_archive_and_a_rules_archive_are_named_by_version(packaged: list[Artifact]) -> None:
     assert [(a.name, a.kind, a.path.name) for a in packaged] == [
-        ("dummy_py", "plugin", f"dummy_py-0.1.0-{ARCH}.tar.gz"),
+        ("dummy_py", "plugin", f"dummy_py-0.1.0-linux-{ARCH}.tar.gz"),
         ("dummy_py-rules", "rulesfile", "dummy_py-rules-0.1.0.tar.gz"),
     ]
 
@@ -163,7 +163,7 @@ def test_cli_package_writes_archives_and_index(tmp_path: Path, capsys: pytest.Ca
     )
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [
-        f"dummy_py-0.1.0-{ARCH}.tar.gz",
+        f"dummy_py-0.1.0-linux-{ARCH}.tar.gz",
         "dummy_py-rules-0.1.0.tar.gz",
         "index.yaml",
     ]

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _abi as abi
+from . import standalone as standalone_mod
 from ._internal.capabilities import c_string, implemented, implemented_features
 from ._internal.spec import PluginSpec, resolve
 from ._internal.version import GLUE_CONTRACT, SDK_VERSION
@@ -88,9 +89,12 @@ def _installed(name: str) -> md.Distribution | None:
         return None
 
 
-def generated_header(spec: PluginSpec, module: str, target: str) -> str:
+def generated_header(spec: PluginSpec, module: str, target: str, *, standalone: bool = False) -> str:
     """The FP_* definitions the glue is compiled with: the common part, then
-    each capability's own (:meth:`CapabilitySpec.c_defines`)."""
+    each capability's own (:meth:`CapabilitySpec.c_defines`).
+
+    A standalone library names its home relative to its own directory
+    (``FP_PYTHON_HOME_RELATIVE``), and carries no path of the build machine."""
     minor = int(spec.required_api_version.split(".")[1])
     # Every glue unit: the capabilities, then the optional features (metrics).
     caps = " ".join(f"X({name})" for name in spec.units)
@@ -102,7 +106,11 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
         f"#define FP_BAKED {c_string(spec.baked())}",
         f"#define FP_SDK_VERSION {c_string(SDK_VERSION)}",
         f"#define FP_GLUE_CONTRACT {GLUE_CONTRACT}",
-        f"#define FP_PYTHON_HOME {c_string(sys.base_prefix)}",
+        (
+            f"#define FP_PYTHON_HOME_RELATIVE {c_string(standalone_mod.HOME_DIR)}"
+            if standalone
+            else f"#define FP_PYTHON_HOME {c_string(sys.base_prefix)}"
+        ),
         f"#define FP_NAME {c_string(spec.name)}",
         f"#define FP_VERSION {c_string(spec.version)}",
         f"#define FP_DESCRIPTION {c_string(spec.description)}",
@@ -120,11 +128,12 @@ def generated_header(spec: PluginSpec, module: str, target: str) -> str:
     return "\n".join(d) + "\n"
 
 
-def glue_source(spec: PluginSpec, module: str, target: str) -> str:
+def glue_source(spec: PluginSpec, module: str, target: str, *, standalone: bool = False) -> str:
     """The one translation unit of a plugin library: its definitions, the
     common glue, and the glue of each capability it has (and no other)."""
     impls = {impl.capability.name: impl for impl in (*implemented(), *implemented_features())}
-    parts = [f'#include "{abi.HEADER.name}"', generated_header(spec, module, target), '#include "common.c"']
+    header = generated_header(spec, module, target, standalone=standalone)
+    parts = [f'#include "{abi.HEADER.name}"', header, '#include "common.c"']
     parts += [f'#include "{impls[name].c_source}"' for name in spec.units]
     return "\n".join(parts) + "\n"
 
@@ -134,8 +143,13 @@ def _version_script(spec: PluginSpec) -> str:
     return "{\n  global:\n" + exported + "  local: *;\n};\n"
 
 
-def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, verbose: bool = False) -> BuildResult:
-    """Compile the plugin project at ``project_dir``; see the module docs."""
+def build_plugin(
+    project_dir: str | Path, out_dir: str | Path | None = None, *, verbose: bool = False, standalone: bool = False
+) -> BuildResult:
+    """Compile the plugin project at ``project_dir``; see the module docs.
+
+    ``standalone``: also write the shared interpreter home beside the library
+    (:mod:`falco_plugin.standalone`), so the output loads with no Python installed."""
     import cffi  # a build-time dependency only
 
     project = Path(project_dir).resolve()
@@ -162,8 +176,12 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
     # we drive start-up ourselves from the glue (see _glue/common.c).
     ffi.embedding_api("")
     ffi.embedding_init_code("")
-    source = glue_source(spec, module, target)
+    source = glue_source(spec, module, target, standalone=standalone)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
+    # A standalone library finds the bundled libpython beside it, and carries no
+    # debug information: DWARF records the build directories and include paths.
+    rpath = f"$ORIGIN/{standalone_mod.HOME_DIR}/{standalone_mod.LIB}" if standalone else libdir
+    debug = ["-g0"] if standalone else []
     out.mkdir(parents=True, exist_ok=True)
     library = out / f"lib{spec.name}.so"
     with tempfile.TemporaryDirectory(prefix="falco-plugin-build-") as tmp:
@@ -173,12 +191,12 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
             module,
             source,
             include_dirs=[str(abi.HEADER.parent)],
-            extra_compile_args=["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-function"],
+            extra_compile_args=["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-function", *debug],
             extra_link_args=[
                 f"-Wl,--version-script={script}",
                 # Never unmapped by dlclose: Python and its threads outlive any handle.
                 "-Wl,-z,nodelete",
-                f"-Wl,-rpath,{libdir}",
+                f"-Wl,-rpath,{rpath}",
             ],
             libraries=["dl", "pthread"],
         )
@@ -196,6 +214,14 @@ def build_plugin(project_dir: str | Path, out_dir: str | Path | None = None, *, 
         write_site_dir(site_dir, dist_name, project, deps)
     except SiteDirError as exc:
         raise BuildError(str(exc)) from exc
+    if standalone:
+        try:
+            home = standalone_mod.bundle_interpreter(out)
+            standalone_mod.fix_library(library)
+            grafted = standalone_mod.fix_site_dir(site_dir, home)
+            standalone_mod.write_plugin_metadata(site_dir, library, home, grafted)
+        except standalone_mod.StandaloneError as exc:
+            raise BuildError(f"--standalone: {exc}") from exc
     return BuildResult(library=library, site_dir=site_dir, spec=spec)
 
 
@@ -206,13 +232,18 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("projects", nargs="+", type=Path, help="plugin project directories")
     parser.add_argument("--out", type=Path, help="output directory (default: each project directory)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the compiler commands")
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help=f"bundle the interpreter ({standalone_mod.HOME_DIR}/ beside the library): loads with no Python installed",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     failed = 0
     for project in args.projects:
         try:
-            result = build_plugin(project, args.out, verbose=args.verbose)
+            result = build_plugin(project, args.out, verbose=args.verbose, standalone=args.standalone)
         except SDKError as exc:
             print(f"falco-plugin build: {project}: {exc}", file=sys.stderr)
             failed += 1

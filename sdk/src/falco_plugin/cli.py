@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("falco_plugin.registry", "check or refresh registry/plugins.yaml"),
     "new": ("falco_plugin.scaffold", "create a plugin project from a reference plugin"),
     "package": ("falco_plugin.package", "make distributable archives of built plugins"),
+    "verify": ("falco_plugin.package", "unpack a plugin archive and load it in the C host with an empty environment"),
     "docs": ("falco_plugin.docs", "regenerate the fields/config tables of plugin READMEs (--check: fail on drift)"),
 }
 

@@ -2,11 +2,15 @@
 
 Per plugin, in the output directory:
 
-* ``<name>-<version>-<arch>.tar.gz``: ``lib<name>.so`` and ``lib<name>.site/``
-  (the plugin's Python packages and their dependencies) side by side, which
-  is all the library needs besides the Python installation it was built
-  against (see :mod:`falco_plugin.build`). Unpack it into Falco's plugin
-  directory.
+* ``<name>-<version>-linux-<arch>.tar.gz`` (upstream's naming):
+  ``lib<name>.so`` and ``lib<name>.site/`` (the plugin's Python packages and
+  their dependencies) side by side, laid out as Falco's plugin directory
+  holds them (falcoctl unpacks plugin archives there). A standalone build
+  (``--standalone``, the default of ``--build``) also holds ``python3.X/``,
+  the interpreter every standalone plugin in that directory shares, and then
+  needs nothing of the machine but glibc (its minimum version is in
+  ``lib<name>.site/_standalone.json``); otherwise the library needs the
+  Python installation it was built against (see :mod:`falco_plugin.build`).
 * ``<name>-rules-<version>.tar.gz`` when the project has ``rules/*.yaml``: the
   rules files at the archive's top level, as falcoctl installs them.
 * ``index.yaml``: one falcoctl index entry per artifact (``type: plugin`` or
@@ -22,6 +26,7 @@ import argparse
 import gzip
 import io
 import platform
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -38,7 +43,7 @@ from .registry.model import RegistryError, find_registry, load_file, plugin_entr
 __all__ = ["Artifact", "index_entries", "package_plugin", "write_index"]
 
 RULES_SUFFIX = "-rules"
-_SKIP = {"__pycache__"}
+_SKIP = {"__pycache__", "bundle.json.tmp"}
 
 
 @dataclass(frozen=True)
@@ -52,13 +57,27 @@ class Artifact:
     path: Path
 
 
-def _members(base: Path, arcname: str) -> Iterable[tuple[Path, str]]:
+def _members(base: Path, arcname: str, *, bytecode: bool = False) -> Iterable[tuple[Path, str]]:
+    """``base`` and what is under it, sorted; bytecode only with ``bytecode`` (a standalone
+    bundle's standard library is nothing but bytecode, and its site dir's saves start-up time)."""
     yield base, arcname
     if base.is_dir():
         for child in sorted(base.iterdir()):
-            if child.name in _SKIP or child.suffix == ".pyc":
+            if not bytecode and (child.name in _SKIP or child.suffix == ".pyc"):
                 continue
-            yield from _members(child, f"{arcname}/{child.name}")
+            yield from _members(child, f"{arcname}/{child.name}", bytecode=bytecode)
+
+
+def standalone_home(library: Path) -> Path | None:
+    """The interpreter home a standalone build put beside ``library`` (``None``: not standalone)."""
+    from .standalone import HOME_DIR, PLUGIN_METADATA
+
+    if not (library.with_suffix(".site") / PLUGIN_METADATA).is_file():
+        return None
+    home = library.parent / HOME_DIR
+    if not home.is_dir():
+        raise LibraryError(f"{home} is missing: a standalone library cannot load without it (rebuild the plugin)")
+    return home
 
 
 def _write_tar_gz(path: Path, members: Iterable[tuple[Path, str]]) -> None:
@@ -96,9 +115,13 @@ def package_plugin(
         raise LibraryError(f"{site} is missing: the library cannot load without it (rebuild the plugin)")
     out_dir.mkdir(parents=True, exist_ok=True)
     arch = arch or platform.machine()
-    plugin_archive = out_dir / f"{facts.name}-{facts.version}-{arch}.tar.gz"
+    plugin_archive = out_dir / f"{facts.name}-{facts.version}-linux-{arch}.tar.gz"
     # The library keeps its lib<name>.so file name: Falco's config and the site dir's name both use it.
-    _write_tar_gz(plugin_archive, [(library, library.name), *_members(site, site.name)])
+    home = standalone_home(library)
+    members = [(library, library.name), *_members(site, site.name, bytecode=home is not None)]
+    if home is not None:
+        members += _members(home, home.name, bytecode=True)
+    _write_tar_gz(plugin_archive, members)
     artifacts = [Artifact(facts.name, "plugin", facts.name, facts.version, plugin_archive)]
     rules = rules_files(project)
     if rules:
@@ -159,15 +182,117 @@ def write_index(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=100_000), encoding="utf-8")
 
 
+# -- verifying an archive (falco-plugin verify) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verified:
+    library: str
+    ok: bool
+    output: str
+
+
+def _default_fields(facts: BuiltFacts, most: int = 4) -> list[str]:
+    """A few fields the C host can extract without an argument."""
+    out = []
+    for f in facts.fields:
+        arg = f.get("arg") or {}
+        if not arg.get("isRequired"):
+            out.append(str(f["name"]))
+    return out[:most]
+
+
+def verify_archive(
+    archive: Path,
+    *,
+    init_config: str = "",
+    open_params: str = "",
+    events: int = 5,
+    timeout: float = 120,
+) -> list[Verified]:
+    """Unpack ``archive`` into a temporary directory and load each plugin in it in the C host
+    (init, open, ``events`` events, a few fields) with an empty environment, as Falco would."""
+    from .host.chost import compile_chost
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="falco-plugin-verify-") as tmp:
+        root = Path(tmp) / "plugins"
+        root.mkdir()
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(root, filter="data")
+        except (OSError, tarfile.TarError) as exc:
+            raise LibraryError(f"{archive}: cannot unpack: {exc}") from None
+        libraries = sorted(root.glob("lib*.so"))
+        if not libraries:
+            raise LibraryError(f"{archive}: no lib<name>.so at the top of the archive")
+        chost = compile_chost(Path(tmp))
+        for library in libraries:
+            facts = read_library(library)
+            args = [str(chost), str(library), "-n", str(events)]
+            if init_config:
+                args += ["--config", init_config]
+            if open_params:
+                args += ["--open", open_params]
+            fields = _default_fields(facts)
+            if fields:
+                args += ["--fields", ",".join(fields)]
+            try:
+                proc = subprocess.run(args, capture_output=True, text=True, env={}, cwd=tmp, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                results.append(Verified(library.name, False, f"the C host did not finish in {timeout:g} s"))
+                continue
+            lines = proc.stdout.splitlines()
+            sourced = "sourcing" in facts.capabilities
+            got_events = any(line.startswith("evt ") for line in lines)
+            ok = proc.returncode == 0 and (got_events or not sourced or events == 0)
+            results.append(Verified(library.name, ok, (proc.stdout + proc.stderr).strip()))
+    return results
+
+
+def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("archives", nargs="+", type=Path, help="plugin archives (<name>-<version>-linux-<arch>.tar.gz)")
+    parser.add_argument("--init-config", default="", help="init config (default: the plugin's defaults)")
+    parser.add_argument("--open-params", default="", help="open params of the source")
+    parser.add_argument("-n", type=int, default=5, dest="events", help="events to read (default: 5)")
+
+
+def verify_main(args: argparse.Namespace) -> int:
+    failed = 0
+    for archive in args.archives:
+        try:
+            results = verify_archive(
+                archive, init_config=args.init_config, open_params=args.open_params, events=args.events
+            )
+        except LibraryError as exc:
+            print(f"falco-plugin verify: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        for r in results:
+            print(f"{'ok' if r.ok else 'FAILED':6} {archive.name}: {r.library}")
+            print("  " + r.output.replace("\n", "\n  "))
+            failed += not r.ok
+    return 1 if failed else 0
+
+
 # -- command line (falco-plugin package) -----------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    if command == "verify":
+        add_verify_arguments(parser)
+        return
     parser.add_argument(
         "projects", nargs="*", type=Path, help="plugin projects (default: every plugins/* of this checkout)"
     )
     parser.add_argument("--out", type=Path, default=Path("dist"), help="output directory (default: dist)")
     parser.add_argument("--build", action="store_true", help="build each plugin into a temporary directory first")
+    parser.add_argument(
+        "--standalone",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --build: bundle the interpreter, so the archive loads with no Python installed (default: yes)",
+    )
     parser.add_argument(
         "--registry", type=Path, help="registry file with the plugins' metadata (default: registry/plugins.yaml)"
     )
@@ -182,6 +307,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.command == "verify":
+        return verify_main(args)
     registry_path = args.registry or find_registry(Path.cwd())
     try:
         data = load_file(registry_path) if registry_path else {}
@@ -204,7 +331,7 @@ def main(args: argparse.Namespace) -> int:
                     from .build import BuildError, build_plugin
 
                     try:
-                        library = build_plugin(project, Path(tmp) / project.name).library
+                        library = build_plugin(project, Path(tmp) / project.name, standalone=args.standalone).library
                     except (BuildError, TypeError) as exc:
                         raise LibraryError(f"cannot build {project}: {exc}") from None
                 else:

@@ -324,8 +324,16 @@ def write_site_dir(site_dir: Path, root_dist: str, project: Path, deps: list[str
         # The embedded interpreter never writes bytecode (the site directory may be
         # read-only), so ship it: cold start halves. Hash-checked .pyc files stay
         # valid wherever the directory is copied or unpacked, whatever the mtimes.
+        # The file names they record are relative to the site directory's parent
+        # (Python replaces them with the real path at import anyway): no path of
+        # the build machine ships.
         compileall.compile_dir(
-            str(staging), quiet=2, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH, workers=1
+            str(staging),
+            quiet=2,
+            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+            workers=1,
+            stripdir=str(staging),
+            prependdir=site_dir.name,
         )
         check_site_dir(staging)
     except BaseException:

@@ -110,6 +110,31 @@ static void fp_unlock_python_start(int fd) {
 
 static int fp_start_interpreter(const char *home);
 
+#ifdef FP_PYTHON_HOME_RELATIVE
+/* A standalone library carries its interpreter: the home is FP_PYTHON_HOME_RELATIVE
+ * in the library's own directory (shared by every standalone plugin there). */
+static int fp_start_bundled_interpreter(void) {
+    Dl_info info;
+    char path[PATH_MAX], home[PATH_MAX];
+    if (!dladdr((void *)&fp_start_bundled_interpreter, &info) || !info.dli_fname) {
+        fp_start_failed("cannot find the path of the plugin library");
+        return -1;
+    }
+    if (!realpath(info.dli_fname, path)) {
+        snprintf(path, sizeof path, "%s", info.dli_fname);
+    }
+    char *slash = strrchr(path, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    if ((size_t)snprintf(home, sizeof home, "%s/%s", slash ? path : ".", FP_PYTHON_HOME_RELATIVE) >= sizeof home) {
+        fp_start_failed("plugin library path too long");
+        return -1;
+    }
+    return fp_start_interpreter(home);
+}
+#endif
+
 static int fp_init_interpreter(void) {
     /* Falco dlopens plugins RTLD_LOCAL, which hides libpython's symbols from
      * the extension modules Python imports later: make them global. */
@@ -123,7 +148,11 @@ static int fp_init_interpreter(void) {
     int rc = 0;
     if (!Py_IsInitialized()) { /* else a Python host, or another Python plugin, got here first */
         const char *home = getenv("FALCO_PLUGIN_PYTHONHOME");
+#ifdef FP_PYTHON_HOME_RELATIVE
+        rc = home && *home ? fp_start_interpreter(home) : fp_start_bundled_interpreter();
+#else
         rc = fp_start_interpreter(home && *home ? home : FP_PYTHON_HOME);
+#endif
     }
     fp_unlock_python_start(lock);
     return rc;
@@ -134,7 +163,25 @@ static int fp_start_interpreter(const char *home) {
      * path dumps its path configuration on the host's stderr. */
     char landmark[PATH_MAX];
     snprintf(landmark, sizeof landmark, "%s/lib/python3.%d/os.py", home, PY_MINOR_VERSION);
-    if (access(landmark, R_OK) != 0) {
+    int found = access(landmark, R_OK) == 0;
+#ifdef FP_PYTHON_HOME_RELATIVE
+    if (!found) { /* a bundled standard library is bytecode, zipped or not */
+        snprintf(landmark, sizeof landmark, "%s/lib/python3%d.zip", home, PY_MINOR_VERSION);
+        found = access(landmark, R_OK) == 0;
+    }
+    if (!found) {
+        snprintf(landmark, sizeof landmark, "%s/lib/python3.%d/os.pyc", home, PY_MINOR_VERSION);
+        found = access(landmark, R_OK) == 0;
+    }
+    if (!found) {
+        fp_start_failed("the Python 3.%d standard library this standalone plugin bundles is missing: %s/ must sit "
+                        "next to the plugin library (unpack the whole plugin archive), or set "
+                        "FALCO_PLUGIN_PYTHONHOME to the prefix of a Python 3.%d installation",
+                        PY_MINOR_VERSION, home, PY_MINOR_VERSION);
+        return -1;
+    }
+#endif
+    if (!found) {
         fp_start_failed("the Python 3.%d standard library is not under %s (set FALCO_PLUGIN_PYTHONHOME to the "
                         "prefix of a Python 3.%d installation)", PY_MINOR_VERSION, home, PY_MINOR_VERSION);
         return -1;
