@@ -6,6 +6,12 @@ plugin the way libsinsp does and times the plugin calls themselves:
 * ``next_batch`` per event produced (the plugins batch up to 128 events);
 * ``extract_fields`` per call, one field per call, as libsinsp asks.
 
+State tables are measured the same way in ``bench/reference/tables_host.c``,
+a minimal host with a ``threads`` table: ``bench/tables_py`` (built here)
+against ``bench/reference/tables.c``, per ``parse_event`` call (reads one
+field of the thread and writes one) and per ``extract_fields`` call of a
+field reading it.
+
 And the stateful paths, with the SDK's async and metrics fixture plugins
 (``tests/plugins/async_events``, ``tests/plugins/metrics``) against
 ``reference/async.c``:
@@ -47,6 +53,9 @@ from falco_plugin.host.chost import compile_chost
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LIB = ROOT / "plugins" / "dummy" / "libdummy_py.so"
 REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "dummy.c"
+TABLES_REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "tables.c"
+TABLES_HOST_SRC = Path(__file__).resolve().parent / "reference" / "tables_host.c"
+TABLES_PROJECT = Path(__file__).resolve().parent / "tables_py"
 ASYNC_REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "async.c"
 FIXTURES = ROOT / "tests" / "plugins"
 ABI_DIR = Path(falco_plugin.__file__).parent / "_glue"
@@ -58,6 +67,15 @@ QUICK_EXTRACT_EVENTS = 10_000
 SOURCE_BUDGET_NS = 300.0
 EXTRACT_BUDGET_NS = 500.0
 CONFIG = '{"jitter": 10}'
+PARSE_BUDGET_NS = 1000.0
+TABLE_EXTRACT_BUDGET_NS = 600.0
+TABLE_CALLS = 1_000_000
+QUICK_TABLE_CALLS = 10_000
+TABLE_LINE = re.compile(r"^bench (parse|extract)_ns_per_call ([0-9.]+)$", re.MULTILINE)
+TABLE_METRICS = (
+    ("parse_event: read + write a threads field", "--parse", PARSE_BUDGET_NS),
+    ("extract: a threads field", "--extract", TABLE_EXTRACT_BUDGET_NS),
+)
 
 ASYNC_SECONDS = 2.0
 QUICK_ASYNC_SECONDS = 0.3
@@ -77,6 +95,43 @@ def compile_reference(dest_dir: Path) -> Path:
     cmd = [compiler, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-I", str(ABI_DIR)]
     subprocess.run([*cmd, str(REFERENCE_SRC), "-o", str(out)], check=True)
     return out
+
+
+def compile_tables_bench(dest_dir: Path) -> tuple[Path, Path, Path]:
+    """The table host, the C reference and the Python plugin of the table benchmark."""
+    from falco_plugin.build import build_plugin
+
+    compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
+    host, ref = dest_dir / "tables_host", dest_dir / "libbench_tables_c.so"
+    subprocess.run(
+        [compiler, "-O2", "-Wall", "-I", str(ABI_DIR), str(TABLES_HOST_SRC), "-o", str(host), "-ldl"], check=True
+    )
+    cmd = [compiler, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-I", str(ABI_DIR)]
+    subprocess.run([*cmd, str(TABLES_REFERENCE_SRC), "-o", str(ref)], check=True)
+    python = build_plugin(TABLES_PROJECT, dest_dir / "tables_py").library
+    return host, ref, python
+
+
+def run_tables_host(host: Path, lib: Path, mode: str, calls: int) -> str:
+    proc = subprocess.run([str(host), str(lib), mode, str(calls)], capture_output=True, text=True, env={}, timeout=300)
+    if proc.returncode != 0 or f"done calls={calls}" not in proc.stdout:
+        raise BenchError(f"{lib.name} {mode}: host exited {proc.returncode}: {proc.stderr.strip() or proc.stdout}")
+    return proc.stdout
+
+
+def measure_tables(host: Path, python_lib: Path, c_lib: Path, repeat: int, calls: int) -> list[Result]:
+    outputs = [run_tables_host(host, lib, "--check", 1000) for lib in (python_lib, c_lib)]
+    if outputs[0] != outputs[1]:
+        raise BenchError(f"the table reference and {python_lib.name} disagree:\n{outputs[0]}\n{outputs[1]}")
+    results = [Result(label, budget) for label, _, budget in TABLE_METRICS]
+    for _ in range(repeat):
+        for (_, mode, _), result in zip(TABLE_METRICS, results, strict=True):
+            for lib, runs in ((python_lib, result.python_runs), (c_lib, result.c_runs)):
+                timing = TABLE_LINE.search(run_tables_host(host, lib, mode, calls))
+                if not timing:
+                    raise BenchError(f"{lib.name} {mode}: no timing in the host output")
+                runs.append(float(timing.group(2)))
+    return results
 
 
 def compile_async_reference(dest_dir: Path) -> Path:
@@ -362,8 +417,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: compiling failed: {exc}", file=sys.stderr)
             return 1
         try:
+            table_host, table_c, table_py = compile_tables_bench(Path(tmp))
+        except (subprocess.CalledProcessError, falco_plugin.SDKError) as exc:
+            print(f"error: building the table benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        table_calls = QUICK_TABLE_CALLS if args.quick else TABLE_CALLS
+        try:
             check_same_plugin(chost, lib, c_lib)
             results = measure(chost, lib, c_lib, args.repeat, source_n, extract_n)
+            table_results = measure_tables(table_host, table_py, table_c, args.repeat, table_calls)
             stateful = measure_stateful(
                 chost,
                 Path(tmp),
@@ -385,7 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(render(results))
     print()
-    over = [r for r in results if not r.within_budget]
+    print(f"state tables: bench/tables_py vs bench/reference/tables.c, {table_calls:,} calls")
+    print(render(table_results))
+    print()
+    over = [r for r in (*results, *table_results) if not r.within_budget]
     for r in over:
         print(f"OVER BUDGET: {r.metric}: {r.python_ns:.1f} ns > {r.budget_ns:.0f} ns")
     if not over:
@@ -402,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
             "results": [{**asdict(r), **r.summary()} for r in results],
+            "tables": [{**asdict(r), **r.summary()} for r in table_results],
             "stateful": {**asdict(stateful), **stateful.summary()},
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

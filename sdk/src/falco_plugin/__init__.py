@@ -11,17 +11,67 @@ drives any plugin library the way Falco does.
 
 from ._internal.version import SDK_VERSION
 from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
+from .capture import CaptureListenPlugin, Routine, Routines
 from .config import Config, setting
 from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, Timeout
 from .event import Event, per_event
 from .extract import AbsTime, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
 from .metrics import Counter, Gauge, Metric, MetricValue
+from .parse import ALL_EVENTS, ALL_SOURCES, ParsePlugin
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
+from .tables import (
+    BOOL,
+    INT8,
+    INT16,
+    INT32,
+    INT64,
+    STRING,
+    UINT8,
+    UINT16,
+    UINT32,
+    UINT64,
+    Entry,
+    Field,
+    HostTable,
+    PluginTable,
+    Row,
+    StateType,
+    SubtableField,
+    TableError,
+    Tables,
+    TableView,
+)
 
 __version__ = SDK_VERSION
 
 __all__ = [
+    "ALL_EVENTS",
+    "ALL_SOURCES",
+    "BOOL",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "STRING",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "CaptureListenPlugin",
+    "Entry",
+    "Field",
+    "HostTable",
+    "ParsePlugin",
+    "PluginTable",
+    "Routine",
+    "Routines",
+    "Row",
+    "StateType",
+    "SubtableField",
+    "TableError",
+    "TableView",
+    "Tables",
     "API_VERSION",
     "AbsTime",
     "AsyncPlugin",

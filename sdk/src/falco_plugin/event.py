@@ -40,11 +40,15 @@ class Event:
     payload for plugin events (type 322) and empty for other types.
     """
 
-    __slots__ = ("num", "payload", "_cache", "_cur", "_ts", "_addr", "_src")
+    __slots__ = ("num", "payload", "tid", "_cache", "_cur", "_ts", "_addr", "_src")
 
     num: int
     """Event number assigned by the host (increasing, possibly with gaps)."""
     payload: bytes
+    tid: int
+    """Thread id, or 2**64-1 when the event has none. A plain attribute the
+    glue sets with each event: parsers look it up in the threads table on
+    every event, and a property would cost more than the lookup."""
 
     def __init__(self, num: int = 0, ts: int = 0, payload: bytes = b"", addr: int = 0, src: int = 0) -> None:
         self.num = num
@@ -56,6 +60,7 @@ class Event:
         self._ts = ts
         self._addr = addr
         self._src = src
+        self.tid = self._header()[1]
 
     def _header(self) -> tuple[int, int, int, int, int]:
         cur = self._cur
@@ -87,11 +92,6 @@ class Event:
     def type(self) -> int:
         """Event type code (322 for plugin events)."""
         return self._header()[3]
-
-    @property
-    def tid(self) -> int:
-        """Thread id, or 2**64-1 when the event has none."""
-        return self._header()[1]
 
     @property
     def source(self) -> str | None:

@@ -15,7 +15,10 @@ schema.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .tables import Tables
 
 __all__ = ["Plugin", "API_VERSION"]
 
@@ -50,6 +53,9 @@ class Plugin:
 
     log: logging.Logger
     """A standard logger whose records go to the host's log (Falco's log)."""
+    tables: Tables
+    """The host's state tables (see :mod:`falco_plugin.tables`): open them and
+    obtain field accessors in :meth:`init`."""
 
     def init(self, config: Any) -> None:
         """Called once after the host validated the configuration.

@@ -57,14 +57,17 @@ SDK_DISTRIBUTION = "falco-plugin-sdk"
 RUNTIME_MODULES: tuple[str, ...] = (
     "__init__",
     "asyncevents",
+    "capture",
     "config",
     "errors",
     "event",
     "extract",
     "metrics",
     "params",
+    "parse",
     "plugin",
     "source",
+    "tables",
 )
 #: Other files at the root of ``falco_plugin`` that ship.
 RUNTIME_DATA: tuple[str, ...] = ("py.typed",)

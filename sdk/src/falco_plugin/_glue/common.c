@@ -30,7 +30,7 @@ static int fp_started;
 static char fp_site_dir[PATH_MAX];
 static PyObject *fp_binding; /* runtime.Binding */
 /* Slots of falco_plugin.Event the glue writes directly on each new event. */
-static PyMemberDef *fp_m_num, *fp_m_payload, *fp_m_cache;
+static PyMemberDef *fp_m_num, *fp_m_payload, *fp_m_cache, *fp_m_tid;
 
 static void fp_start_failed(const char *fmt, ...) {
     va_list ap;
@@ -319,8 +319,9 @@ static int fp_bind(void) {
             fp_m_num = fp_member(event_type, "num");
             fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
             fp_m_cache = fp_m_payload ? fp_member(event_type, "_cache") : NULL;
+            fp_m_tid = fp_m_cache ? fp_member(event_type, "tid") : NULL;
             Py_XDECREF(event_type);
-            if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_m_cache) {
+            if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_m_tid) {
                 rc = 0;
             }
         }
@@ -447,6 +448,9 @@ FP_EXPORT const char *plugin_get_last_error(ss_plugin_t *s) {
 static void fp_release(fp_state *st) {
 #define FP_RELEASE_CAP(name) fp_##name##_release(st);
     FP_CAPABILITIES(FP_RELEASE_CAP)
+#if FP_HAS_TABLES
+    fp_tables_release(st);
+#endif
     Py_CLEAR(st->event);
     Py_CLEAR(st->py);
 }
@@ -473,10 +477,20 @@ FP_EXPORT ss_plugin_t *plugin_init(const ss_plugin_init_input *input, ss_plugin_
     }
 #define FP_ATTACH_CAP(name) ok = ok && fp_##name##_attach(st) == 0;
     FP_CAPABILITIES(FP_ATTACH_CAP)
+#if FP_HAS_TABLES
+    ok = ok && fp_tables_attach(st) == 0;
+#endif
     if (ok) {
+#if FP_HAS_TABLES
+        struct fp_tctx tc; /* the plugin's init may use the tables the host offers */
+        fp_tables_enter_init(&tc, input);
+#endif
         PyObject *r = PyObject_CallMethod(st->py, "start", NULL);
         ok = r != NULL;
         Py_XDECREF(r);
+#if FP_HAS_TABLES
+        fp_tables_leave(&tc); /* gives back what init held; keeps a pending error */
+#endif
     }
     if (ok) {
         *rc = SS_PLUGIN_SUCCESS;
@@ -576,19 +590,21 @@ static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt) {
     }
     PyObject *payload = data ? PyBytes_FromStringAndSize((const char *)data, len) : Py_NewRef(fp_empty_bytes);
     PyObject *num = PyLong_FromUnsignedLongLong(evt->evtnum);
+    PyObject *tid = PyLong_FromUnsignedLongLong(evt->evt->tid);
     int rc = -1;
-    if (payload && num) {
+    if (payload && num && tid) {
         st->ref.evt = evt->evt;
         st->ref.addr = (uintptr_t)evt->evt;
         st->ref.src = (uintptr_t)evt->evtsrc;
         char *obj = (char *)st->event;
         if (PyMember_SetOne(obj, fp_m_num, num) == 0 && PyMember_SetOne(obj, fp_m_payload, payload) == 0 &&
-            PyMember_SetOne(obj, fp_m_cache, Py_None) == 0) {
+            PyMember_SetOne(obj, fp_m_cache, Py_None) == 0 && PyMember_SetOne(obj, fp_m_tid, tid) == 0) {
             rc = 0;
         }
     }
     Py_XDECREF(payload);
     Py_XDECREF(num);
+    Py_XDECREF(tid);
     if (rc == 0) {
         st->has_evt = 1;
         st->evtnum = evt->evtnum;
@@ -596,3 +612,7 @@ static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt) {
     }
     return rc;
 }
+
+#if FP_HAS_TABLES
+#include "tables.c"
+#endif

@@ -33,6 +33,10 @@
 
 #include "event_ref.h"
 
+#ifndef FP_HAS_TABLES
+#define FP_HAS_TABLES 0
+#endif
+
 #define FP_DECLARE_CAP_STATE(name) struct fp_##name##_state;
 FP_CAPABILITIES(FP_DECLARE_CAP_STATE)
 
@@ -51,7 +55,48 @@ typedef struct fp_state {
     const void *evtptr;
 #define FP_CAP_STATE_MEMBER(name) struct fp_##name##_state *name;
     FP_CAPABILITIES(FP_CAP_STATE_MEMBER)
+#if FP_HAS_TABLES
+    struct fp_tables_state *tables;
+#endif
 } fp_state;
+
+#if FP_HAS_TABLES
+/* State tables (tables.c): compiled in when the plugin uses them. An entry
+ * point that hands the plugin table vtables brackets its work with
+ * FP_TABLES_CALL / FP_TABLES_END (GIL held), so that the plugin's table
+ * operations use those vtables and the entries it got are released. */
+struct fp_tables_state;
+#define FP_MAX_HELD 16
+/* The table context of the current host call (per thread). */
+typedef struct fp_tctx {
+    const ss_plugin_table_reader_vtable_ext *r;
+    const ss_plugin_table_writer_vtable_ext *w;
+    const ss_plugin_init_tables_input *init; /* during init only */
+    ss_plugin_owner_t *owner;
+    const char *(*owner_err)(ss_plugin_owner_t *o);
+    const char *phase;
+    uint64_t gen;
+    PyObject *held[FP_MAX_HELD]; /* entries to give back when the call returns */
+    int nheld;
+    PyObject *more; /* a list, past FP_MAX_HELD */
+    struct fp_tctx *saved;
+} fp_tctx;
+
+static int fp_tables_attach(fp_state *st);
+static void fp_tables_release(fp_state *st);
+static void fp_tables_enter(fp_tctx *c, const char *phase, ss_plugin_owner_t *owner,
+                            const char *(*owner_err)(ss_plugin_owner_t *),
+                            const ss_plugin_table_reader_vtable_ext *r, const ss_plugin_table_writer_vtable_ext *w);
+static void fp_tables_enter_init(fp_tctx *c, const ss_plugin_init_input *in);
+static void fp_tables_leave(fp_tctx *c);
+#define FP_TABLES_CALL(phase, owner, err, r, w)                                                                        \
+    struct fp_tctx fp_tcall_;                                                                                          \
+    fp_tables_enter(&fp_tcall_, phase, owner, err, r, w)
+#define FP_TABLES_END() fp_tables_leave(&fp_tcall_)
+#else
+#define FP_TABLES_CALL(phase, owner, err, r, w)
+#define FP_TABLES_END()
+#endif
 
 #define FP_DECLARE_CAP_HOOKS(name)                                                                                     \
     static int fp_##name##_attach(fp_state *st);                                                                       \

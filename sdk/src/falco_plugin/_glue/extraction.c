@@ -315,6 +315,8 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
     }
     PyGILState_STATE g = PyGILState_Ensure();
     ss_plugin_rc rc = SS_PLUGIN_SUCCESS;
+    /* fields may read state tables; extraction gives no writer */
+    FP_TABLES_CALL("extract_fields", in->owner, in->get_owner_last_error, in->table_reader_ext, NULL);
     fp_release_values(x);
     if (fp_use_event(st, evt) != 0) {
         fp_fail(st, "extract_fields");
@@ -377,6 +379,7 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
         free(first);
     }
 out:
+    FP_TABLES_END();
     PyGILState_Release(g);
     return rc;
 }

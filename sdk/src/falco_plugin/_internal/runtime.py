@@ -27,8 +27,10 @@ from ..errors import ConfigError, EndOfStream, PluginError, Timeout
 from ..event import Event
 from ..extract import Located
 from ..plugin import Plugin
+from ..tables import Tables
 from . import spec as _spec
 from .capabilities import implemented, implemented_features
+from .tables import NoTables, TablesRuntime
 
 # Referenced by the C glue (fetched once at load).
 END_OF_STREAM = EndOfStream
@@ -177,9 +179,15 @@ class State:
         self.event._cur = ffi.cast("fp_event_ref *", event_ref_addr)
         plugin = binding.cls()
         plugin.log = self.log
+        plugin.tables = Tables(NoTables())  # replaced by attach_tables in a library with the table glue
         self.plugin = plugin
         self._raw_config = raw
         self._started = False
+
+    def attach_tables(self, glue: Any, state_addr: int) -> None:
+        """Called by the table glue (``_glue/tables.c``) before ``start``."""
+        self.tables = TablesRuntime(glue, state_addr, self.log)
+        self.plugin.tables = Tables(self.tables)
 
     def start(self) -> None:
         """Run the plugin's own ``init`` (separate so its failures can be logged)."""

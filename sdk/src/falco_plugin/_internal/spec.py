@@ -136,7 +136,7 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
     explicit_schema = cls.required_event_schema_version
     if explicit_schema is not None and not VERSION_RE.match(explicit_schema):
         raise SpecError(f"{where}.required_event_schema_version must be x.y.z, got {explicit_schema!r}")
-    sees_syscalls = spec.extraction is not None and spec.extraction.sees_syscall_events
+    sees_syscalls = any(getattr(cap, "sees_syscall_events", False) for cap in spec.caps.values())
     spec.event_schema_version = explicit_schema or (DEFAULT_EVENT_SCHEMA if sees_syscalls else None)
 
     floor = _lowest_api_version(spec, optional=False)

@@ -11,5 +11,6 @@ how glue of any version asks.
 
 SDK_VERSION = "0.1.0"
 """The SDK release (the only place it is written; the distribution reads it)."""
-GLUE_CONTRACT = 1
-"""The glue/runtime contract this runtime implements."""
+GLUE_CONTRACT = 2
+"""The glue/runtime contract this runtime implements (2: the ``Event.tid`` slot, and the
+state tables, parsing and capture listening entry points)."""

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .async_events import AsyncEvents
     from .capture import Capture
     from .loader import PluginInfo, PluginLibrary
+    from .routines import RoutinePool
+    from .tables import TableRegistry
 
 __all__ = ["PluginHandle", "LogRecord", "Value"]
 
@@ -59,8 +61,20 @@ HOST_EVENT_SCHEMA_MAJOR = 4
 class PluginHandle:
     """An initialised plugin (``plugin_init`` succeeded); use as a context manager or call :meth:`destroy`."""
 
-    def __init__(self, library: PluginLibrary, config: str, *, forward_logs: bool = False) -> None:
+    def __init__(
+        self,
+        library: PluginLibrary,
+        config: str,
+        *,
+        forward_logs: bool = False,
+        tables: TableRegistry | None = None,
+        routines: RoutinePool | None = None,
+    ) -> None:
         self.library = library
+        self.tables = tables
+        """The host's state tables offered to the plugin (libsinsp: to parsers and extractors only)."""
+        self.routines = routines
+        """The thread pool running the routines of capture listening plugins."""
         info = library.info
         self.logs: list[LogRecord] = []
         self._logger = logging.getLogger(f"falco_plugin.host.{info.name}") if forward_logs else None
@@ -71,8 +85,14 @@ class PluginHandle:
         self._async: AsyncEvents | None = None
         schema_type, schema_text = library.init_schema_raw
         self.config = validate_init_config(info.name, schema_type, schema_text, config)
-        state = library.raw.init(self.config, on_log=self._on_log)
+        offers_tables = tables is not None and bool({"parsing", "extraction"} & info.capabilities)
+        state = library.raw.init(
+            self.config, on_log=self._on_log, tables=tables.init_input() if tables and offers_tables else None
+        )
         self._rs = state
+        if tables is not None:
+            state.table_reader_ext = tables.reader_ext
+            tables.check_released(state, "init")
         if state.rc != Rc.SUCCESS:
             error = state.last_error if not state.null else NO_STATE_ERROR
             self.destroy()
@@ -136,6 +156,28 @@ class PluginHandle:
     def _require_alive(self) -> None:
         if not self.alive:
             raise HostError(f"plugin {self.info.name} has been destroyed")
+
+    # -- parsing and capture listening (host/parsing.py, host/routines.py) -------
+
+    def parse(self, event: HostEvent) -> bool:
+        """``plugin_parse_event`` if the plugin parses this event's type and
+        source (libsinsp's dispatch); ``False`` when it does not. A failure
+        raises :class:`HostError` with the plugin's error, as libsinsp does."""
+        from .parsing import parse_event
+
+        return parse_event(self, event)
+
+    def capture_open(self) -> None:
+        """``plugin_capture_open``; :class:`HostError` when it fails."""
+        from .routines import capture_call
+
+        capture_call(self, "capture_open")
+
+    def capture_close(self) -> None:
+        """``plugin_capture_close``; :class:`HostError` when it fails."""
+        from .routines import capture_call
+
+        capture_call(self, "capture_close")
 
     def _on_log(self, component: str, message: str, severity: int) -> None:
         if getattr(_forwarding, "active", False):
@@ -263,6 +305,8 @@ class PluginHandle:
                 flist=EPF_IS_LIST if info.is_list else 0,
             )
         rc, out = state.extract_one(event.raw_event(), ask)
+        if self.tables is not None:
+            self.tables.check_released(state, "extract_fields")
         if rc != Rc.SUCCESS:
             if strict:
                 raise ExtractionError(self.last_error)
@@ -312,6 +356,11 @@ class PluginHandle:
                 self.logs.append(LogRecord(3, self.info.name, str(exc)))
         for capture in list(self._captures):
             capture.close()
+        if self._rs is not None:
+            if self.routines is not None:
+                self.routines.forget(self._rs)  # no routine may run into a destroyed state
+            if self.tables is not None:
+                self.tables.forget(self._rs)
         if self.alive and self._rs is not None:
             self._rs.destroy()
         self.library._forget(self)

@@ -25,6 +25,8 @@ from .schema import SCHEMA_NONE, parse_init_schema
 
 if TYPE_CHECKING:
     from .handle import PluginHandle
+    from .routines import RoutinePool
+    from .tables import TableRegistry
 
 __all__ = ["HOST_API_VERSION", "CAPABILITIES", "PluginInfo", "PluginLibrary", "check_api_version"]
 
@@ -211,18 +213,27 @@ class PluginLibrary:
 
     # -- lifetime --------------------------------------------------------------
 
-    def init(self, config: str = "", *, forward_logs: bool = False) -> PluginHandle:
+    def init(
+        self,
+        config: str = "",
+        *,
+        forward_logs: bool = False,
+        tables: TableRegistry | None = None,
+        routines: RoutinePool | None = None,
+    ) -> PluginHandle:
         """Validate ``config`` against the init schema (like libsinsp) and ``plugin_init``.
 
         With ``forward_logs`` the plugin's log messages also go to the
         ``falco_plugin.host.<name>`` Python logger (they are always kept in
-        :attr:`PluginHandle.logs`).
+        :attr:`PluginHandle.logs`). ``tables`` is the host's
+        :class:`~falco_plugin.host.tables.TableRegistry` (shared by the
+        plugins of one host), ``routines`` its routine thread pool.
         """
         if self.raw.closed:
             raise HostError(f"plugin library {self.path} is closed")
         from .handle import PluginHandle
 
-        handle = PluginHandle(self, config, forward_logs=forward_logs)
+        handle = PluginHandle(self, config, forward_logs=forward_logs, tables=tables, routines=routines)
         self._handles.append(handle)
         return handle
 

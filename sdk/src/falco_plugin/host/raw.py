@@ -164,8 +164,9 @@ def _on_log(owner: Any, component: Any, msg: Any, severity: int) -> None:
 
 
 def _no_owner_error(owner: Any) -> Any:
-    # The host offers no tables (the only source of owner errors) yet.
-    return ffi.NULL
+    # The owner's errors come from the table API (host/tables.py sets them).
+    state: State = ffi.from_handle(owner)
+    return state.owner_error
 
 
 _log_fn = ffi.callback(
@@ -291,10 +292,13 @@ class Library:
         text = text_of(self.call("get_init_schema", kind))
         return int(kind[0]), text
 
-    def init(self, config: str | None = "", *, log: bool = True, on_log: LogHook | None = None) -> State:
+    def init(
+        self, config: str | None = "", *, log: bool = True, on_log: LogHook | None = None, tables: Any = None
+    ) -> State:
         """``plugin_init`` with ``config`` (``None``: a ``NULL`` pointer); check ``.rc`` (the state exists
-        even when init failed). Without ``log`` the host offers no ``log_fn``."""
-        return State(self, config, log=log, on_log=on_log)
+        even when init failed). Without ``log`` the host offers no ``log_fn``; ``tables`` is the
+        ``ss_plugin_init_tables_input *`` to offer (``host/tables.py``), ``None`` for none."""
+        return State(self, config, log=log, on_log=on_log, tables=tables)
 
 
 # -- state ---------------------------------------------------------------------------------
@@ -330,8 +334,14 @@ class Extraction:
 class State:
     """The result of one ``plugin_init`` (also when it failed: ``rc`` says)."""
 
-    def __init__(self, library: Library, config: str | None, *, log: bool, on_log: LogHook | None) -> None:
+    def __init__(
+        self, library: Library, config: str | None, *, log: bool, on_log: LogHook | None, tables: Any = None
+    ) -> None:
         self.library = library
+        self.owner_error: Any = ffi.NULL
+        """What ``get_owner_last_error`` returns (a C string the table API sets, host/tables.py)."""
+        self.table_reader_ext: Any = ffi.NULL
+        """The reader vtable extraction gets (host/tables.py), ``NULL`` without tables."""
         self.lib = library.lib
         self.logs: list[tuple[int, str, str]] = []
         """(severity, component, message) of this state's ``log_fn`` calls."""
@@ -346,7 +356,7 @@ class State:
         self._init_input.config = self._config
         self._init_input.owner = self._owner
         self._init_input.get_owner_last_error = _owner_last_error
-        self._init_input.tables = ffi.NULL  # no state tables in this host yet
+        self._init_input.tables = tables if tables is not None else ffi.NULL
         self._init_input.log_fn = _log_fn if log else ffi.NULL
         rc = ffi.new("ss_plugin_rc *", Rc.FAILURE)
         self.state: Any = library.call("init", self._init_input, rc)
@@ -369,6 +379,10 @@ class State:
     @property
     def last_error(self) -> str:
         return text_of(self.library.call("get_last_error", self.state))
+
+    def set_owner_error(self, message: str) -> None:
+        """What ``get_owner_last_error`` returns next."""
+        self.owner_error = ffi.new("char[]", message.encode("utf-8", "replace"))
 
     def destroy(self) -> None:
         self.library.call("destroy", self.state)
@@ -478,7 +492,7 @@ class State:
         inp.get_owner_last_error = _owner_last_error
         inp.num_fields = len(reqs)
         inp.fields = arr
-        inp.table_reader_ext = ffi.NULL
+        inp.table_reader_ext = self.table_reader_ext
         inp.value_offsets = vo
         fn = self._extract_fn
         if fn is None:  # looked up once: this is the hot path of the checking layer

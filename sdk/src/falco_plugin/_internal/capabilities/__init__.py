@@ -185,10 +185,12 @@ class Implementation:
 def implemented() -> Sequence[Implementation]:
     """The capabilities the SDK implements, in the order their glue is linked."""
     from .async_events import ASYNC_IMPL
+    from .capture_listening import CAPTURE_LISTENING_IMPL
     from .extraction import EXTRACTION_IMPL
+    from .parsing import PARSING_IMPL
     from .sourcing import SOURCING_IMPL
 
-    return (SOURCING_IMPL, EXTRACTION_IMPL, ASYNC_IMPL)
+    return (SOURCING_IMPL, EXTRACTION_IMPL, PARSING_IMPL, ASYNC_IMPL, CAPTURE_LISTENING_IMPL)
 
 
 class FeatureImplementation(Implementation):

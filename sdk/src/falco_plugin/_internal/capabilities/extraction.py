@@ -16,6 +16,7 @@ from ...extract import ExtractPlugin
 from ...plugin import Plugin
 from ...source import SourcePlugin
 from ..fields import TYPE_CODES, FieldSpec, fields_of
+from ..tables import uses_tables
 from . import EXTRACTION, CapabilitySpec, Implementation, c_string
 
 VALUE_OFFSETS_MINOR = 12
@@ -32,6 +33,8 @@ class ExtractionSpec(CapabilitySpec):
     event_types: list[int] | None
     own_source: str | None
     """The plugin's own event source, when it is also a source plugin."""
+    uses_tables: bool = False
+    """Fields read state tables (the table glue is compiled in)."""
 
     @property
     def fields_json(self) -> str:
@@ -61,7 +64,8 @@ class ExtractionSpec(CapabilitySpec):
         return VALUE_OFFSETS_MINOR if optional and self.uses_offsets else EXTRACTION.min_api_minor
 
     def c_defines(self) -> list[str]:
-        d = [
+        d = ["#define FP_HAS_TABLES 1"] if self.uses_tables else []
+        d += [
             f"#define FP_FIELDS_JSON {c_string(self.fields_json)}",
             f"#define FP_NFIELDS {len(self.fields)}u",
         ]
@@ -99,6 +103,7 @@ class ExtractionImplementation(Implementation):
             event_sources=None if cls.extract_event_sources is None else list(cls.extract_event_sources),
             event_types=None if cls.extract_event_types is None else [int(t) for t in cls.extract_event_types],
             own_source=own,
+            uses_tables=uses_tables(cls),
         )
 
     def setup(self, state: Any, spec: CapabilitySpec) -> None:

@@ -1,0 +1,1 @@
+"""Test fixture plugin: state tables."""
