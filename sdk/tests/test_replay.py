@@ -1,0 +1,64 @@
+"""``falco-plugin run LIB --capture FILE``: a capture replayed through a parsing
+plugin shows what libsinsp shows (the same events, numbers, types, threads and
+processes as ``sinsp-example -s FILE``), next to the plugin's own fields."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from falco_plugin.build import BuildResult
+from test_scap import SINSP_FIELDS, captures, sinsp_example, sinsp_rows
+
+TABLES_PARSE = Path(__file__).resolve().parents[2] / "tests" / "plugins" / "tables_parse"
+
+
+def replay(library: Path, capture: Path, fields: list[str]) -> dict[int, dict[str, Any]]:
+    cmd = [sys.executable, "-m", "falco_plugin.cli", "run", str(library), "--capture", str(capture), "--json"]
+    done = subprocess.run([*cmd, "--fields", ",".join(fields)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return {row["num"]: row["fields"] for row in rows}
+
+
+@pytest.mark.parametrize("capture", captures() or [None], ids=lambda p: p.name if p else "none")
+def test_a_replayed_capture_shows_what_sinsp_example_shows(
+    capture: Path | None, build_plugin_project: Callable[[Path], BuildResult]
+) -> None:
+    tool = sinsp_example()
+    if capture is None:
+        pytest.skip("no captures in <repo>/../shared/captures")
+    library = build_plugin_project(TABLES_PARSE).library
+    theirs = sinsp_rows(tool, capture)
+    mine = replay(library, capture, SINSP_FIELDS)
+    assert sorted(mine) == sorted(theirs)
+    mismatches = [
+        (n, f, theirs[n][f], mine[n][f]) for n in sorted(theirs) for f in SINSP_FIELDS if theirs[n][f] != mine[n][f]
+    ]
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("capture", captures() or [None], ids=lambda p: p.name if p else "none")
+def test_the_parsers_column_is_extracted_for_each_event_of_the_capture(
+    capture: Path | None, build_plugin_project: Callable[[Path], BuildResult]
+) -> None:
+    if capture is None:
+        pytest.skip("no captures in <repo>/../shared/captures")
+    library = build_plugin_project(TABLES_PARSE).library
+    rows = replay(library, capture, ["proc.name", "thread.tid", "fxt.tag", "fxt.comm"])
+    counts: dict[int, int] = {}
+    for num in sorted(rows):
+        row = rows[num]
+        if row["fxt.tag"] is None:
+            continue
+        comm, _, count = row["fxt.tag"].rpartition("#")
+        # The parser counts the events of each thread it parsed and tags it comm#count.
+        assert comm == row["fxt.comm"]
+        assert int(count) > counts.get(row["thread.tid"], 0)
+        counts[row["thread.tid"]] = int(count)
+    assert counts, "the parser tagged no thread"
