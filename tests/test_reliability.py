@@ -186,3 +186,18 @@ def test_the_last_error_text_survives_the_next_failure_under_valgrind(
     report = "\n".join(out.stderr.split("\n")[:25])
     assert "Invalid read" not in out.stderr, f"the host read freed memory through the kept pointer:\n{report}"
     assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{report}"
+
+
+# -- decided behaviours (issue 13) ----------------------------------------------------------------
+
+
+def test_a_plugin_event_of_another_plugin_id_is_extracted_like_any_event_of_the_source(
+    loaded: Callable[[str], Library],
+) -> None:
+    """Several plugins may share one event source (k8saudit and its cloud variants do), and the host
+    routes events by source, so the SDK does not refuse an event whose plugin id is not the plugin's."""
+    st = loaded("dummy").init('{"jitter": 0}')
+    assert st.rc == Rc.SUCCESS, st.last_error
+    ours = Event.from_bytes(plugin_event(b"41", plugin_id=29), num=1, source="dummy_py")
+    other = Event.from_bytes(plugin_event(b"41", plugin_id=4242), num=2, source="dummy_py")
+    assert st.values(ours, "dummy.value") == st.values(other, "dummy.value") == [[41]]
