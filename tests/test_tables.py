@@ -11,7 +11,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import struct
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +36,7 @@ from falco_plugin import (
     TableError,
     field,
 )
+from falco_plugin._abi import HEADER as ABI_HEADER
 from falco_plugin._internal.spec import resolve
 from falco_plugin.build import build_plugin
 from falco_plugin.host import HostError, HostEvent, PluginHandle, PluginLibrary
@@ -482,3 +485,23 @@ def test_an_extract_only_plugin_gets_the_table_glue_when_it_asks() -> None:
     asking = resolve(type("X", (ExtractPlugin,), {**attrs, "uses_tables": True}))
     assert "#define FP_HAS_TABLES 1" not in plain.caps["extraction"].c_defines()
     assert "#define FP_HAS_TABLES 1" in asking.caps["extraction"].c_defines()
+
+
+def test_a_table_exported_by_a_python_plugin_is_read_by_a_plugin_written_in_c(
+    libs: Callable[[str], PluginLibrary], registry: TableRegistry, tmp_path: Path
+) -> None:
+    """tests/c/table_reader.c reads fxt_procs as any C plugin would: the table's vtables are the host's,
+    the data behind them the Python plugin's."""
+    cc = shutil.which("cc") or "gcc"
+    lib = tmp_path / "libc_table_reader.so"
+    src = REPO / "tests" / "c" / "table_reader.c"
+    flags = ["-O1", "-Wall", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden"]
+    subprocess.run([cc, *flags, "-I", str(ABI_HEADER.parent), str(src), "-o", str(lib)], check=True)
+    exporter = libs("tables_export").init("", tables=registry)
+    with PluginLibrary.load(lib) as c_lib, c_lib.init("", tables=registry) as reader:
+        ev = plugin_event(b"from python", tid=12)
+        assert exporter.parse(ev)
+        assert reader.extract(ev, "creader.row[7]") == "seven/1"
+        assert reader.extract(ev, "creader.row[12]") == "from python/1"
+        assert reader.extract(ev, "creader.row[99]") is None
+    assert registry.violations == []
