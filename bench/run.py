@@ -85,6 +85,16 @@ EMIT_BUDGET_PER_S = 200_000.0
 ASYNC_LINE = re.compile(r"^async events=(\d+) late=(\d+) per_s=([0-9.]+) stop_ms=([0-9.]+)$", re.MULTILINE)
 METRICS_LINE = re.compile(r"^bench metrics_ns_per_call ([0-9.]+)$", re.MULTILINE)
 BENCH_LINE = re.compile(r"^bench (source_ns_per_event|extract_ns_per_call) ([0-9.]+)$", re.MULTILINE)
+LOOP_LINE = re.compile(r"^bench loop_ns_per_event ([0-9.]+)$", re.MULTILINE)
+ENGINE_LINES = 2
+"""Cache lines the host touches before each event (a quarter of them before each field
+call) in the Falco-like table: a stand-in for Falco's own work between plugin calls,
+which evicts the plugin's data as the real engine does (chost --engine-work)."""
+FALCO_LIKE = (
+    ("source only", "source", None),
+    ("one field (dummy.value)", "extract", "dummy.value"),
+    ("three fields", "extract", "dummy.value,dummy.strvalue,dummy.divisible[3]"),
+)
 DONE_LINE = re.compile(r"^done events=(\d+) rc=", re.MULTILINE)
 
 
@@ -203,9 +213,12 @@ class BenchError(Exception):
     """The host failed or did not run the whole benchmark."""
 
 
-def run_host(chost: Path, lib: Path, metric: Metric, events: int) -> float:
-    """Run one measurement in the C host; returns its ns per event or per call."""
+def run_host(chost: Path, lib: Path, metric: Metric, events: int, engine_lines: int = 0) -> float:
+    """Run one measurement in the C host; returns its ns per event or per call (with
+    ``engine_lines``, the ns per event of the whole loop, the host's stand-in work included)."""
     args = [str(chost), str(lib), "--config", CONFIG, "--open", json.dumps({"start": 1, "maxEvents": events})]
+    if engine_lines:
+        args += ["--engine-work", str(engine_lines)]
     if metric.kind == "source":
         args += ["--bench-source", str(events)]
     else:
@@ -220,10 +233,38 @@ def run_host(chost: Path, lib: Path, metric: Metric, events: int) -> float:
     done = DONE_LINE.search(proc.stdout)
     if not done or int(done.group(1)) != events:
         raise BenchError(f"{where}: expected {events} events, host said: {proc.stdout.strip()}")
+    if engine_lines:
+        loop = LOOP_LINE.search(proc.stdout)
+        if not loop:
+            raise BenchError(f"{where}: no loop timing in the host output: {proc.stdout.strip()}")
+        return float(loop.group(1))
     timing = BENCH_LINE.search(proc.stdout)
     if not timing:
         raise BenchError(f"{where}: no timing in the host output: {proc.stdout.strip()}")
     return float(timing.group(2))
+
+
+def measure_falco_like(
+    chost: Path, python_lib: Path, c_lib: Path, repeat: int, events: int
+) -> list[tuple[str, float, float]]:
+    """(row, C loop ns/event, Python loop ns/event), medians: the rows of bench/falco.py's table."""
+    runs: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label, _, _ in FALCO_LIKE}
+    for _ in range(repeat):
+        for label, kind, fields_ in FALCO_LIKE:
+            metric = Metric(label, kind, fields_, 0)
+            runs[label][0].append(run_host(chost, c_lib, metric, events, ENGINE_LINES))
+            runs[label][1].append(run_host(chost, python_lib, metric, events, ENGINE_LINES))
+    return [(label, statistics.median(c), statistics.median(py)) for label, (c, py) in runs.items()]
+
+
+def render_falco_like(rows: Sequence[tuple[str, float, float]]) -> str:
+    lines = [
+        f"Falco-like: the whole host loop per event, {ENGINE_LINES} cache lines of host work per event "
+        "(compare with nox -s falco's table)",
+        f"{'row':<26} {'C ns/ev':>8} {'py ns/ev':>9} {'ratio (C/py)':>13}",
+    ]
+    lines += [f"{label:<26} {c:>8.1f} {py:>9.1f} {c / py:>13.2f}" for label, c, py in rows]
+    return "\n".join(lines)
 
 
 def check_same_plugin(chost: Path, python_lib: Path, c_lib: Path) -> None:
@@ -425,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             check_same_plugin(chost, lib, c_lib)
             results = measure(chost, lib, c_lib, args.repeat, source_n, extract_n)
+            falco_like = measure_falco_like(chost, lib, c_lib, args.repeat, extract_n)
             table_results = measure_tables(table_host, table_py, table_c, args.repeat, table_calls)
             stateful = measure_stateful(
                 chost,
@@ -447,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(render(results))
     print()
+    print(render_falco_like(falco_like))
+    print()
     print(f"state tables: bench/tables_py vs bench/reference/tables.c, {table_calls:,} calls")
     print(render(table_results))
     print()
@@ -467,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": platform.machine(),
             "cpus": os.cpu_count(),
             "results": [{**asdict(r), **r.summary()} for r in results],
+            "falco_like": [{"row": label, "c_ns": c, "python_ns": py, "ratio": c / py} for label, c, py in falco_like],
             "tables": [{**asdict(r), **r.summary()} for r in table_results],
             "stateful": {**asdict(stateful), **stateful.summary()},
         }
