@@ -7,8 +7,10 @@ import gc
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from falco_plugin.build import build_plugin
 from falco_plugin.host import LogRecord, PluginLibrary, Rc
 from falco_plugin.host.raw import Library, ffi
 from harness import Built, RunChost
@@ -89,3 +91,41 @@ def test_the_python_host_forwards_a_python_plugins_log_line_once(
         lib.init('{"prefix": "once"}', forward_logs=True) as handle,
     ):
         assert handle.logs == [LogRecord(INFO, "fxt_full", "ready: prefix=once")]
+
+
+LIBRARY_LOGGER_PLUGIN = """
+import logging
+
+from falco_plugin import Event, ExtractPlugin, field
+
+
+class LibraryLogger(ExtractPlugin):
+    name = "fxt_library_logger"
+    extract_event_sources = ("x",)
+
+    def init(self, config: str) -> None:
+        # What a dependency does (urllib3, a plugin module's own logger): Python would
+        # print it on stderr through logging.lastResort.
+        logging.getLogger("some.library").warning("a library's own warning")
+        logging.getLogger("some.library").info("below the root logger's level")
+
+    @field("fxt.one", "1")
+    def one(self, event: Event) -> int:
+        return 1
+"""
+
+
+def test_records_of_libraries_loggers_go_to_the_host_log_never_to_stderr(tmp_path: Path, run_chost: RunChost) -> None:
+    package = tmp_path / "src" / "fxt_library_logger"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(LIBRARY_LOGGER_PLUGIN)
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "fxt-library-logger"\nversion = "0.1.0"\ndependencies = ["falco-plugin-sdk"]\n\n'
+        '[tool.falco-plugin]\nplugin = "fxt_library_logger.plugin:LibraryLogger"\n'
+    )
+    library = build_plugin(tmp_path, tmp_path / "out").library
+    quiet = run_chost(library)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    logged = run_chost(library, env={"CHOST_LOG": "1"})  # the C host prints its log_fn calls on stderr
+    assert logged.stderr.splitlines() == ["log[4] fxt_library_logger: a library's own warning"]

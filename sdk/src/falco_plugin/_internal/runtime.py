@@ -74,11 +74,22 @@ class HostLogHandler(logging.Handler):
 
 
 # Python-wide diagnostics (uncaught thread exceptions, warnings, unraisable
-# exceptions) belong to no plugin state: they go to every live state's host
-# log, and nowhere when there is none. Never to the host's stderr.
-PROCESS_LOG = logging.getLogger("falco_plugin")
+# exceptions, the records of libraries' own loggers) belong to no plugin
+# state: they go to every live state's host log, and nowhere when there is
+# none. Never to the host's stderr. A leaf logger of its own, so that no other
+# record (a Python host's own, under "falco_plugin.host") reaches them.
+PROCESS_LOG = logging.getLogger(f"{__name__}.process")
 PROCESS_LOG.propagate = False
 PROCESS_LOG.addHandler(logging.NullHandler())
+
+
+class _ToHostLogs(logging.Handler):
+    """On the root logger of an interpreter a plugin started: records of any
+    library's logger (urllib3, the plugin's modules...) go to the host logs,
+    where Python would otherwise print them on stderr (logging.lastResort)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        PROCESS_LOG.handle(record)
 
 
 def _route_python_diagnostics() -> None:
@@ -103,6 +114,7 @@ def _route_python_diagnostics() -> None:
     threading.excepthook = thread_hook
     sys.unraisablehook = unraisable_hook
     warnings.showwarning = show_warning
+    logging.getLogger().addHandler(_ToHostLogs())
 
 
 def describe(context: str, exc: BaseException) -> str:
