@@ -70,6 +70,9 @@ def test_the_shipped_rules_fire_on_samples_and_a_capture_carries_them(
     assert memory["output_fields"]["metrics.top.rss.name[1]"] == "java (app) x"
     load = next(a for a in run.alerts if a["rule"] == "Host load spike")
     assert (load["output_fields"]["metrics.load1_per_cpu_pct"], load["output_fields"]["metrics.load1"]) == (300, 600)
+    # The parser sees the syscall stream: no driver here, so the samples themselves (async events).
+    totals = [a["output_fields"]["metrics.events.total"] for a in run.alerts if a["rule"] == "Host load spike"]
+    assert totals == sorted(totals) and totals[-1] > 0, totals
     # Samples come every 0.2 s for 3 s: several per rule, not one.
     assert sum(a["rule"] == "Host load spike" for a in run.alerts) >= 3, run.describe()
     captures = sorted(tmp_path.glob("cap_*.scap"))

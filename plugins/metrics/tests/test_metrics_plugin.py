@@ -4,6 +4,7 @@ metrics, set_config, stop."""
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def test_samples_are_async_events_in_order_with_every_field(plugin: PluginHandle
         "metrics.load1",
         "metrics.load1_per_cpu_pct",
         "metrics.mem.available_bytes",
-        "metrics.psi.memory.some_avg10",
+        "metrics.psi.mem.some_avg10",
         "metrics.files.used_pct",
         "metrics.threads.count",
         "metrics.top.rss.name[1]",
@@ -81,7 +82,7 @@ def test_samples_are_async_events_in_order_with_every_field(plugin: PluginHandle
         "metrics.load1": 150,
         "metrics.load1_per_cpu_pct": 75,
         "metrics.mem.available_bytes": 4_000_000 * 1024,
-        "metrics.psi.memory.some_avg10": 12,
+        "metrics.psi.mem.some_avg10": 12,
         "metrics.files.used_pct": 90,
         "metrics.threads.count": 412,
         "metrics.top.rss.name[1]": "java (app) x",
@@ -100,7 +101,7 @@ def test_field_types(metrics_lib: BuildResult) -> None:
     with PluginLibrary.load(metrics_lib.library) as lib:
         types = {f.name: (f.type, f.is_list) for f in lib.info.fields}
     assert types["metrics.mem.used_pct"] == ("uint64", False)
-    assert types["metrics.psi.memory.some_avg10"] == ("uint64", False)
+    assert types["metrics.psi.mem.some_avg10"] == ("uint64", False)
     assert types["metrics.top.rss.name"] == ("string", False)
     assert types["metrics.over"] == ("string", True)
 
@@ -131,7 +132,16 @@ def test_metrics_count_samples_failures_and_events(metrics_lib: BuildResult, pro
         got = {m.name: m for m in handle.metrics()}
         delivered = len(handle.async_events.drain()) + 3
         logs = [r.message for r in handle.logs]
-    assert set(got) == {"samples", "sample_failures", "last_sample_duration_us", "async_emitted", "async_dropped"}
+    assert set(got) == {
+        "samples",
+        "sample_failures",
+        "last_sample_duration_us",
+        "async_emitted",
+        "async_dropped",
+        "events_seen",
+        "events_seen_syscall",
+        "events_seen_other",
+    }
     assert got["samples"].value == delivered and got["async_emitted"].value == delivered
     assert got["sample_failures"].value == delivered  # one missing file per sample
     assert got["async_dropped"].value == 0
@@ -208,3 +218,38 @@ def test_the_c_host_takes_the_samples_dump_and_metrics(
     assert metrics["async_emitted"] == ("monotonic", "u64", len(samples_seen))
     assert metrics["async_dropped"][2] == 0
     assert metrics["last_sample_duration_us"][:2] == ("non_monotonic", "u64")
+
+
+def syscall_event(code: int, num: int) -> HostEvent:
+    # A header with no parameters is enough: the parser counts events, it does not decode them.
+    return HostEvent(struct.pack("<QQIHI", 1_000 + num, 7, 26, code, 0), num=num, source="syscall")
+
+
+def test_parsing_counts_events_per_source_and_type_into_the_samples(plugin: PluginHandle) -> None:
+    events = [syscall_event(code, n) for n, code in enumerate([293, 293, 292, 307, 293], start=1)]  # execve x/e, openat
+    events += [HostEvent.plugin_event(b"x", 999, num=6 + i, source="dummy") for i in range(3)]
+    for event in events:
+        assert plugin.parse(event)
+    plugin.async_events.start()
+    first = plugin.async_events.get(timeout=10)
+    second = plugin.async_events.get(timeout=10)
+    plugin.async_events.stop()
+    fields = (
+        "metrics.events.total",
+        "metrics.events.source[syscall]",
+        "metrics.events.source[dummy]",
+        "metrics.events.source[k8s_audit]",
+        "metrics.events.type[execve]",
+        "metrics.events.type[pluginevent]",
+    )
+    assert extract(plugin, first, *fields) == dict(zip(fields, [8, 5, 3, 0, 4, 3], strict=True))
+    # the next sample counts what came since the first: nothing, and the total stays
+    assert extract(plugin, second, *fields) == dict(zip(fields, [8, 0, 0, 0, 0, 0], strict=True))
+    assert extract(plugin, first, "metrics.events.rate")["metrics.events.rate"] > 0
+    assert extract(plugin, second, "metrics.events.rate") == {"metrics.events.rate": 0}
+    seen = {m.name: (m.type, m.value) for m in plugin.metrics() if m.name.startswith("events_")}
+    assert seen == {
+        "events_seen": ("monotonic", 8),
+        "events_seen_syscall": ("monotonic", 5),
+        "events_seen_other": ("monotonic", 3),
+    }

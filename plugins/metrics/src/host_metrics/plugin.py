@@ -19,6 +19,9 @@ How it fits together:
   a capture replays them.
 - **dump_state** re-emits the latest sample, so a capture Falco writes starts
   with the host's state.
+- **Parsing** counts every event Falco hands the plugin, per source and per
+  event type (:class:`EventCounts`); each sample carries the counts since the
+  previous sample and the rate, a throughput view (``metrics.events.*``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ import json
 import struct
 import threading
 import time
+from collections import Counter as Tally
 from collections.abc import Callable
 from typing import Any
 
 from falco_plugin import (
+    ALL_EVENTS,
+    ALL_SOURCES,
     AsyncPlugin,
     AsyncSession,
     Config,
@@ -40,11 +46,13 @@ from falco_plugin import (
     Event,
     ExtractPlugin,
     Gauge,
+    ParsePlugin,
     PluginError,
     field,
     per_event,
     setting,
 )
+from falco_plugin.params import UnknownEventError, event_layout
 
 from .procfs import VALUES, ProcReader, Sample
 
@@ -100,14 +108,55 @@ def decode_sample(raw: bytes) -> dict[str, Any] | None:
     return sample
 
 
-def encode_sample(sample: Sample, thresholds: dict[str, int]) -> bytes:
-    """The payload of a ``metrics_sample`` event: the sample's JSON plus the keys over their threshold."""
+def encode_sample(sample: Sample, thresholds: dict[str, int], events: dict[str, object]) -> bytes:
+    """The payload of a ``metrics_sample`` event: the sample's JSON, the keys over their threshold
+    and the event counts (:meth:`EventCounts.since`)."""
     data = sample.to_json()
     data["over"] = sorted(k for k, limit in thresholds.items() if sample.values.get(k, -1) > limit)
+    data.update(events)
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-class MetricsPlugin(AsyncPlugin, ExtractPlugin):
+def type_name(code: int) -> str:
+    """The event type's name as ``evt.type`` shows it for most types (enter and exit share it)."""
+    try:
+        return event_layout(code).name
+    except UnknownEventError:
+        return str(code)
+
+
+class EventCounts:
+    """Events parsed, per source and per type code; written by the host's event thread.
+
+    The sampler reads them from its own thread: ``dict(counter)`` copies in one
+    step under the GIL, so it never sees a dictionary changing size.
+    """
+
+    def __init__(self) -> None:
+        self.by_source: Tally[str] = Tally()
+        self.by_type: Tally[int] = Tally()
+        self._last: tuple[float, dict[str, int], dict[int, int]] = (time.monotonic(), {}, {})
+
+    def since(self) -> dict[str, object]:
+        """Totals, and the counts and rate since the previous call (the first: since init)."""
+        now, sources, types = time.monotonic(), dict(self.by_source), dict(self.by_type)
+        then, old_sources, old_types = self._last
+        self._last = (now, sources, types)
+        source_delta = {s: n - old_sources.get(s, 0) for s, n in sources.items() if n != old_sources.get(s, 0)}
+        type_delta: Tally[str] = Tally()
+        for code, n in types.items():
+            if n != old_types.get(code, 0):
+                type_delta[type_name(code)] += n - old_types.get(code, 0)
+        new = sum(source_delta.values())
+        return {
+            "events.total": sum(sources.values()),
+            "events.rate": int(new / (now - then) + 0.5) if now > then else 0,
+            "events.source": source_delta,
+            "events.type": dict(type_delta),
+        }
+
+
+class MetricsPlugin(AsyncPlugin, ParsePlugin, ExtractPlugin):
     """Samples host resources into async events of the syscall source; every sampled value is a field."""
 
     name = "metrics"
@@ -118,6 +167,8 @@ class MetricsPlugin(AsyncPlugin, ExtractPlugin):
     async_event_sources = ("syscall",)
     extract_event_sources = ("syscall",)
     extract_event_types = (ASYNC_EVENT,)  # the host calls the extractors for async events only
+    parse_event_types = ALL_EVENTS  # the throughput view counts everything
+    parse_event_sources = ALL_SOURCES
     async_stop_timeout = 1.0
 
     samples = Counter("samples", "Samples taken")
@@ -125,12 +176,17 @@ class MetricsPlugin(AsyncPlugin, ExtractPlugin):
     last_sample_duration = Gauge("last_sample_duration_us", "How long the last sample took (us)", unsigned=True)
     async_emitted = Counter("async_emitted", "Sample events the host took")
     async_dropped = Counter("async_dropped", "Sample events the host did not take (no handler, or refused)")
+    # Metrics are declared per class, so "per source" is syscall and the rest; fields have every source.
+    events_seen = Counter("events_seen", "Events parsed, every source")
+    events_seen_syscall = Counter("events_seen_syscall", "Events parsed of the syscall source")
+    events_seen_other = Counter("events_seen_other", "Events parsed of the other sources (plugin sources)")
 
     def init(self, config: MetricsConfig) -> None:
         self.config = config
         self.latest: bytes | None = None
         """The payload of the latest sample (what dump_state re-emits)."""
         self._lock = threading.Lock()
+        self.counts = EventCounts()
 
     def set_config(self, config: MetricsConfig) -> None:
         # Parsed and validated by the SDK first: an invalid update never gets here, and the
@@ -164,7 +220,7 @@ class MetricsPlugin(AsyncPlugin, ExtractPlugin):
         self.samples.inc()
         if sample.failures:
             self.sample_failures.inc(sample.failures)
-        payload = encode_sample(sample, config.thresholds)
+        payload = encode_sample(sample, config.thresholds, self.counts.since())
         with self._lock:
             self.latest = payload
         try:
@@ -179,6 +235,16 @@ class MetricsPlugin(AsyncPlugin, ExtractPlugin):
             latest = self.latest
         if latest is not None:
             emit(ASYNC_NAME, latest)
+
+    # -- parsing -------------------------------------------------------------------
+
+    def parse_event(self, event: Event) -> None:
+        # Called for every event Falco processes: keep it to counter increments.
+        source = event.source or ""
+        self.counts.by_source[source] += 1
+        self.counts.by_type[event.type] += 1
+        self.events_seen.inc()
+        (self.events_seen_syscall if source == "syscall" else self.events_seen_other).inc()
 
     # -- extraction ----------------------------------------------------------------
 
@@ -221,6 +287,32 @@ class MetricsPlugin(AsyncPlugin, ExtractPlugin):
     def top_cpu_pct(self, event: Event, index: int) -> int | None:
         entry = self._top(event, "top.cpu", index)
         return int(entry[2]) if entry else None
+
+    @field("metrics.events.total", "Events the plugin parsed from Falco's start to this sample, every source")
+    def events_total(self, event: Event) -> int | None:
+        sample = self.sample(event)
+        return int(sample["events.total"]) if sample and "events.total" in sample else None
+
+    @field("metrics.events.rate", "Events per second parsed between the previous sample and this one")
+    def events_rate(self, event: Event) -> int | None:
+        sample = self.sample(event)
+        return int(sample["events.rate"]) if sample and "events.rate" in sample else None
+
+    @field(
+        "metrics.events.source",
+        "Events of source KEY parsed since the previous sample (metrics.events.source[syscall])",
+    )
+    def events_source(self, event: Event, key: str) -> int | None:
+        sample = self.sample(event)
+        return int(sample.get("events.source", {}).get(key, 0)) if sample else None
+
+    @field(
+        "metrics.events.type",
+        "Events of type KEY parsed since the previous sample, enter and exit (metrics.events.type[openat])",
+    )
+    def events_type(self, event: Event, key: str) -> int | None:
+        sample = self.sample(event)
+        return int(sample.get("events.type", {}).get(key, 0)) if sample else None
 
     def _top(self, event: Event, key: str, index: int) -> list[Any] | None:
         sample = self.sample(event)

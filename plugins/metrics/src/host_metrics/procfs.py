@@ -27,20 +27,21 @@ __all__ = ["CPU_MODES", "PSI_RESOURCES", "VALUES", "ProcReader", "Sample", "TopE
 
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 """The /proc/stat ``cpu`` columns summed into the total (guest time is already inside ``user``)."""
-PSI_RESOURCES = ("cpu", "memory", "io")
+PSI_RESOURCES = {"cpu": "cpu", "memory": "mem", "io": "io"}
+"""The files of /proc/pressure, and the names their values go by (``mem``, as in ``mem.used_pct``)."""
 _PSI_AVERAGES = ("avg10", "avg60", "avg300")
 _CLEARS_IDLE = {"idle", "iowait"}  # what "usage" leaves out
 
 
 def _psi_values() -> dict[str, str]:
     out = {}
-    for res in PSI_RESOURCES:
+    for file, res in PSI_RESOURCES.items():
         for kind, who in (("some", "some tasks"), ("full", "all non-idle tasks")):
             for avg in _PSI_AVERAGES:
                 out[f"psi.{res}.{kind}_{avg}"] = (
-                    f"Share of time {who} stalled on {res}, {avg[3:]} s average (whole percent; PSI kernels only)"
+                    f"Share of time {who} stalled on {file}, {avg[3:]} s average (whole percent; PSI kernels only)"
                 )
-            out[f"psi.{res}.{kind}_total_us"] = f"Total time {who} stalled on {res} since boot (microseconds)"
+            out[f"psi.{res}.{kind}_total_us"] = f"Total time {who} stalled on {file} since boot (microseconds)"
     return out
 
 
@@ -134,8 +135,8 @@ class ProcReader:
         self._read(s, "meminfo", self._meminfo)
         self._read(s, "sys/fs/file-nr", self._file_nr)
         if (self.root / "pressure").is_dir():
-            for res in PSI_RESOURCES:
-                self._read(s, f"pressure/{res}", functools.partial(self._psi, res=res))
+            for file, res in PSI_RESOURCES.items():
+                self._read(s, f"pressure/{file}", functools.partial(self._psi, res=res))
         self._processes(s, cpu_delta)
         return s
 
