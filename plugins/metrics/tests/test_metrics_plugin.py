@@ -253,3 +253,14 @@ def test_parsing_counts_events_per_source_and_type_into_the_samples(plugin: Plug
         "events_seen_syscall": ("monotonic", 5),
         "events_seen_other": ("monotonic", 3),
     }
+
+
+def test_another_plugins_async_event_of_the_same_name_has_no_values(plugin: PluginHandle) -> None:
+    name = b"metrics_sample\0"
+    for payload in (b"not json", b"[1, 2]"):
+        lens = struct.pack("<III", 4, len(name), len(payload))
+        size = 26 + len(lens) + 4 + len(name) + len(payload)
+        raw = struct.pack("<QQIHI", 1, 2, size, 402, 3) + lens + struct.pack("<I", 0) + name + payload
+        assert extract(plugin, AsyncEvent("metrics_sample", payload, 1, 2, 0, raw), "metrics.mem.used_pct") == {
+            "metrics.mem.used_pct": None
+        }

@@ -6,12 +6,13 @@ How it fits together:
   the SDK calls :meth:`MetricsPlugin.start_async`, which spawns one worker.
   The worker reads /proc (:mod:`host_metrics.procfs`) every ``interval``
   seconds and emits each sample as a ``metrics_sample`` async event: a JSON
-  object of the sampled values. A worker thread, not the host's routines:
-  a sample is a few dozen small blocking file reads on a timer, which would
-  hold one of the host's shared routine threads while it runs and needs a
-  timer the routine API does not have; the async session also gives exactly
-  the right lifetime (samples flow while a handler can take them, and the
-  SDK stops and joins the worker when Falco clears the handler).
+  object of the sampled values. A worker thread, not the host's routines
+  (``CaptureListenPlugin.routines``): the host calls a routine again and
+  again with no timer, so a sampler there would sleep in it and hold one of
+  the host's shared threads, or spin; and routines live from capture open to
+  close, while samples can only flow while an async handler is set. The
+  async session has exactly that lifetime: the SDK stops and joins the
+  worker when Falco clears the handler.
 - **Extraction.** The ``metrics.*`` fields read the sample back from the
   async event's payload: decoded once per event (``@per_event``), then each
   field is a dictionary look-up. Nothing is read from /proc at extraction
@@ -104,8 +105,11 @@ def decode_sample(raw: bytes) -> dict[str, Any] | None:
     if raw[_NAME_AT : _NAME_AT + name_len] != ASYNC_NAME.encode() + b"\0":
         return None  # another plugin's async event
     start = _NAME_AT + name_len
-    sample: dict[str, Any] = json.loads(raw[start : start + data_len])
-    return sample
+    try:
+        sample = json.loads(raw[start : start + data_len])
+    except ValueError:
+        return None  # another plugin may use the same async event name
+    return sample if isinstance(sample, dict) else None
 
 
 def encode_sample(sample: Sample, thresholds: dict[str, int], events: dict[str, object]) -> bytes:
