@@ -89,12 +89,20 @@ def pid_stat(pid: int, comm: str, utime: int, stime: int, rss: int, threads: int
     return f"{pid} ({comm}) " + " ".join(rest) + "\n"
 
 
+def replace(path: Path, text: str) -> None:
+    """Write ``path`` in one step, as the kernel shows a file: a sampler reading it meanwhile
+    sees the old content or the new, never a half-written one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_processes(root: Path, extra_ticks: dict[int, int] | None = None) -> None:
     for pid, (comm, utime, stime, rss, threads) in PROCESSES.items():
         d = root / str(pid)
         d.mkdir(exist_ok=True)
         more = (extra_ticks or {}).get(pid, 0)
-        (d / "stat").write_text(pid_stat(pid, comm, utime + more, stime, rss, threads))
+        replace(d / "stat", pid_stat(pid, comm, utime + more, stime, rss, threads))
 
 
 def write_proc(root: Path, kernel: str = "6.8") -> Path:
@@ -116,5 +124,5 @@ def write_proc(root: Path, kernel: str = "6.8") -> Path:
 
 def advance(root: Path, kernel: str = "6.8", extra_ticks: dict[int, int] | None = None) -> None:
     """The second /proc/stat (see :data:`CPU_NEXT`), and per-process CPU ticks added."""
-    (root / "stat").write_text(stat(CPU_NEXT, kernel))
+    replace(root / "stat", stat(CPU_NEXT, kernel))
     write_processes(root, extra_ticks)
