@@ -1,0 +1,1 @@
+"""Host resource pressure as Falco async events (see plugins/metrics/README.md)."""
