@@ -75,7 +75,7 @@ def check_samples(plugin: PluginHandle, proc: Path) -> None:
         "metrics.load1",
         "metrics.load1_per_cpu_pct",
         "metrics.mem.available_bytes",
-        "metrics.psi.mem.some_avg10",
+        "metrics.psi.memory.some_avg10",
         "metrics.files.used_pct",
         "metrics.threads.count",
         "metrics.top.rss.name[1]",
@@ -87,7 +87,7 @@ def check_samples(plugin: PluginHandle, proc: Path) -> None:
         "metrics.load1": 150,
         "metrics.load1_per_cpu_pct": 75,
         "metrics.mem.available_bytes": 4_000_000 * 1024,
-        "metrics.psi.mem.some_avg10": 12,
+        "metrics.psi.memory.some_avg10": 12,
         "metrics.files.used_pct": 90,
         "metrics.threads.count": 412,
         "metrics.top.rss.name[1]": "java (app) x",
@@ -106,7 +106,7 @@ def test_field_types(metrics_lib: BuildResult) -> None:
     with PluginLibrary.load(metrics_lib.library) as lib:
         types = {f.name: (f.type, f.is_list) for f in lib.info.fields}
     assert types["metrics.mem.used_pct"] == ("uint64", False)
-    assert types["metrics.psi.mem.some_avg10"] == ("uint64", False)
+    assert types["metrics.psi.memory.some_avg10"] == ("uint64", False)
     assert types["metrics.top.rss.name"] == ("string", False)
     assert types["metrics.over"] == ("string", True)
 

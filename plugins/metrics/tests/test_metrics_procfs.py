@@ -41,9 +41,9 @@ def test_every_kernel_shape_gives_its_values(tmp_path: Path, kernel: str) -> Non
     if kernel in ("4.14", "2.6.32"):
         assert psi == {}  # no PSI in the kernel: no value and no failure
     else:
-        assert (psi["psi.mem.some_avg10"], psi["psi.mem.full_avg10"]) == (12, 8)
+        assert (psi["psi.memory.some_avg10"], psi["psi.memory.full_avg10"]) == (12, 8)
         assert (psi["psi.cpu.some_avg10"], psi["psi.cpu.some_avg60"], psi["psi.cpu.some_avg300"]) == (3, 1, 0)
-        assert psi["psi.mem.some_total_us"] == 5_550_000
+        assert psi["psi.memory.some_total_us"] == 5_550_000
         assert psi["psi.io.full_total_us"] == 7
         assert ("psi.cpu.full_avg10" in psi) == (kernel == "6.8")
     assert set(v) <= set(VALUES)
@@ -102,7 +102,7 @@ def test_top_lists_are_off_by_default(tmp_path: Path) -> None:
         ("meminfo", "MemFree: 10 kB\n", {"mem.total_bytes", "mem.used_pct", "swap.used_pct"}),
         ("meminfo", "MemTotal: 16000000 kB\nMemAvailable: lots kB\n", {"mem.total_bytes", "mem.used_pct"}),
         ("sys/fs/file-nr", "9000\t0\n", {"files.allocated", "files.used_pct"}),
-        ("pressure/memory", "some avg10=1.00 avg60=", {"psi.mem.some_avg10"}),
+        ("pressure/memory", "some avg10=1.00 avg60=", {"psi.memory.some_avg10"}),
         ("pressure/io", "", {"psi.io.some_avg10"}),
         ("pressure/cpu", "some avg10=x avg60=0 avg300=0 total=0\n", {"psi.cpu.some_avg10"}),
     ],

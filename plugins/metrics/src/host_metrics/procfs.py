@@ -27,7 +27,7 @@ __all__ = ["CPU_MODES", "PSI_RESOURCES", "VALUES", "ProcReader", "Sample", "TopE
 
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 """The /proc/stat ``cpu`` columns summed into the total (guest time is already inside ``user``)."""
-PSI_RESOURCES = {"cpu": "cpu", "memory": "mem", "io": "io"}
+PSI_RESOURCES = {"cpu": "cpu", "memory": "memory", "io": "io"}
 """The files of /proc/pressure, and the names their values go by (``mem``, as in ``mem.used_pct``)."""
 _PSI_AVERAGES = ("avg10", "avg60", "avg300")
 _CLEARS_IDLE = {"idle", "iowait"}  # what "usage" leaves out
