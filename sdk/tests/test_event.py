@@ -6,7 +6,17 @@ import ctypes
 
 import pytest
 from falco_plugin import Event, per_event
-from falco_plugin._internal.layout import HEADER, NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT, PLUGIN_EVENT_HEADER
+from falco_plugin._internal.layout import (
+    ASYNC_EVENT,
+    ASYNC_EVENT_LENS,
+    ASYNC_NAME_OFFSET,
+    HEADER,
+    NO_VALUE,
+    PAYLOAD_OFFSET,
+    PLUGIN_EVENT,
+    PLUGIN_EVENT_HEADER,
+    async_parts,
+)
 
 
 class Decoder:
@@ -95,3 +105,29 @@ def test_a_non_plugin_event_has_no_plugin_id() -> None:
     buf = ctypes.create_string_buffer(raw, len(raw))
     event = Event(1, 1, b"", ctypes.addressof(buf), 0)
     assert (event.type, event.plugin_id) == (293, 0)
+
+
+def _async_event(name: bytes, payload: bytes) -> bytes:
+    lens = ASYNC_EVENT_LENS.pack(4, len(name), len(payload))
+    size = ASYNC_NAME_OFFSET + len(name) + len(payload)
+    return HEADER.pack(5, 6, size, ASYNC_EVENT, 3) + lens + (77).to_bytes(4, "little") + name + payload
+
+
+def test_an_async_event_has_its_name_and_emitted_payload() -> None:
+    raw = _async_event(b"sample\0", b'{"x": 1}')
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    event = Event(num=3, addr=ctypes.addressof(buf))
+    assert (event.type, event.async_name) == (ASYNC_EVENT, "sample")
+    assert async_parts(raw) == ("sample", b'{"x": 1}')
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _async_event(b"", b"x"),  # no name
+        _async_event(b"sample\0", b"x")[:-1],  # the payload runs past the event
+        HEADER.pack(5, 6, 26, ASYNC_EVENT, 0),  # no parameters
+    ],
+)
+def test_a_malformed_async_event_has_no_parts(raw: bytes) -> None:
+    assert async_parts(raw) is None

@@ -14,7 +14,7 @@ from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
 from .capture import CaptureListenPlugin, Routine, Routines
 from .config import Config, setting
 from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, Timeout
-from .event import Event, per_event
+from .event import ASYNC_EVENT, PLUGIN_EVENT, Event, per_event
 from .extract import AbsTime, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
 from .metrics import Counter, Gauge, Metric, MetricValue
 from .parse import ALL_EVENTS, ALL_SOURCES, ParsePlugin
@@ -46,6 +46,8 @@ from .tables import (
 __version__ = SDK_VERSION
 
 __all__ = [
+    "ASYNC_EVENT",
+    "PLUGIN_EVENT",
     "ALL_EVENTS",
     "ALL_SOURCES",
     "BOOL",

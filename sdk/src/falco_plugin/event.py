@@ -26,6 +26,7 @@ from ._internal.layout import (
     PLUGIN_EVENT,
     PLUGIN_EVENT_HEADER,
     PLUGIN_EVENT_NPARAMS,
+    async_parts,
     pack_plugin_event,
 )
 
@@ -37,7 +38,9 @@ class Event:
 
     The SDK reuses one ``Event`` object per plugin state: read what you need
     during the call, do not keep the object. ``payload`` is the plugin
-    payload for plugin events (type 322) and empty for other types.
+    payload for plugin events (type 322), the emitted payload for async
+    events (type 402, whose name is :attr:`async_name`) and empty for other
+    types.
     """
 
     __slots__ = ("num", "payload", "tid", "_cache", "_cur", "_ts", "_addr", "_src")
@@ -109,6 +112,16 @@ class Event:
         from .params import decode_params  # the event table loads only for plugins that read syscall events
 
         return decode_params(self.raw)
+
+    @property
+    def async_name(self) -> str | None:
+        """The name of an async event (type 402, one of those a plugin declares), else None.
+
+        For an async event ``payload`` is the payload its plugin emitted."""
+        if self.type != ASYNC_EVENT:
+            return None
+        parts = async_parts(self.raw)
+        return parts[0] if parts else None
 
     @property
     def plugin_id(self) -> int:

@@ -28,7 +28,6 @@ How it fits together:
 from __future__ import annotations
 
 import json
-import struct
 import threading
 import time
 from collections import Counter as Tally
@@ -38,6 +37,7 @@ from typing import Any
 from falco_plugin import (
     ALL_EVENTS,
     ALL_SOURCES,
+    ASYNC_EVENT,
     AsyncPlugin,
     AsyncSession,
     Config,
@@ -60,10 +60,6 @@ from .procfs import VALUES, ProcReader, Sample
 __all__ = ["ASYNC_NAME", "MetricsConfig", "MetricsPlugin", "decode_sample"]
 
 ASYNC_NAME = "metrics_sample"
-ASYNC_EVENT = 402
-"""The type code of async events (``evt.type = asyncevent`` in rules)."""
-_LENS = struct.Struct("<III")
-_NAME_AT = 26 + _LENS.size + 4  # after the event header, the 3 parameter lengths and the plugin id
 _POLL = 0.1
 """Longest the worker sleeps at once, so that a shorter interval set at run time applies at once."""
 
@@ -97,18 +93,13 @@ class MetricsConfig(Config):
                 raise ConfigError(f"thresholds.{key}", f"must be a percentage (0-100), got {limit}")
 
 
-def decode_sample(raw: bytes) -> dict[str, Any] | None:
-    """The sample carried by an async event of this plugin (the whole event, header included), else None."""
-    if len(raw) < _NAME_AT:
-        return None
-    _, name_len, data_len = _LENS.unpack_from(raw, 26)
-    if raw[_NAME_AT : _NAME_AT + name_len] != ASYNC_NAME.encode() + b"\0":
-        return None  # another plugin's async event
-    start = _NAME_AT + name_len
+def decode_sample(payload: bytes) -> dict[str, Any] | None:
+    """The sample in the payload of a ``metrics_sample`` async event; None when it holds none
+    (another plugin may use the same async event name)."""
     try:
-        sample = json.loads(raw[start : start + data_len])
+        sample = json.loads(payload)
     except ValueError:
-        return None  # another plugin may use the same async event name
+        return None
     return sample if isinstance(sample, dict) else None
 
 
@@ -255,7 +246,7 @@ class MetricsPlugin(AsyncPlugin, ParsePlugin, ExtractPlugin):
     @per_event
     def sample(self, event: Event) -> dict[str, Any] | None:
         """The event's sample, decoded once per event; None for another plugin's async event."""
-        return decode_sample(event.raw)
+        return decode_sample(event.payload) if event.async_name == ASYNC_NAME else None
 
     @field("metrics.over", "Keys of the sampled values above their configured threshold (config: thresholds)")
     def over(self, event: Event) -> list[str]:

@@ -18,8 +18,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#define FP_ASYNC_EVENT 402u
-#define FP_ASYNC_HEADER (FP_EVT_HEADER + 12u + 4u) /* 3 u32 lengths, then the plugin id */
+#define FP_ASYNC_HEADER FP_ASYNC_NAME_OFFSET
 
 static const char *const fp_async_names[] = {FP_ASYNC_NAMES};
 static PyObject *fp_plugin_error; /* falco_plugin.PluginError */

@@ -553,6 +553,20 @@ FP_EXPORT ss_plugin_rc plugin_set_config(ss_plugin_t *s, const ss_plugin_set_con
 static int fp_payload(const ss_plugin_event *evt, const uint8_t **data, uint32_t *len) {
     const uint8_t *raw = (const uint8_t *)evt;
     uint32_t total = evt->len, l0, l1;
+    if (evt->type == FP_ASYNC_EVENT) {
+        /* plugin id (u32), NUL-terminated name, payload: the payload is what plugins read */
+        uint32_t l[3];
+        if (evt->nparams != 3 || total < FP_ASYNC_NAME_OFFSET) {
+            return -1;
+        }
+        memcpy(l, raw + FP_EVT_HEADER, sizeof l);
+        if (l[0] != 4 || l[1] == 0 || (uint64_t)FP_ASYNC_NAME_OFFSET + l[1] + l[2] > total) {
+            return -1;
+        }
+        *data = raw + FP_ASYNC_NAME_OFFSET + l[1];
+        *len = l[2];
+        return 0;
+    }
     if (evt->type != FP_PLUGIN_EVENT) {
         *data = NULL;
         *len = 0;
@@ -584,7 +598,8 @@ static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt) {
         return -1;
     }
     if (fp_payload(evt->evt, &data, &len) != 0) {
-        PyErr_Format(PyExc_ValueError, "malformed plugin event (type %u, %u bytes, %u params)",
+        PyErr_Format(PyExc_ValueError, "malformed %s event (type %u, %u bytes, %u params)",
+                     evt->evt->type == FP_ASYNC_EVENT ? "async" : "plugin",
                      (unsigned)evt->evt->type, (unsigned)evt->evt->len, (unsigned)evt->evt->nparams);
         return -1;
     }

@@ -30,6 +30,8 @@
 #define FP_EVT_HEADER 26u
 #define FP_PLUGIN_EVENT 322u
 #define FP_PAYLOAD_OFFSET 38u
+#define FP_ASYNC_EVENT 402u
+#define FP_ASYNC_NAME_OFFSET 42u /* header, 3 u32 lengths, the u32 plugin id */
 
 #include "event_ref.h"
 
