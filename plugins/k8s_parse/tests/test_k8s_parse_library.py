@@ -12,11 +12,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.host import HostError
+from falco_plugin.build import BuildResult
+from falco_plugin.host import HostError, HostEvent, PluginLibrary
 from falco_plugin.host.scap import ScapReader
 from falco_plugin.host.tables import sync_threads
 from falco_plugin.host.threads import ThreadTable
-from k8sparse_kit import EXECVE_19_X, OPEN_X, FakeKube, Fault, Node, clone_exit, container_id, pod_object, syscall_event
+from k8sparse_kit import (
+    CLONE_20_X,
+    EXECVE_19_X,
+    OPEN_X,
+    FakeKube,
+    Fault,
+    Node,
+    clone_exit,
+    container_id,
+    pod_object,
+    syscall_event,
+)
 
 pytest_plugins = ["k8sparse_fixtures"]
 
@@ -225,6 +237,26 @@ def test_a_static_pod_is_found_through_its_mirror(kube: FakeKube, node: Callable
     n.thread(500, cgroups_of(static, CID))
     ev = n.parse(syscall_event(EXECVE_19_X, 500))
     assert n.fields(ev, "k8s.pod.name") == {"k8s.pod.name": "etcd-node-1"}
+
+
+def test_a_clone_exit_without_parameters_still_parses(node: Callable[..., Node]) -> None:
+    n = node({})
+    n.thread(600, cgroups_of(UID, CID))
+    n.parse(syscall_event(CLONE_20_X, 600, []))  # no res to read: the child is left alone, the thread is done
+    assert n.threads[600]["k8s.pod.uid"] == UID
+
+
+def test_a_host_without_tables_gets_a_plugin_whose_fields_have_no_value(kube: FakeKube, k8s_lib: BuildResult) -> None:
+    kube.add(web_pod())
+    with PluginLibrary.load(k8s_lib.library) as lib, lib.init(json.dumps({"api_server": kube.url})) as plugin:
+        assert any("no thread table" in r.message for r in plugin.logs)
+        plugin.async_events.start()
+        ev = plugin.async_events.get()
+        assert json.loads(ev.payload)["pod"]["name"] == "web-7f9c-abcde"
+        plugin.parse(HostEvent(ev.raw, num=1))
+        plugin.parse(HostEvent(syscall_event(EXECVE_19_X, 200), num=2))
+        plugin.capture_open()
+        assert plugin.extract_many(HostEvent(syscall_event(OPEN_X, 200), num=3), FIELDS) == NOTHING
 
 
 def test_malformed_pod_events_are_skipped(node: Callable[..., Node]) -> None:

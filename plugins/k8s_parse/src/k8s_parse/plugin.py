@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+from dataclasses import dataclass
 
 from falco_plugin import (
     INT64,
@@ -39,13 +40,19 @@ from falco_plugin import (
     Entry,
     Event,
     ExtractPlugin,
+    Field,
     Gauge,
+    HostTable,
     ParsePlugin,
     PluginError,
+    PluginTable,
     Row,
+    SubtableField,
+    TableError,
     field,
     per_event,
 )
+from falco_plugin.params import ParamError
 
 from .cgroups import PodCgroup, pod_of_cgroups
 from .config import K8sParseConfig, WatchSettings, resolve
@@ -71,6 +78,19 @@ NO_THREAD = (1 << 64) - 1
 _HEADER = struct.Struct("<QQIHI")
 _LENS = struct.Struct("<III")
 _NAME_AT = _HEADER.size + _LENS.size + 4
+
+
+@dataclass(frozen=True)
+class ThreadColumns:
+    """The plugin's way into the host's ``threads`` table (accessors obtained at init)."""
+
+    threads: HostTable[int]
+    cgroups: SubtableField[int]
+    cgroup_path: Field[str]
+    pod_uid: Field[str]
+    """Our column: the uid of the thread's pod, "" when it is in none."""
+    container_id: Field[str]
+    """Our column: the id of the thread's container, from its cgroup path."""
 
 
 class PodRow(Row):
@@ -126,12 +146,23 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         self.lock = threading.Lock()  # dump_state may read the pods from another thread
         self.watcher: PodWatcher | None = None
 
-        self.threads = self.tables.get("threads", INT64)
-        self.cgroups = self.threads.subtable("cgroups", UINT64)
-        self.cgroup_path = self.cgroups.field("second", STRING)
-        self.pod_uid = self.threads.add_field("k8s.pod.uid", STRING)
-        self.container_id = self.threads.add_field("k8s.container.id", STRING)
-        self.table = self.tables.export("k8s_pods", STRING, PodRow)
+        self.cols: ThreadColumns | None = None
+        self.table: PluginTable[str, PodRow] | None = None
+        try:
+            threads = self.tables.get("threads", INT64)
+            cgroups = threads.subtable("cgroups", UINT64)
+            self.cols = ThreadColumns(
+                threads=threads,
+                cgroups=cgroups,
+                cgroup_path=cgroups.field("second", STRING),  # libsinsp's cgroups are (controller, path) pairs
+                pod_uid=threads.add_field("k8s.pod.uid", STRING),
+                container_id=threads.add_field("k8s.container.id", STRING),
+            )
+            self.table = self.tables.export("k8s_pods", STRING, PodRow)
+        except TableError as exc:
+            # Falco always offers tables; a host that offers none (the SDK's C host, a fuzzer)
+            # still gets a working plugin, whose fields have no value.
+            self.log.warning("no thread table (%s): processes cannot be tied to pods", exc)
 
     # -- the watcher -------------------------------------------------------------------
 
@@ -171,7 +202,11 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         self.events_parsed.inc()
         self.assign(event.tid)
         if etype in FORKS:
-            child = event.params.res  # the parent's exit names the child, whose entry the host has made
+            try:
+                child = event.params.res  # the parent's exit names the child, whose entry the host has made
+            except ParamError as exc:
+                self.log.debug("clone exit without a readable res: %s", exc)
+                return
             if isinstance(child, int) and child > 0:
                 self.assign(child)
 
@@ -188,43 +223,51 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             if change.action == "deleted":
                 self.pods.pop(pod.uid, None)
                 self.mirrors.pop(pod.mirror_uid, None)
-                self.table.rows.pop(pod.uid, None)
+                if self.table is not None:
+                    self.table.rows.pop(pod.uid, None)
             else:
                 self.pods[pod.uid] = pod
                 if pod.mirror_uid:
                     self.mirrors[pod.mirror_uid] = pod.uid
-                self.table[pod.uid] = PodRow(
-                    name=pod.name,
-                    namespace=pod.namespace,
-                    ip=pod.ip,
-                    node=pod.node,
-                    phase=pod.phase,
-                    owner_kind=pod.owner_kind,
-                    owner_name=pod.owner_name,
-                    labels=json.dumps(pod.labels, sort_keys=True),
-                )
+                self.export_row(pod)
             self.pods_known.set(len(self.pods))
+
+    def export_row(self, pod: Pod) -> None:
+        if self.table is not None:
+            self.table[pod.uid] = PodRow(
+                name=pod.name,
+                namespace=pod.namespace,
+                ip=pod.ip,
+                node=pod.node,
+                phase=pod.phase,
+                owner_kind=pod.owner_kind,
+                owner_name=pod.owner_name,
+                labels=json.dumps(pod.labels, sort_keys=True),
+            )
 
     def assign(self, tid: int) -> None:
         """Store the pod uid and container id of thread ``tid`` in its ``threads`` columns."""
-        entry = self.threads.get(tid)
-        if entry is None:
+        cols = self.cols
+        entry = None if cols is None else cols.threads.get(tid)
+        if cols is None or entry is None:
             return
         found = self.cgroup_pod(entry)
         uid, container = (found.pod_uid, found.container_id) if found else ("", "")
-        if entry[self.pod_uid] != uid:
-            entry[self.pod_uid] = uid
-        if entry[self.container_id] != container:
-            entry[self.container_id] = container
+        if entry[cols.pod_uid] != uid:
+            entry[cols.pod_uid] = uid
+        if entry[cols.container_id] != container:
+            entry[cols.container_id] = container
 
     def cgroup_pod(self, entry: Entry) -> PodCgroup | None:
+        assert self.cols is not None
+        path = self.cols.cgroup_path
         paths: list[str] = []
 
         def collect(cg: Entry) -> bool:
-            paths.append(cg[self.cgroup_path])
+            paths.append(cg[path])
             return True
 
-        entry[self.cgroups].for_each(collect)
+        entry[self.cols.cgroups].for_each(collect)
         return pod_of_cgroups(paths)
 
     # -- capture listening -------------------------------------------------------------
@@ -233,25 +276,30 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         """Give the threads that existed before the capture (the host's /proc scan, or the
         capture file's process list) their pod."""
 
+        cols = self.cols
+        if cols is None:
+            return
+
         def backfill(entry: Entry) -> bool:
             found = self.cgroup_pod(entry)
-            entry[self.pod_uid] = found.pod_uid if found else ""
-            entry[self.container_id] = found.container_id if found else ""
+            entry[cols.pod_uid] = found.pod_uid if found else ""
+            entry[cols.container_id] = found.container_id if found else ""
             return True
 
-        self.threads.for_each(backfill)
+        cols.threads.for_each(backfill)
 
     # -- extraction --------------------------------------------------------------------
 
     @per_event
     def pod_of(self, event: Event) -> tuple[Pod, str] | None:
         """The pod of the event's thread and the thread's container id, or ``None``."""
-        if event.tid == NO_THREAD:
+        cols = self.cols
+        if event.tid == NO_THREAD or cols is None:
             return None
-        entry = self.threads.get(event.tid)
+        entry = cols.threads.get(event.tid)
         if entry is None:
             return None
-        uid, container = entry[self.pod_uid], entry[self.container_id]
+        uid, container = entry[cols.pod_uid], entry[cols.container_id]
         if not uid:
             # A thread the parser has not seen start (no clone/execve since the capture opened
             # and no backfill): its cgroups still tell.

@@ -186,6 +186,12 @@ class ApiClient:
     def _hold(self, sock: socket.socket) -> None:
         with self._lock:
             self._sock = sock
+            # The SDK sets `stopping` before stop_async interrupts: a socket made after the interrupt
+            # sees it here, under the lock the interrupt takes, and is never read from.
+            stopping = self.stopping.is_set()
+        if stopping:
+            self.close()
+            raise OSError("stopping")
 
     def close(self) -> None:
         with self._lock:
@@ -451,6 +457,8 @@ def _chunks(resp: http.client.HTTPResponse) -> Iterator[bytes]:
             while fp.readline(1024).strip():  # trailers
                 pass
             return
+        if size > MAX_EVENT:
+            raise StreamError(f"a chunk of {size} bytes")
         data = fp.read(size + 2)
         if len(data) != size + 2:
             raise OSError("the watch stream was cut inside a chunk")
