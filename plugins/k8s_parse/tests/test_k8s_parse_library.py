@@ -15,7 +15,7 @@ import pytest
 from falco_plugin.build import BuildResult
 from falco_plugin.host import HostError, HostEvent, PluginLibrary
 from falco_plugin.host.scap import ScapReader
-from falco_plugin.host.tables import sync_threads
+from falco_plugin.host.tables import ST, FieldDef, HostTable, TableRegistry, TableSchema, sync_threads
 from falco_plugin.host.threads import ThreadTable
 from k8sparse_kit import (
     CLONE_20_X,
@@ -257,6 +257,12 @@ def test_a_host_without_tables_gets_a_plugin_whose_fields_have_no_value(kube: Fa
         plugin.parse(HostEvent(syscall_event(EXECVE_19_X, 200), num=2))
         plugin.capture_open()
         assert plugin.extract_many(HostEvent(syscall_event(OPEN_X, 200), num=3), FIELDS) == NOTHING
+
+
+def test_a_threads_table_without_cgroups_fails_init_and_says_why(k8s_lib: BuildResult) -> None:
+    odd = HostTable(TableSchema("threads", ST["int64"], [FieldDef("tid", ST["int64"]), FieldDef("comm", ST["string"])]))
+    with PluginLibrary.load(k8s_lib.library) as lib, pytest.raises(HostError, match="cgroups"):
+        lib.init("", tables=TableRegistry(odd))
 
 
 def test_malformed_pod_events_are_skipped(node: Callable[..., Node]) -> None:

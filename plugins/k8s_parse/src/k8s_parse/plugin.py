@@ -150,19 +150,21 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         self.table: PluginTable[str, PodRow] | None = None
         try:
             threads = self.tables.get("threads", INT64)
-            cgroups = threads.subtable("cgroups", UINT64)
-            self.cols = ThreadColumns(
-                threads=threads,
-                cgroups=cgroups,
-                cgroup_path=cgroups.field("second", STRING),  # libsinsp's cgroups are (controller, path) pairs
-                pod_uid=threads.add_field("k8s.pod.uid", STRING),
-                container_id=threads.add_field("k8s.container.id", STRING),
-            )
-            self.table = self.tables.export("k8s_pods", STRING, PodRow)
         except TableError as exc:
-            # Falco always offers tables; a host that offers none (the SDK's C host, a fuzzer)
-            # still gets a working plugin, whose fields have no value.
+            # Falco always offers the threads table; a host that offers none (the SDK's C host, a
+            # fuzzer) still gets a working plugin, whose fields have no value.
             self.log.warning("no thread table (%s): processes cannot be tied to pods", exc)
+            return
+        # With a threads table, anything missing below is a host this plugin does not fit: init fails.
+        cgroups = threads.subtable("cgroups", UINT64)
+        self.cols = ThreadColumns(
+            threads=threads,
+            cgroups=cgroups,
+            cgroup_path=cgroups.field("second", STRING),  # libsinsp's cgroups are (controller, path) pairs
+            pod_uid=threads.add_field("k8s.pod.uid", STRING),
+            container_id=threads.add_field("k8s.container.id", STRING),
+        )
+        self.table = self.tables.export("k8s_pods", STRING, PodRow)
 
     # -- the watcher -------------------------------------------------------------------
 
