@@ -62,9 +62,11 @@ def test_falco_loads_the_plugin_and_shows_its_metadata(
     info = plugin_block(run_alone(falco, build, tmp_path, "--list-plugins").stdout, spec.name)
     assert (info["Version"], info["Description"], info["Contact"]) == (spec.version, spec.description, spec.contact)
     source = source_of(build)
+    # Falco 0.44.1 lists every capability but capture listening (which it still uses).
     expected = [
         f"{CAPABILITIES[c]} (ID={source[0]}, source='{source[1]}')" if c == "sourcing" and source else CAPABILITIES[c]
         for c in spec.capabilities
+        if c != "capture_listening"
     ]
     assert sorted(info["Capabilities"].splitlines()) == sorted(expected)
 
