@@ -315,13 +315,14 @@ static int fp_bind(void) {
             fp_timeout = PyObject_GetAttrString(rt, "TIMEOUT");
             fp_located = PyObject_GetAttrString(rt, "LOCATED");
             fp_empty_bytes = PyBytes_FromStringAndSize("", 0);
+            fp_no_thread = PyLong_FromUnsignedLongLong(UINT64_MAX);
             PyObject *event_type = PyObject_GetAttrString(rt, "Event");
             fp_m_num = fp_member(event_type, "num");
             fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
             fp_m_cache = fp_m_payload ? fp_member(event_type, "_cache") : NULL;
             fp_m_tid = fp_m_cache ? fp_member(event_type, "tid") : NULL;
             Py_XDECREF(event_type);
-            if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_m_tid) {
+            if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_no_thread && fp_m_tid) {
                 rc = 0;
             }
         }
@@ -605,7 +606,8 @@ static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt) {
     }
     PyObject *payload = data ? PyBytes_FromStringAndSize((const char *)data, len) : Py_NewRef(fp_empty_bytes);
     PyObject *num = PyLong_FromUnsignedLongLong(evt->evtnum);
-    PyObject *tid = PyLong_FromUnsignedLongLong(evt->evt->tid);
+    /* Plugin events mostly carry no thread: one shared int, not one per event. */
+    PyObject *tid = evt->evt->tid == UINT64_MAX ? Py_NewRef(fp_no_thread) : PyLong_FromUnsignedLongLong(evt->evt->tid);
     int rc = -1;
     if (payload && num && tid) {
         st->ref.evt = evt->evt;

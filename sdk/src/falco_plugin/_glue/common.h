@@ -125,5 +125,6 @@ static PyObject *fp_end_of_stream; /* falco_plugin.EndOfStream */
 static PyObject *fp_timeout;       /* falco_plugin.Timeout */
 static PyObject *fp_located;       /* falco_plugin.Located */
 static PyObject *fp_empty_bytes;
+static PyObject *fp_no_thread; /* the int 2**64-1: the tid of an event without a thread */
 
 #endif
