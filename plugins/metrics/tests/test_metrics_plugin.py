@@ -210,8 +210,7 @@ def test_a_proc_root_that_does_not_exist_gives_empty_samples(metrics_lib: BuildR
 def test_the_c_host_takes_the_samples_dump_and_metrics(
     metrics_lib: BuildResult, run_chost: Callable[..., Any], proc: Path
 ) -> None:
-    # The C host checks async events as libsinsp does and prints them; it extracts fields only
-    # from a source's own events, so the fields are checked in the Python host and in Falco.
+    # The C host checks async events as libsinsp does and prints them.
     run = run_chost(metrics_lib.library, "--config", config(proc, interval=0.05), "--async-seconds", "0.5",
                     "--dump-state", "--metrics")  # fmt: skip
     assert run.returncode == 0, run.stderr
@@ -225,6 +224,24 @@ def test_the_c_host_takes_the_samples_dump_and_metrics(
     dropped = metrics["async_dropped"][2]  # at most the sample taken while the handler was cleared
     assert metrics["samples"] == ("monotonic", "u64", len(samples_seen) + dropped) and dropped <= 1
     assert metrics["last_sample_duration_us"][:2] == ("non_monotonic", "u64")
+
+
+def test_the_c_host_extracts_the_fields_of_each_sample(
+    metrics_lib: BuildResult, run_chost: Callable[..., Any], proc: Path
+) -> None:
+    fields = "metrics.mem.used_pct,metrics.mem.total_bytes,metrics.psi.memory.some_avg10,metrics.over"
+    run = run_chost(metrics_lib.library, "--config", config(proc, interval=0.05), "--async-seconds", "0.5",
+                    "--fields", fields)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    samples_seen = [line for line in lines if line.startswith("async metrics_sample ")]
+    events = [line for line in lines if line.startswith("evt ")]
+    assert samples_seen and len(events) == len(samples_seen)
+    for n, line in enumerate(events, start=1):
+        assert line.startswith(f"evt {n} metrics.mem.used_pct=75 metrics.mem.total_bytes="), line
+        assert " metrics.psi.memory.some_avg10=12 " in line and line.endswith(" metrics.over=<none>"), (
+            line
+        )  # an empty list: no value
 
 
 def syscall_event(code: int, num: int) -> HostEvent:

@@ -32,6 +32,8 @@
  * unless --quiet) for S seconds, then a NULL handler is set and "async
  * events=<n> late=<calls after the clear> per_s=<rate> stop_ms=<time the
  * clear took>" follows; without -n, that library's source is not read.
+ * With --fields, the fields of every async event received are extracted once the
+ * handler is cleared, in order, and printed as "evt <num> <field>=<value>..." lines.
  * --dump-state prints "dump <name> <payload>" per event of plugin_dump_state;
  * --metrics prints "metric <name> <type> <value_type> <value>" per metric
  * after the run, --bench-metrics N also "bench metrics_ns_per_call <ns>".
@@ -109,6 +111,9 @@ typedef struct {
     long bench_metrics;
     const char *async_names; /* the get_async_events JSON */
     unsigned long async_count, async_late;
+    pthread_mutex_t async_lock; /* guards the async events kept for --fields */
+    ss_plugin_event **async_evts;
+    size_t nasync, capasync;
     int async_cleared, skip_source;
     const char *label; /* the path until the plugin names itself */
     char label_buf[160];
@@ -360,6 +365,25 @@ static ss_plugin_rc async_handler(ss_plugin_owner_t *o, const ss_plugin_event *e
         return SS_PLUGIN_FAILURE;
     }
     __atomic_fetch_add(&p->async_count, 1, __ATOMIC_SEQ_CST);
+    if (p->nreq && p->api.extract_fields) { /* --fields: extracted from once the handler is cleared */
+        ss_plugin_event *copy = malloc(evt->len);
+        pthread_mutex_lock(&p->async_lock);
+        if (copy && p->nasync == p->capasync) {
+            size_t cap = p->capasync ? 2 * p->capasync : 64;
+            ss_plugin_event **grown = realloc(p->async_evts, cap * sizeof *grown);
+            if (grown) {
+                p->async_evts = grown;
+                p->capasync = cap;
+            }
+        }
+        if (copy && p->nasync < p->capasync) {
+            memcpy(copy, evt, evt->len);
+            p->async_evts[p->nasync++] = copy;
+            copy = NULL;
+        }
+        pthread_mutex_unlock(&p->async_lock);
+        free(copy);
+    }
     if (!quiet) {
         flockfile(stdout);
         line_start(p, stdout);
@@ -379,6 +403,8 @@ static ss_plugin_rc dump_handler(ss_plugin_owner_t *o, const ss_plugin_event *ev
            (const char *)raw + ASYNC_NAME_OFFSET + lens[1]);
     return SS_PLUGIN_SUCCESS;
 }
+
+static void extract_event(plugin_t *p, ss_plugin_event *evt);
 
 /* --dump-state, then --async-seconds: 0, or 1 on a plugin failure. */
 static int run_async(plugin_t *p) {
@@ -402,6 +428,7 @@ static int run_async(plugin_t *p) {
     if (p->async_seconds <= 0) {
         return 0;
     }
+    pthread_mutex_init(&p->async_lock, NULL);
     if (set_handler(p->s, (ss_plugin_owner_t *)p, async_handler) != SS_PLUGIN_SUCCESS) {
         error(p, "set_async_event_handler: %s", p->api.get_last_error(p->s));
         return 1;
@@ -423,6 +450,23 @@ static int run_async(plugin_t *p) {
         error(p, "set_async_event_handler(NULL): %s", p->api.get_last_error(p->s));
         return 1;
     }
+    /* The requested fields of every async event, as libsinsp extracts them once an event is taken
+     * from its queue: on the host's thread, in order. */
+    if (p->nasync && !p->line) {
+        p->line = open_memstream(&p->line_buf, &p->line_len);
+    }
+    if (!p->evtsrc) {
+        p->evtsrc = "syscall"; /* the source async events enter (get_async_event_sources aside) */
+    }
+    for (size_t i = 0; i < p->nasync; i++) {
+        if (p->line) {
+            extract_event(p, p->async_evts[i]);
+        }
+        free(p->async_evts[i]);
+    }
+    free(p->async_evts);
+    p->async_evts = NULL;
+    p->nasync = 0;
     return 0;
 }
 
