@@ -542,6 +542,24 @@ def _fd_entry(tid: int, v2: bool, body: bytes, pos: int) -> tuple[FdEntry, int]:
     return e, pos
 
 
+# The fields that end a process entry in the order writers added them, each
+# present only when the entry's length leaves room for it ("<B": a flag).
+_PROC_TAIL = (
+    ("loginuid", "<I"),
+    ("exe_writable", "<B"),
+    ("cap_inheritable", "<Q"),
+    ("cap_permitted", "<Q"),
+    ("cap_effective", "<Q"),
+    ("exe_upper_layer", "<B"),
+    ("exe_ino", "<Q"),
+    ("exe_ino_ctime", "<Q"),
+    ("exe_ino_mtime", "<Q"),
+    ("exe_from_memfd", "<B"),
+    ("exe_lower_layer", "<B"),
+    ("pgid", "<q"),
+)
+
+
 def _proc_entry(version: int, body: bytes, pos: int) -> tuple[ProcEntry, int]:
     start = pos
     sub_len = 0
@@ -612,30 +630,10 @@ def _proc_entry(version: int, body: bytes, pos: int) -> tuple[ProcEntry, int]:
                 e.pidns_init_start_ts = take("<Q")
             if room(4):
                 e.tty = take("<I")
-        if room(4):
-            e.loginuid = take("<I")
-        if room(1):
-            e.exe_writable = take("<B") != 0
-        if room(8):
-            e.cap_inheritable = take("<Q")
-        if room(8):
-            e.cap_permitted = take("<Q")
-        if room(8):
-            e.cap_effective = take("<Q")
-        if room(1):
-            e.exe_upper_layer = take("<B") != 0
-        if room(8):
-            e.exe_ino = take("<Q")
-        if room(8):
-            e.exe_ino_ctime = take("<Q")
-        if room(8):
-            e.exe_ino_mtime = take("<Q")
-        if room(1):
-            e.exe_from_memfd = take("<B") != 0
-        if room(1):
-            e.exe_lower_layer = take("<B") != 0
-        if room(8):
-            e.pgid = take("<q")
+        for attr, fmt in _PROC_TAIL:
+            if room(struct.calcsize(fmt)):
+                value = take(fmt)
+                setattr(e, attr, value != 0 if fmt == "<B" else value)
         if pos - start > sub_len:
             raise ValueError(f"entry longer ({pos - start} bytes) than its length {sub_len}")
         pos = start + sub_len
