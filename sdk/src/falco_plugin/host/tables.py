@@ -590,6 +590,19 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
             return ffi.NULL
         return reg._give_entry(entry)
 
+    def own_entry_field(ref: _TableRef, e: Any, f: Any, op: str) -> tuple[HostEntry, FieldDef] | None:
+        """The entry and field ``op`` was handed, when they belong to ``ref``'s table."""
+        entry, fd, table = reg._obj(e), reg._obj(f), ref.table
+        if (
+            isinstance(table, HostTable)
+            and isinstance(entry, HostEntry)
+            and isinstance(fd, FieldDef)
+            and entry.table.schema is table.schema
+        ):
+            return entry, fd
+        reg._fail(ref, f"{op}: invalid entry or field for table '{ref.table.name}'")
+        return None
+
     def read_entry_field(t: Any, e: Any, f: Any, out: Any) -> int:
         ref = ref_of(t)
         if ref is None:
@@ -599,14 +612,10 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
             if rc != Rc.SUCCESS:
                 reg._fail(ref, f"table '{ref.table.name}' of plugin {_name(ref.table.owner)}: read failed")
             return rc
-        entry, fd = reg._obj(e), reg._obj(f)
-        if (
-            not isinstance(entry, HostEntry)
-            or not isinstance(fd, FieldDef)
-            or entry.table.schema is not ref.table.schema
-        ):
-            reg._fail(ref, f"read_entry_field: invalid entry or field for table '{ref.table.name}'")
+        found = own_entry_field(ref, e, f, "read_entry_field")
+        if found is None:
             return Rc.FAILURE
+        entry, fd = found
         value = entry.get(fd)
         if fd.type == ST["table"]:
             out.table = reg._ref(value, ref.owner).handle
@@ -715,14 +724,10 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
             if rc != Rc.SUCCESS:
                 reg._fail(ref, f"table '{ref.table.name}' of plugin {_name(ref.table.owner)}: write failed")
             return rc
-        entry, fd = reg._obj(e), reg._obj(f)
-        if (
-            not isinstance(entry, HostEntry)
-            or not isinstance(fd, FieldDef)
-            or entry.table.schema is not ref.table.schema
-        ):
-            reg._fail(ref, f"write_entry_field: invalid entry or field for table '{ref.table.name}'")
+        found = own_entry_field(ref, e, f, "write_entry_field")
+        if found is None:
             return Rc.FAILURE
+        entry, fd = found
         if fd.read_only:
             reg._fail(ref, f"attempt to write to read-only field '{fd.name}' of table '{ref.table.name}'")
             return Rc.FAILURE
