@@ -43,7 +43,7 @@ class Event:
     types.
     """
 
-    __slots__ = ("num", "payload", "tid", "_cache", "_cur", "_ts", "_addr", "_src")
+    __slots__ = ("num", "payload", "tid", "_key", "_value", "_cache", "_cur", "_ts", "_addr", "_src")
 
     num: int
     """Event number assigned by the host (increasing, possibly with gaps)."""
@@ -56,9 +56,13 @@ class Event:
     def __init__(self, num: int = 0, ts: int = 0, payload: bytes = b"", addr: int = 0, src: int = 0) -> None:
         self.num = num
         self.payload = payload
+        # The @per_event values of this event: the first in _key/_value, the others in _cache.
+        self._key: object = None
+        self._value: Any = None
         self._cache: dict[object, Any] | None = None
-        # In a plugin library the C glue sets num/payload/_cache directly and
-        # points _cur at the host's event, so the rest is only read when asked.
+        # In a plugin library the C glue sets num/payload/tid and resets the
+        # @per_event slots directly, and points _cur at the host's event, so
+        # the rest is only read when asked.
         self._cur: Any = None
         self._ts = ts
         self._addr = addr
@@ -151,16 +155,35 @@ def per_event(method: Callable[[S, Event], R]) -> Callable[[S, Event], R]:
     """
     key = object()
 
+    # The same protocol as the C wrapper in _glue/per_event.c, which a plugin
+    # library installs: the first value of an event in two slots (a plugin
+    # mostly has one @per_event method), the others in a dict.
     @functools.wraps(method)
     def cached(self: S, event: Event) -> R:
+        first = event._key
+        if first is key:
+            return event._value  # type: ignore[no-any-return]
         cache = event._cache
-        if cache is None:  # first cached value of this event: the common case
-            value = method(self, event)
-            event._cache = {key: value}
-            return value
-        if key in cache:
+        if cache is not None and key in cache:
             return cache[key]  # type: ignore[no-any-return]
-        value = cache[key] = method(self, event)
+        value = method(self, event)
+        if event._key is None:  # read again: the method may have cached values of its own
+            event._key = key
+            event._value = value
+        elif event._cache is None:
+            event._cache = {key: value}
+        else:
+            event._cache[key] = value
         return value
 
-    return cached
+    factory = _per_event_factory
+    if factory is None:
+        return cached
+    fast: Callable[[S, Event], R] = functools.update_wrapper(factory(method, cached, key), method)
+    return fast
+
+
+_per_event_factory: Callable[[Callable[..., Any], Callable[..., Any], object], Any] | None = None
+"""Set by a plugin library's glue before it imports the plugin: makes the C
+wrapper (same cache protocol, no Python frame). Python hosts and tests that
+import a plugin without its library get the Python one."""

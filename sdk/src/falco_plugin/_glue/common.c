@@ -30,7 +30,9 @@ static int fp_started;
 static char fp_site_dir[PATH_MAX];
 static PyObject *fp_binding; /* runtime.Binding */
 /* Slots of falco_plugin.Event the glue writes directly on each new event. */
-static PyMemberDef *fp_m_num, *fp_m_payload, *fp_m_cache, *fp_m_tid;
+static PyMemberDef *fp_m_num, *fp_m_payload, *fp_m_tid, *fp_m_key, *fp_m_value, *fp_m_cache;
+
+#include "per_event.c"
 
 static void fp_start_failed(const char *fmt, ...) {
     va_list ap;
@@ -250,8 +252,8 @@ static int fp_add_site_dir(int first) {
 static PyMemberDef *fp_member(PyObject *type, const char *name) {
     PyObject *d = type ? PyObject_GetAttrString(type, name) : NULL;
     PyMemberDef *m = NULL;
-    if (d && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
-        m = ((PyMemberDescrObject *)d)->d_member;
+    if (d && Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX) {
+        m = ((PyMemberDescrObject *)d)->d_member; /* fp_set_slot writes it directly */
     } else if (d) {
         PyErr_Format(PyExc_TypeError, "Event.%s is not a slot", name);
     }
@@ -308,7 +310,17 @@ static int fp_bind(void) {
         return -1;
     }
     PyObject *rt = PyImport_ImportModule("falco_plugin._internal.runtime");
-    if (rt) {
+    PyObject *event_type = rt ? PyObject_GetAttrString(rt, "Event") : NULL;
+    if (event_type) {
+        fp_m_num = fp_member(event_type, "num");
+        fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
+        fp_m_tid = fp_m_payload ? fp_member(event_type, "tid") : NULL;
+        fp_m_key = fp_m_tid ? fp_member(event_type, "_key") : NULL;
+        fp_m_value = fp_m_key ? fp_member(event_type, "_value") : NULL;
+        fp_m_cache = fp_m_value ? fp_member(event_type, "_cache") : NULL;
+    }
+    /* Before the plugin module is imported: its @per_event methods are made then. */
+    if (fp_m_cache && fp_per_event_install(event_type, fp_m_key, fp_m_value, fp_m_cache) == 0) {
         fp_binding = PyObject_CallMethod(rt, "Binding", "sssi", FP_MODULE, FP_TARGET, FP_BAKED, fp_we_started_python);
         if (fp_binding) { /* only now: the lookups below would swallow a pending error */
             fp_end_of_stream = PyObject_GetAttrString(rt, "END_OF_STREAM");
@@ -316,18 +328,13 @@ static int fp_bind(void) {
             fp_located = PyObject_GetAttrString(rt, "LOCATED");
             fp_empty_bytes = PyBytes_FromStringAndSize("", 0);
             fp_no_thread = PyLong_FromUnsignedLongLong(UINT64_MAX);
-            PyObject *event_type = PyObject_GetAttrString(rt, "Event");
-            fp_m_num = fp_member(event_type, "num");
-            fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
-            fp_m_cache = fp_m_payload ? fp_member(event_type, "_cache") : NULL;
-            fp_m_tid = fp_m_cache ? fp_member(event_type, "tid") : NULL;
-            Py_XDECREF(event_type);
-            if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_no_thread && fp_m_tid) {
+            if (fp_end_of_stream && fp_timeout && fp_located && fp_empty_bytes && fp_no_thread) {
                 rc = 0;
             }
         }
-        Py_DECREF(rt);
     }
+    Py_XDECREF(event_type);
+    Py_XDECREF(rt);
     if (rc != 0) {
         char text[PLUGIN_ERRLEN - 64];
         fp_exception_text(text, sizeof text);
@@ -586,6 +593,21 @@ static int fp_payload(const ss_plugin_event *evt, const uint8_t **data, uint32_t
     return 0;
 }
 
+/* Replace a slot of the Event (v is stolen): what PyMember_SetOne does for an
+ * object slot, without its checks, which fp_member made once. */
+static inline void fp_set_slot(PyObject *obj, const PyMemberDef *m, PyObject *v) {
+    PyObject **p = (PyObject **)((char *)obj + m->offset);
+    PyObject *old = *p;
+    *p = v;
+    Py_XDECREF(old);
+}
+
+static inline void fp_clear_slot(PyObject *obj, const PyMemberDef *m) {
+    if (*(PyObject **)((char *)obj + m->offset) != Py_None) {
+        fp_set_slot(obj, m, Py_NewRef(Py_None));
+    }
+}
+
 /* Point the shared Event object at a new event (GIL held). */
 static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt) {
     if (st->has_evt && evt && evt->evtnum == st->evtnum && (const void *)evt->evt == st->evtptr) {
@@ -608,26 +630,26 @@ static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt) {
     PyObject *num = PyLong_FromUnsignedLongLong(evt->evtnum);
     /* Plugin events mostly carry no thread: one shared int, not one per event. */
     PyObject *tid = evt->evt->tid == UINT64_MAX ? Py_NewRef(fp_no_thread) : PyLong_FromUnsignedLongLong(evt->evt->tid);
-    int rc = -1;
-    if (payload && num && tid) {
-        st->ref.evt = evt->evt;
-        st->ref.addr = (uintptr_t)evt->evt;
-        st->ref.src = (uintptr_t)evt->evtsrc;
-        char *obj = (char *)st->event;
-        if (PyMember_SetOne(obj, fp_m_num, num) == 0 && PyMember_SetOne(obj, fp_m_payload, payload) == 0 &&
-            PyMember_SetOne(obj, fp_m_cache, Py_None) == 0 && PyMember_SetOne(obj, fp_m_tid, tid) == 0) {
-            rc = 0;
-        }
+    if (!payload || !num || !tid) {
+        Py_XDECREF(payload);
+        Py_XDECREF(num);
+        Py_XDECREF(tid);
+        return -1;
     }
-    Py_XDECREF(payload);
-    Py_XDECREF(num);
-    Py_XDECREF(tid);
-    if (rc == 0) {
-        st->has_evt = 1;
-        st->evtnum = evt->evtnum;
-        st->evtptr = evt->evt;
-    }
-    return rc;
+    st->ref.evt = evt->evt;
+    st->ref.addr = (uintptr_t)evt->evt;
+    st->ref.src = (uintptr_t)evt->evtsrc;
+    PyObject *obj = st->event;
+    fp_set_slot(obj, fp_m_num, num);
+    fp_set_slot(obj, fp_m_payload, payload);
+    fp_set_slot(obj, fp_m_tid, tid);
+    fp_clear_slot(obj, fp_m_key); /* the @per_event values of the last event */
+    fp_clear_slot(obj, fp_m_value);
+    fp_clear_slot(obj, fp_m_cache);
+    st->has_evt = 1;
+    st->evtnum = evt->evtnum;
+    st->evtptr = evt->evt;
+    return 0;
 }
 
 #if FP_HAS_TABLES

@@ -11,6 +11,7 @@ how glue of any version asks.
 
 SDK_VERSION = "0.1.0"
 """The SDK release (the only place it is written; the distribution reads it)."""
-GLUE_CONTRACT = 2
+GLUE_CONTRACT = 3
 """The glue/runtime contract this runtime implements (2: the ``Event.tid`` slot, and the
-state tables, parsing and capture listening entry points)."""
+state tables, parsing and capture listening entry points; 3: the ``Event._key``/``_value``
+slots of ``@per_event`` and ``event._per_event_factory``)."""
