@@ -6,6 +6,7 @@ folder is built, tested and linted without touching this file.
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def run_typecheck(session: nox.Session) -> None:
     session.run("mypy", "bench/falco.py", env={"MYPYPATH": "tests/falco"})
     # bench/falco_parse.py also writes its capture with the test suite's writer (sdk/tests/scapwriter.py)
     session.run("mypy", "bench/falco_parse.py", env={"MYPYPATH": "tests/falco:sdk/tests:bench"})
+    session.run("mypy", "bench/falco_profile.py", env={"MYPYPATH": "tests/falco:bench"})
 
 
 @nox.session(python=PYTHON)
@@ -143,6 +145,10 @@ def falco(session: nox.Session) -> None:
     session.run("pytest", "--timeout", "300", "tests/falco")
     session.run("python", "bench/falco.py", *session.posargs)
     session.run("python", "bench/falco_parse.py")  # a parsing plugin in Falco replaying a 1M-event capture
+    if shutil.which("valgrind"):  # instructions per event, by part (bench/falco_profile.py)
+        session.run("python", "bench/falco_profile.py")
+    else:
+        session.log("no valgrind: skipping bench/falco_profile.py (where the time goes, in instructions)")
 
 
 @nox.session(python=PYTHON)
