@@ -126,6 +126,32 @@ def test_a_string_with_an_embedded_nul_fails_its_field_in_the_c_host(
     )
 
 
+@pytest.mark.parametrize(("payload", "value"), [(b"root", "root"), ("caf\u00e9 \u2713".encode(), "caf\u00e9 \u2713")])
+def test_bytes_for_a_string_field_reach_the_host_as_that_text(
+    loaded: Callable[[str], Library], payload: bytes, value: str
+) -> None:
+    st = loaded("nul").init("")
+    got = st.extract(Event.from_bytes(plugin_event(payload), num=1), "nul.raw")
+    assert (got.rc, got.values) == (Rc.SUCCESS, [[value]]), st.last_error
+
+
+@pytest.mark.parametrize(("payload", "at"), [(b"\xff\xfe", "byte 0xff at offset 0"), (b"ok \xe2\x9c", "offset 3")])
+def test_bytes_that_are_not_utf8_fail_a_string_field_naming_the_byte(
+    loaded: Callable[[str], Library], payload: bytes, at: str
+) -> None:
+    st = loaded("nul").init("")
+    got = st.extract(Event.from_bytes(plugin_event(payload), num=1), "nul.raw")
+    assert got.rc == Rc.FAILURE, f"the host read {got.values!r}"
+    assert "extracting nul.raw" in st.last_error and "not valid UTF-8" in st.last_error, st.last_error
+    assert at in st.last_error, st.last_error
+
+
+def test_bytes_with_a_nul_fail_a_string_field(loaded: Callable[[str], Library]) -> None:
+    st = loaded("nul").init("")
+    got = st.extract(Event.from_bytes(plugin_event(b"root\x00-not-really"), num=1), "nul.raw")
+    assert got.rc == Rc.FAILURE and NUL_MESSAGE.search(st.last_error), st.last_error
+
+
 def test_an_embedded_nul_fails_only_its_own_field(built: Built, run_chost: RunChost, tmp_path: Path) -> None:
     events = _events_file(tmp_path, [b"x"])
     clean, embedded, clean_again = _chost_values(

@@ -11,7 +11,7 @@ return annotation gives the field type::
 annotation                    type
 ============================  =========
 ``int``                       uint64
-``str``                       string
+``str`` (or UTF-8 ``bytes``)  string
 ``bool``                      bool
 ``RelTime`` / ``AbsTime``     reltime / abstime (ns)
 ``IPAddr``                    ipaddr

@@ -98,6 +98,40 @@ static int fp_keep(struct fp_extraction_state *st, PyObject *o) {
     return 0;
 }
 
+/* Bytes returned for a string field must be text, as a str would be: -1 with
+ * a ValueError naming the first bad byte. ASCII (the common case) is one pass
+ * in C; anything else is checked by Python's strict UTF-8 decoder. */
+static int fp_check_utf8(const char *c, Py_ssize_t len) {
+    unsigned char high = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        high |= (unsigned char)c[i];
+    }
+    if (high < 0x80) {
+        return 0;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(c, len, "strict");
+    if (text) {
+        Py_DECREF(text);
+        return 0;
+    }
+    Py_ssize_t at = 0;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && PyObject_TypeCheck(value, (PyTypeObject *)PyExc_UnicodeDecodeError)) {
+        PyUnicodeDecodeError_GetStart(value, &at);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError,
+                 "the value is not valid UTF-8 (byte 0x%02x at offset %zd), which a Falco string field must be "
+                 "(return a str, or decode the bytes with errors=\"replace\")",
+                 (unsigned)(unsigned char)c[at < len ? at : 0], at);
+    return -1;
+}
+
 /* Store one value of a field; *slot is the index of the value in its typed array. */
 static int fp_store(struct fp_extraction_state *st, const fp_field_info *fi, PyObject *v, size_t slot) {
     switch (fi->type) {
@@ -144,6 +178,9 @@ static int fp_store(struct fp_extraction_state *st, const fp_field_info *fi, PyO
         } else if (PyBytes_Check(v)) {
             c = PyBytes_AS_STRING(v);
             len = PyBytes_GET_SIZE(v);
+            if (fp_check_utf8(c, len) != 0) {
+                return -1;
+            }
         } else {
             PyErr_Format(PyExc_TypeError, "expected str, got %s", Py_TYPE(v)->tp_name);
             return -1;

@@ -4,6 +4,7 @@ The host reads a string field as a NUL-terminated C string, so
 ``"root\\x00-not-really"`` would reach it as ``"root"``: a rule comparing
 the value would match something the plugin never returned. The SDK must
 fail such a field instead. ``nul.clean`` is the control: same shape, no NUL.
+``nul.raw`` returns bytes, which must be text (UTF-8) like a str.
 """
 
 from __future__ import annotations
@@ -32,3 +33,7 @@ class NulPlugin(ExtractPlugin):
     @field("nul.payload", "The event payload as text (NULs and all)")
     def payload(self, event: Event) -> str:
         return event.payload.decode()
+
+    @field("nul.raw", "The event payload as it is: a string field may return UTF-8 bytes")
+    def raw(self, event: Event) -> bytes:
+        return event.payload
