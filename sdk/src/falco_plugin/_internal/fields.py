@@ -11,7 +11,6 @@ import ipaddress
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import SpecError
@@ -31,22 +30,56 @@ TYPE_CODES: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True)
 class FieldSpec:
-    """Everything the host learns about one field (``get_fields``)."""
+    """Everything the host learns about one field (``get_fields``).
 
-    name: str
-    description: str
-    type: FieldType
-    is_list: bool
-    arg: Literal["index", "key"] | None
-    arg_required: bool
-    display: str | None
-    add_output: bool
-    properties: tuple[str, ...]
-    method: str
-    located: bool = False
-    """The extractor may return :class:`Located` (needs plugin API 3.12)."""
+    A plain class rather than a dataclass: a dataclass compiles its methods
+    when the module is imported, which every plugin library does at start-up.
+    """
+
+    __slots__ = (
+        "name",
+        "description",
+        "type",
+        "is_list",
+        "arg",
+        "arg_required",
+        "display",
+        "add_output",
+        "properties",
+        "method",
+        "located",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        type: FieldType,  # noqa: A002 - the field type, as get_fields names it
+        is_list: bool,
+        arg: Literal["index", "key"] | None,
+        arg_required: bool,
+        display: str | None,
+        add_output: bool,
+        properties: tuple[str, ...],
+        method: str,
+        located: bool = False,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.type = type
+        self.is_list = is_list
+        self.arg = arg
+        self.arg_required = arg_required
+        self.display = display
+        self.add_output = add_output
+        self.properties = properties
+        self.method = method
+        self.located = located
+        """The extractor may return :class:`Located` (needs plugin API 3.12)."""
+
+    def __repr__(self) -> str:
+        return f"FieldSpec({self.name!r}, type={self.type!r}, method={self.method!r})"
 
     def to_json(self) -> dict[str, Any]:
         """The entry of the ``get_fields`` JSON array for this field."""

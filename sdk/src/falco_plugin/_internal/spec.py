@@ -9,7 +9,6 @@ schema versions) are resolved here; each capability resolves its own part
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from ..config import Config, config_type_of
 from ..errors import SpecError
@@ -35,22 +34,38 @@ SET_CONFIG_MINOR = 4
 DEFAULT_EVENT_SCHEMA = "4.0.0"
 
 
-@dataclass
 class PluginSpec:
-    cls: type[Plugin]
-    name: str
-    version: str
-    description: str
-    contact: str
-    required_api_version: str
-    config_type: type[Config] | None
-    init_schema: str | None
-    has_set_config: bool
-    event_schema_version: str | None = None
-    caps: dict[str, CapabilitySpec] = field(default_factory=dict)
-    """Each implemented capability's declarations, by capability name."""
-    features: dict[str, CapabilitySpec] = field(default_factory=dict)
-    """Each optional feature's declarations (``metrics``), by feature name."""
+    # Not a dataclass: the runtime resolves one at every plugin start-up, and
+    # a dataclass compiles its generated methods when this module is imported.
+    def __init__(
+        self,
+        cls: type[Plugin],
+        name: str,
+        version: str,
+        description: str,
+        contact: str,
+        required_api_version: str,
+        config_type: type[Config] | None,
+        init_schema: str | None,
+        has_set_config: bool,
+        event_schema_version: str | None = None,
+        caps: dict[str, CapabilitySpec] | None = None,
+        features: dict[str, CapabilitySpec] | None = None,
+    ) -> None:
+        self.cls = cls
+        self.name = name
+        self.version = version
+        self.description = description
+        self.contact = contact
+        self.required_api_version = required_api_version
+        self.config_type = config_type
+        self.init_schema = init_schema
+        self.has_set_config = has_set_config
+        self.event_schema_version = event_schema_version
+        self.caps: dict[str, CapabilitySpec] = {} if caps is None else caps
+        """Each implemented capability's declarations, by capability name."""
+        self.features: dict[str, CapabilitySpec] = {} if features is None else features
+        """Each optional feature's declarations (``metrics``), by feature name."""
 
     @property
     def units(self) -> dict[str, CapabilitySpec]:

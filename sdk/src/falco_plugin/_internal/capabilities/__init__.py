@@ -26,7 +26,6 @@ unit a library has) and a runtime mixin.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -47,20 +46,32 @@ ALWAYS_REQUIRED = (
 in the order libsinsp checks them."""
 
 
-@dataclass(frozen=True)
-class Capability:
-    """What the plugin API says about one capability."""
+# The records of this package are plain classes, not dataclasses: every
+# @dataclass compiles its generated methods when the module is imported,
+# about a millisecond each, and a plugin library imports these at start-up.
 
-    name: str
-    """The name used by the registry and our hosts (``"sourcing"``)."""
-    title: str
-    """How Falco lists it (``--list-plugins``)."""
-    required: tuple[str, ...]
-    """Symbols (without ``plugin_``) whose presence means the capability."""
-    optional: tuple[str, ...]
-    """Symbols a plugin with the capability may also export."""
-    min_api_minor: int
-    """The first plugin API 3.x minor that has it."""
+
+class Capability:
+    """What the plugin API says about one capability (one instance per capability)."""
+
+    __slots__ = ("name", "title", "required", "optional", "min_api_minor")
+
+    def __init__(
+        self, name: str, title: str, required: tuple[str, ...], optional: tuple[str, ...], min_api_minor: int
+    ) -> None:
+        self.name = name
+        """The name used by the registry and our hosts (``"sourcing"``)."""
+        self.title = title
+        """How Falco lists it (``--list-plugins``)."""
+        self.required = required
+        """Symbols (without ``plugin_``) whose presence means the capability."""
+        self.optional = optional
+        """Symbols a plugin with the capability may also export."""
+        self.min_api_minor = min_api_minor
+        """The first plugin API 3.x minor that has it."""
+
+    def __repr__(self) -> str:
+        return f"Capability({self.name!r})"
 
     def symbols(self) -> tuple[str, ...]:
         return self.required + self.optional
@@ -93,16 +104,21 @@ ASYNC = Capability(
 CAPTURE_LISTENING = Capability("capture_listening", "Capture Listening", ("capture_open", "capture_close"), (), 9)
 
 
-@dataclass(frozen=True)
 class Feature:
-    """An optional group of symbols that is not a capability."""
+    """An optional group of symbols that is not a capability (one instance per feature)."""
 
-    name: str
-    required: tuple[str, ...]
-    """Symbols (without ``plugin_``) a plugin with the feature exports."""
-    optional: tuple[str, ...]
-    min_api_minor: int
-    """The first plugin API 3.x minor whose hosts call it (older ones ignore it)."""
+    __slots__ = ("name", "required", "optional", "min_api_minor")
+
+    def __init__(self, name: str, required: tuple[str, ...], optional: tuple[str, ...], min_api_minor: int) -> None:
+        self.name = name
+        self.required = required
+        """Symbols (without ``plugin_``) a plugin with the feature exports."""
+        self.optional = optional
+        self.min_api_minor = min_api_minor
+        """The first plugin API 3.x minor whose hosts call it (older ones ignore it)."""
+
+    def __repr__(self) -> str:
+        return f"Feature({self.name!r})"
 
     def symbols(self) -> tuple[str, ...]:
         return self.required + self.optional
