@@ -13,7 +13,7 @@ import json
 from ..config import Config, config_type_of
 from ..errors import SpecError
 from ..plugin import Plugin
-from .capabilities import ALWAYS_REQUIRED, CapabilitySpec, implemented, implemented_features
+from .capabilities import ALWAYS_REQUIRED, CapabilitySpec, implemented, selectable, selectable_features
 from .capabilities.extraction import ExtractionSpec
 from .capabilities.sourcing import SourcingSpec
 from .fields import FieldSpec
@@ -126,7 +126,7 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
         raise SpecError(f"{where}.name must match {NAME_RE.pattern}, got {name!r}")
     if not VERSION_RE.match(cls.version):
         raise SpecError(f"{where}.version must be a semantic version, got {cls.version!r}")
-    impls = [impl for impl in implemented() if impl.selects(cls)]
+    impls = [impl for impl in selectable() if impl.selects(cls)]
     if not impls:
         bases = " and/or ".join(impl.base.__name__ for impl in implemented())
         raise SpecError(f"{where} implements no capability: derive from {bases}")
@@ -144,7 +144,7 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
     )
     for impl in impls:
         spec.caps[impl.capability.name] = impl.resolve(cls, where)
-    for feature in implemented_features():
+    for feature in selectable_features():
         if feature.selects(cls):
             spec.features[feature.capability.name] = feature.resolve(cls, where)
 

@@ -25,7 +25,9 @@ unit a library has) and a runtime mixin.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -198,15 +200,43 @@ class Implementation:
         """Prepare a new runtime state (e.g. bind the hot-path callables)."""
 
 
+# Each glue unit, in the order its glue is linked: the module here that
+# implements it, the name of its implementation there, and the author-API
+# module through which a plugin class selects it (that of its base class, or
+# for a feature that of what a class declares: metrics.Metric).
+CAPABILITY_UNITS: tuple[tuple[str, str, str], ...] = (
+    ("sourcing", "SOURCING_IMPL", "source"),
+    ("extraction", "EXTRACTION_IMPL", "extract"),
+    ("parsing", "PARSING_IMPL", "parse"),
+    ("async_events", "ASYNC_IMPL", "asyncevents"),
+    ("capture_listening", "CAPTURE_LISTENING_IMPL", "capture"),
+)
+FEATURE_UNITS: tuple[tuple[str, str, str], ...] = (("metrics", "METRICS_IMPL", "metrics"),)
+_SDK = __name__.rsplit(".", 2)[0]  # the falco_plugin package
+
+
+def _implementations(units: tuple[tuple[str, str, str], ...], selectable_only: bool) -> tuple[Any, ...]:
+    found = []
+    for module, name, author_module in units:
+        # A class cannot derive from a base, nor declare a Metric, whose module
+        # was never imported: leaving those units out changes nothing a class
+        # selects, and spares a plugin library, at start-up, the import of the
+        # capabilities it does not use.
+        if selectable_only and f"{_SDK}.{author_module}" not in sys.modules:
+            continue
+        found.append(getattr(import_module(f"{__name__}.{module}"), name))
+    return tuple(found)
+
+
 def implemented() -> Sequence[Implementation]:
     """The capabilities the SDK implements, in the order their glue is linked."""
-    from .async_events import ASYNC_IMPL
-    from .capture_listening import CAPTURE_LISTENING_IMPL
-    from .extraction import EXTRACTION_IMPL
-    from .parsing import PARSING_IMPL
-    from .sourcing import SOURCING_IMPL
+    return _implementations(CAPABILITY_UNITS, selectable_only=False)
 
-    return (SOURCING_IMPL, EXTRACTION_IMPL, PARSING_IMPL, ASYNC_IMPL, CAPTURE_LISTENING_IMPL)
+
+def selectable() -> Sequence[Implementation]:
+    """Those of :func:`implemented` that a plugin class can select now, in the
+    same order: what resolving a plugin needs, importing no other."""
+    return _implementations(CAPABILITY_UNITS, selectable_only=True)
 
 
 class FeatureImplementation(Implementation):
@@ -222,9 +252,12 @@ class FeatureImplementation(Implementation):
 
 def implemented_features() -> Sequence[FeatureImplementation]:
     """The optional features the SDK implements, in the order their glue is linked."""
-    from .metrics import METRICS_IMPL
+    return _implementations(FEATURE_UNITS, selectable_only=False)
 
-    return (METRICS_IMPL,)
+
+def selectable_features() -> Sequence[FeatureImplementation]:
+    """Those of :func:`implemented_features` that a plugin class can select now (see :func:`selectable`)."""
+    return _implementations(FEATURE_UNITS, selectable_only=True)
 
 
 __all__ = [
@@ -246,4 +279,6 @@ __all__ = [
     "c_string",
     "implemented",
     "implemented_features",
+    "selectable",
+    "selectable_features",
 ]
