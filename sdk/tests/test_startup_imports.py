@@ -54,6 +54,7 @@ UNUSED_BY_DUMMY = (
     "falco_plugin._internal.capabilities.capture_listening",
     "falco_plugin._internal.capabilities.metrics",
     "falco_plugin._internal.capabilities.parsing",
+    "ipaddress",  # for IPAddr and IPNet fields only
 )
 
 

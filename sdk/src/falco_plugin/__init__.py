@@ -15,7 +15,7 @@ from ._internal.version import SDK_VERSION
 from .config import Config, setting
 from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, Timeout
 from .event import ASYNC_EVENT, PLUGIN_EVENT, Event, per_event
-from .extract import AbsTime, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
+from .extract import AbsTime, ExtractPlugin, Located, RelTime, field
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
 from .tables import (
@@ -44,13 +44,16 @@ from .tables import (
 if TYPE_CHECKING:
     from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
     from .capture import CaptureListenPlugin, Routine, Routines
+    from .extract import IPAddr, IPNet
     from .metrics import Counter, Gauge, Metric, MetricValue
     from .parse import ALL_EVENTS, ALL_SOURCES, ParsePlugin
 
 # The modules of the capabilities most plugins do without are imported on the
-# first use of one of their names: every plugin library imports this package
-# when it starts, and a plugin that never names them never pays for them.
+# first use of one of their names (and ipaddress on that of IPAddr/IPNet):
+# every plugin library imports this package when it starts, and a plugin that
+# never names them never pays for them.
 _LAZY = {
+    **dict.fromkeys(("IPAddr", "IPNet"), "extract"),
     **dict.fromkeys(("AsyncPlugin", "AsyncSession", "AsyncStats", "Emit"), "asyncevents"),
     **dict.fromkeys(("CaptureListenPlugin", "Routine", "Routines"), "capture"),
     **dict.fromkeys(("Counter", "Gauge", "Metric", "MetricValue"), "metrics"),

@@ -7,14 +7,14 @@ Private to the SDK: plugin authors declare fields with
 from __future__ import annotations
 
 import inspect
-import ipaddress
+import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from ..errors import SpecError
-from ..extract import AbsTime, FieldType, IPAddr, IPNet, Located, RelTime
+from ..extract import AbsTime, FieldType, Located, RelTime
 from .fieldattr import FIELD_ATTR
 
 __all__ = ["TYPE_CODES", "FieldSpec", "fields_of"]
@@ -179,10 +179,9 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = set(typing.get_args(tp)) - {type(None), Located}
-        if args == set(typing.get_args(IPAddr)):
-            return "ipaddr", False
-        if args == set(typing.get_args(IPNet)):
-            return "ipnet", False
+        ip = _ip_type(args)
+        if ip is not None:
+            return ip, False
         if len(args) == 1:
             return _infer(args.pop(), where)
         raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
@@ -202,8 +201,23 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
         return "uint64", False
     if tp in (str, bytes):
         return "string", False
-    if tp in (ipaddress.IPv4Address, ipaddress.IPv6Address):
-        return "ipaddr", False
-    if tp in (ipaddress.IPv4Network, ipaddress.IPv6Network):
-        return "ipnet", False
+    ip = _ip_type([tp])
+    if ip is not None:
+        return ip, False
     raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
+
+
+def _ip_type(candidates: Iterable[Any]) -> FieldType | None:
+    """``ipaddr``/``ipnet`` when every candidate is a class of addresses / of networks."""
+    # An annotation cannot name a class of ipaddress before that module is
+    # imported (falco_plugin.IPAddr imports it), and a plugin without address
+    # fields never has to import it.
+    ip = sys.modules.get("ipaddress")
+    found = list(candidates)
+    if ip is None or not found:
+        return None
+    if all(tp in (ip.IPv4Address, ip.IPv6Address) for tp in found):
+        return "ipaddr"
+    if all(tp in (ip.IPv4Network, ip.IPv6Network) for tp in found):
+        return "ipnet"
+    return None
