@@ -212,10 +212,11 @@ def _ip_type(candidates: Iterable[Any]) -> FieldType | None:
     # An annotation cannot name a class of ipaddress before that module is
     # imported (falco_plugin.IPAddr imports it), and a plugin without address
     # fields never has to import it.
-    ip = sys.modules.get("ipaddress")
     found = list(candidates)
-    if ip is None or not found:
+    if "ipaddress" not in sys.modules or not found:
         return None
+    import ipaddress as ip  # not sys.modules': another thread may be importing it still
+
     if all(tp in (ip.IPv4Address, ip.IPv6Address) for tp in found):
         return "ipaddr"
     if all(tp in (ip.IPv4Network, ip.IPv6Network) for tp in found):

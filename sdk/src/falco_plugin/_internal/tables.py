@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib import import_module
 from typing import Any
 
 from ..tables import (
@@ -41,8 +42,9 @@ def uses_tables(cls: type) -> bool:
     # the bases up among the imported modules spares a plugin library, at
     # start-up, importing the capabilities it does not use.
     for module, base in (("parse", "ParsePlugin"), ("capture", "CaptureListenPlugin")):
-        loaded = sys.modules.get(f"{_SDK}.{module}")
-        if loaded is not None and issubclass(cls, getattr(loaded, base)):
+        name = f"{_SDK}.{module}"
+        # import_module, not sys.modules' entry: another thread may be importing it still.
+        if name in sys.modules and issubclass(cls, getattr(import_module(name), base)):
             return True
     return bool(getattr(cls, "uses_tables", False))
 
