@@ -9,15 +9,13 @@ compiles a plugin into a shared library and ``falco_plugin.host`` loads and
 drives any plugin library the way Falco does.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._internal.version import SDK_VERSION
-from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
-from .capture import CaptureListenPlugin, Routine, Routines
 from .config import Config, setting
 from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, Timeout
 from .event import ASYNC_EVENT, PLUGIN_EVENT, Event, per_event
-from .extract import AbsTime, ExtractPlugin, IPAddr, IPNet, Located, RelTime, field
-from .metrics import Counter, Gauge, Metric, MetricValue
-from .parse import ALL_EVENTS, ALL_SOURCES, ParsePlugin
+from .extract import AbsTime, ExtractPlugin, Located, RelTime, field
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
 from .tables import (
@@ -42,6 +40,41 @@ from .tables import (
     Tables,
     TableView,
 )
+
+if TYPE_CHECKING:
+    from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
+    from .capture import CaptureListenPlugin, Routine, Routines
+    from .extract import IPAddr, IPNet
+    from .metrics import Counter, Gauge, Metric, MetricValue
+    from .parse import ALL_EVENTS, ALL_SOURCES, ParsePlugin
+
+# The modules of the capabilities most plugins do without are imported on the
+# first use of one of their names (and ipaddress on that of IPAddr/IPNet):
+# every plugin library imports this package when it starts, and a plugin that
+# never names them never pays for them.
+_LAZY = {
+    **dict.fromkeys(("IPAddr", "IPNet"), "extract"),
+    **dict.fromkeys(("AsyncPlugin", "AsyncSession", "AsyncStats", "Emit"), "asyncevents"),
+    **dict.fromkeys(("CaptureListenPlugin", "Routine", "Routines"), "capture"),
+    **dict.fromkeys(("Counter", "Gauge", "Metric", "MetricValue"), "metrics"),
+    **dict.fromkeys(("ALL_EVENTS", "ALL_SOURCES", "ParsePlugin"), "parse"),
+}
+
+if not TYPE_CHECKING:  # for type checkers every name is imported above, and a typo stays an error
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from importlib import import_module
+
+        value = getattr(import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})
+
 
 __version__ = SDK_VERSION
 

@@ -73,20 +73,75 @@ def setting(
     return dataclasses.field(default=default, metadata={_META_KEY: meta})
 
 
-@dataclasses.dataclass(frozen=True)
 class _Setting:
-    attr: str
-    key: str
-    type: Any
-    required: bool
-    default: Any
-    description: str
-    minimum: float | None
-    maximum: float | None
-    min_length: int | None
-    max_length: int | None
-    pattern: str | None
-    secret: bool
+    """One resolved setting of a Config class.
+
+    A plain class rather than a dataclass: a dataclass compiles its methods
+    when this module is imported, which every plugin library does at start-up.
+    """
+
+    __slots__ = (
+        "attr",
+        "key",
+        "type",
+        "required",
+        "default",
+        "description",
+        "minimum",
+        "maximum",
+        "min_length",
+        "max_length",
+        "pattern",
+        "secret",
+    )
+
+    def __init__(
+        self,
+        attr: str,
+        key: str,
+        type: Any,  # noqa: A002 - the annotation of the setting
+        required: bool,
+        default: Any,
+        description: str,
+        minimum: float | None,
+        maximum: float | None,
+        min_length: int | None,
+        max_length: int | None,
+        pattern: str | None,
+        secret: bool,
+    ) -> None:
+        self.attr = attr
+        self.key = key
+        self.type = type
+        self.required = required
+        self.default = default
+        self.description = description
+        self.minimum = minimum
+        self.maximum = maximum
+        self.min_length = min_length
+        self.max_length = max_length
+        self.pattern = pattern
+        self.secret = secret
+
+    def __repr__(self) -> str:
+        return f"_Setting({self.attr!r}, key={self.key!r}, type={self.type!r})"
+
+    def without_lengths(self) -> _Setting:
+        """This setting with no length bounds (what the items of a list or dict get)."""
+        return _Setting(
+            self.attr,
+            self.key,
+            self.type,
+            self.required,
+            self.default,
+            self.description,
+            self.minimum,
+            self.maximum,
+            None,
+            None,
+            self.pattern,
+            self.secret,
+        )
 
 
 @dataclass_transform(field_specifiers=(setting, dataclasses.field))
@@ -299,7 +354,7 @@ def _convert(tp: Any, value: Any, path: str, s: _Setting | None) -> Any:
 
 def _for_items(s: _Setting | None) -> _Setting | None:
     """Bounds of a list or dict setting apply to its items; lengths to the container."""
-    return None if s is None else dataclasses.replace(s, min_length=None, max_length=None)
+    return None if s is None else s.without_lengths()
 
 
 def _check_bounds(value: float, path: str, s: _Setting | None) -> None:

@@ -10,7 +10,6 @@ consumes payloads.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +30,20 @@ from ._internal.layout import (
 )
 
 __all__ = ["Event", "per_event", "PLUGIN_EVENT", "ASYNC_EVENT"]
+
+
+def _first_string_at(addr: int, size: int) -> bytes:
+    # ctypes is imported when an event is first read by address: that is
+    # rare, and importing it is ~2 ms of every plugin library's start-up.
+    global _string_at
+    from ctypes import string_at
+
+    _string_at = string_at
+    return string_at(addr, size)
+
+
+_string_at: Callable[[int, int], bytes] = _first_string_at
+"""``ctypes.string_at`` (size -1: up to the NUL), once one call imported it."""
 
 
 class Event:
@@ -76,7 +89,7 @@ class Event:
             return evt.ts, evt.tid, evt.len, evt.type, evt.nparams
         if not self._addr:
             return self._ts, NO_VALUE, PAYLOAD_OFFSET + len(self.payload), PLUGIN_EVENT, PLUGIN_EVENT_NPARAMS
-        header: tuple[int, int, int, int, int] = HEADER.unpack(ctypes.string_at(self._addr, HEADER.size))
+        header: tuple[int, int, int, int, int] = HEADER.unpack(_string_at(self._addr, HEADER.size))
         return header
 
     @property
@@ -90,10 +103,10 @@ class Event:
         """The whole event, header included."""
         cur = self._cur
         if cur is not None:
-            return bytes(ctypes.string_at(int(cur.addr), int(cur.evt.len)))
+            return bytes(_string_at(int(cur.addr), int(cur.evt.len)))
         if not self._addr:
             return pack_plugin_event(self.payload, ts=self._ts)
-        return ctypes.string_at(self._addr, self._header()[2])
+        return _string_at(self._addr, self._header()[2])
 
     @property
     def type(self) -> int:
@@ -105,7 +118,7 @@ class Event:
         """Name of the event source the event comes from, when the host says."""
         cur = self._cur
         addr = int(cur.src) if cur is not None else self._src
-        return ctypes.string_at(addr).decode() if addr else None
+        return _string_at(addr, -1).decode() if addr else None
 
     @property
     def params(self) -> Params:

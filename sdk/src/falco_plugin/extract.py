@@ -29,9 +29,8 @@ value comes from (plugin API value offsets).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal, NamedTuple, NewType, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, NewType, TypeVar
 
 from ._internal.fieldattr import FIELD_ATTR, PROPERTIES
 from .plugin import Plugin
@@ -51,8 +50,29 @@ RelTime = NewType("RelTime", int)
 """A duration in nanoseconds."""
 AbsTime = NewType("AbsTime", int)
 """A point in time, in nanoseconds since the epoch."""
-IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+if TYPE_CHECKING:
+    import ipaddress
+
+    IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+    IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+else:
+    # IPAddr and IPNet are made on first use: importing ipaddress is about
+    # 1.5 ms of every plugin library's start-up, for the few plugins with
+    # address fields. (Until then no annotation can name its classes, which
+    # is what _internal/fields.py relies on.)
+    def __getattr__(name: str) -> Any:
+        if name not in ("IPAddr", "IPNet"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import ipaddress
+
+        value = (
+            ipaddress.IPv4Address | ipaddress.IPv6Address
+            if name == "IPAddr"
+            else ipaddress.IPv4Network | ipaddress.IPv6Network
+        )
+        globals()[name] = value
+        return value
+
 
 FieldType = Literal["string", "uint64", "bool", "reltime", "abstime", "ipaddr", "ipnet"]
 

@@ -9,9 +9,9 @@ method returning a :class:`SourceInstance`. The host then calls
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ._internal.records import frozen_record
 from .event import Event
 from .plugin import Plugin
 
@@ -54,13 +54,19 @@ class SourceInstance:
         """Release what the instance holds (sockets, threads, files)."""
 
 
-@dataclass(frozen=True)
+@frozen_record  # a frozen dataclass, without its start-up cost
 class OpenParam:
     """A suggested value for the open parameters, listed by ``list_open_params``."""
 
+    __match_args__ = ("value", "desc", "separator")
     value: str
-    desc: str = ""
-    separator: str = ""
+    desc: str
+    separator: str
+
+    def __init__(self, value: str, desc: str = "", separator: str = "") -> None:
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "desc", desc)
+        object.__setattr__(self, "separator", separator)
 
 
 class SourcePlugin(Plugin):

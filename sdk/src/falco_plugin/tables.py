@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
+from ._internal.records import frozen_record
 from .errors import PluginError
 
 __all__ = [
@@ -82,15 +82,23 @@ class TableError(PluginError):
     The message names the table and the field."""
 
 
-@dataclass(frozen=True)
+@frozen_record  # a frozen dataclass, without its start-up cost
 class StateType(Generic[T]):
     """A state table data type (``ss_plugin_state_type``) and its Python type."""
 
+    __match_args__ = ("name", "code", "py", "bits", "signed")
     name: str
     code: int
     py: type
-    bits: int = 0
-    signed: bool = False
+    bits: int
+    signed: bool
+
+    def __init__(self, name: str, code: int, py: type, bits: int = 0, signed: bool = False) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "py", py)
+        object.__setattr__(self, "bits", bits)
+        object.__setattr__(self, "signed", signed)
 
     def __repr__(self) -> str:
         return self.name
@@ -318,12 +326,19 @@ class Tables:
 # -- tables of the plugin's own ---------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen_record
 class Column:
+    __match_args__ = ("name", "type", "default", "read_only")
     name: str
     type: StateType[Any]
     default: Any
-    read_only: bool = False
+    read_only: bool
+
+    def __init__(self, name: str, type: StateType[Any], default: Any, read_only: bool = False) -> None:  # noqa: A002
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "default", default)
+        object.__setattr__(self, "read_only", read_only)
 
 
 class Row:

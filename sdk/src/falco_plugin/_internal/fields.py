@@ -7,15 +7,14 @@ Private to the SDK: plugin authors declare fields with
 from __future__ import annotations
 
 import inspect
-import ipaddress
+import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from ..errors import SpecError
-from ..extract import AbsTime, FieldType, IPAddr, IPNet, Located, RelTime
+from ..extract import AbsTime, FieldType, Located, RelTime
 from .fieldattr import FIELD_ATTR
 
 __all__ = ["TYPE_CODES", "FieldSpec", "fields_of"]
@@ -31,22 +30,56 @@ TYPE_CODES: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True)
 class FieldSpec:
-    """Everything the host learns about one field (``get_fields``)."""
+    """Everything the host learns about one field (``get_fields``).
 
-    name: str
-    description: str
-    type: FieldType
-    is_list: bool
-    arg: Literal["index", "key"] | None
-    arg_required: bool
-    display: str | None
-    add_output: bool
-    properties: tuple[str, ...]
-    method: str
-    located: bool = False
-    """The extractor may return :class:`Located` (needs plugin API 3.12)."""
+    A plain class rather than a dataclass: a dataclass compiles its methods
+    when the module is imported, which every plugin library does at start-up.
+    """
+
+    __slots__ = (
+        "name",
+        "description",
+        "type",
+        "is_list",
+        "arg",
+        "arg_required",
+        "display",
+        "add_output",
+        "properties",
+        "method",
+        "located",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        type: FieldType,  # noqa: A002 - the field type, as get_fields names it
+        is_list: bool,
+        arg: Literal["index", "key"] | None,
+        arg_required: bool,
+        display: str | None,
+        add_output: bool,
+        properties: tuple[str, ...],
+        method: str,
+        located: bool = False,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.type = type
+        self.is_list = is_list
+        self.arg = arg
+        self.arg_required = arg_required
+        self.display = display
+        self.add_output = add_output
+        self.properties = properties
+        self.method = method
+        self.located = located
+        """The extractor may return :class:`Located` (needs plugin API 3.12)."""
+
+    def __repr__(self) -> str:
+        return f"FieldSpec({self.name!r}, type={self.type!r}, method={self.method!r})"
 
     def to_json(self) -> dict[str, Any]:
         """The entry of the ``get_fields`` JSON array for this field."""
@@ -146,10 +179,9 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = set(typing.get_args(tp)) - {type(None), Located}
-        if args == set(typing.get_args(IPAddr)):
-            return "ipaddr", False
-        if args == set(typing.get_args(IPNet)):
-            return "ipnet", False
+        ip = _ip_type(args)
+        if ip is not None:
+            return ip, False
         if len(args) == 1:
             return _infer(args.pop(), where)
         raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
@@ -169,8 +201,24 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
         return "uint64", False
     if tp in (str, bytes):
         return "string", False
-    if tp in (ipaddress.IPv4Address, ipaddress.IPv6Address):
-        return "ipaddr", False
-    if tp in (ipaddress.IPv4Network, ipaddress.IPv6Network):
-        return "ipnet", False
+    ip = _ip_type([tp])
+    if ip is not None:
+        return ip, False
     raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
+
+
+def _ip_type(candidates: Iterable[Any]) -> FieldType | None:
+    """``ipaddr``/``ipnet`` when every candidate is a class of addresses / of networks."""
+    # An annotation cannot name a class of ipaddress before that module is
+    # imported (falco_plugin.IPAddr imports it), and a plugin without address
+    # fields never has to import it.
+    found = list(candidates)
+    if "ipaddress" not in sys.modules or not found:
+        return None
+    import ipaddress as ip  # not sys.modules': another thread may be importing it still
+
+    if all(tp in (ip.IPv4Address, ip.IPv6Address) for tp in found):
+        return "ipaddr"
+    if all(tp in (ip.IPv4Network, ip.IPv6Network) for tp in found):
+        return "ipnet"
+    return None

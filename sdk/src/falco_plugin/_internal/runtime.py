@@ -29,7 +29,7 @@ from ..extract import Located
 from ..plugin import Plugin
 from ..tables import Tables
 from . import spec as _spec
-from .capabilities import implemented, implemented_features
+from .capabilities import selectable, selectable_features
 from .tables import NoTables, TablesRuntime
 
 # Referenced by the C glue (fetched once at load).
@@ -144,7 +144,7 @@ class Binding:
                 f"the declarations of {target} differ from those this library was built with; rebuild the plugin"
             )
         self.cls: type[Plugin] = cls
-        impls = {impl.capability.name: impl for impl in (*implemented(), *implemented_features())}
+        impls = {impl.capability.name: impl for impl in (*selectable(), *selectable_features())}
         self._setup = [(impls[name], cap) for name, cap in self.spec.units.items()]
         # One State class per library, made of the mixins of its capabilities.
         self.state_type = type("State", (*(impl.state_mixin for impl, _ in self._setup), State), {})

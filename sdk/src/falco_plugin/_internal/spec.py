@@ -9,12 +9,11 @@ schema versions) are resolved here; each capability resolves its own part
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from ..config import Config, config_type_of
 from ..errors import SpecError
 from ..plugin import Plugin
-from .capabilities import ALWAYS_REQUIRED, CapabilitySpec, implemented, implemented_features
+from .capabilities import ALWAYS_REQUIRED, CapabilitySpec, implemented, selectable, selectable_features
 from .capabilities.extraction import ExtractionSpec
 from .capabilities.sourcing import SourcingSpec
 from .fields import FieldSpec
@@ -35,22 +34,38 @@ SET_CONFIG_MINOR = 4
 DEFAULT_EVENT_SCHEMA = "4.0.0"
 
 
-@dataclass
 class PluginSpec:
-    cls: type[Plugin]
-    name: str
-    version: str
-    description: str
-    contact: str
-    required_api_version: str
-    config_type: type[Config] | None
-    init_schema: str | None
-    has_set_config: bool
-    event_schema_version: str | None = None
-    caps: dict[str, CapabilitySpec] = field(default_factory=dict)
-    """Each implemented capability's declarations, by capability name."""
-    features: dict[str, CapabilitySpec] = field(default_factory=dict)
-    """Each optional feature's declarations (``metrics``), by feature name."""
+    # Not a dataclass: the runtime resolves one at every plugin start-up, and
+    # a dataclass compiles its generated methods when this module is imported.
+    def __init__(
+        self,
+        cls: type[Plugin],
+        name: str,
+        version: str,
+        description: str,
+        contact: str,
+        required_api_version: str,
+        config_type: type[Config] | None,
+        init_schema: str | None,
+        has_set_config: bool,
+        event_schema_version: str | None = None,
+        caps: dict[str, CapabilitySpec] | None = None,
+        features: dict[str, CapabilitySpec] | None = None,
+    ) -> None:
+        self.cls = cls
+        self.name = name
+        self.version = version
+        self.description = description
+        self.contact = contact
+        self.required_api_version = required_api_version
+        self.config_type = config_type
+        self.init_schema = init_schema
+        self.has_set_config = has_set_config
+        self.event_schema_version = event_schema_version
+        self.caps: dict[str, CapabilitySpec] = {} if caps is None else caps
+        """Each implemented capability's declarations, by capability name."""
+        self.features: dict[str, CapabilitySpec] = {} if features is None else features
+        """Each optional feature's declarations (``metrics``), by feature name."""
 
     @property
     def units(self) -> dict[str, CapabilitySpec]:
@@ -111,7 +126,7 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
         raise SpecError(f"{where}.name must match {NAME_RE.pattern}, got {name!r}")
     if not VERSION_RE.match(cls.version):
         raise SpecError(f"{where}.version must be a semantic version, got {cls.version!r}")
-    impls = [impl for impl in implemented() if impl.selects(cls)]
+    impls = [impl for impl in selectable() if impl.selects(cls)]
     if not impls:
         bases = " and/or ".join(impl.base.__name__ for impl in implemented())
         raise SpecError(f"{where} implements no capability: derive from {bases}")
@@ -129,7 +144,7 @@ def resolve(cls: type[Plugin]) -> PluginSpec:
     )
     for impl in impls:
         spec.caps[impl.capability.name] = impl.resolve(cls, where)
-    for feature in implemented_features():
+    for feature in selectable_features():
         if feature.selects(cls):
             spec.features[feature.capability.name] = feature.resolve(cls, where)
 

@@ -11,6 +11,8 @@ another plugin uses a table of ours.
 from __future__ import annotations
 
 import logging
+import sys
+from importlib import import_module
 from typing import Any
 
 from ..tables import (
@@ -30,14 +32,21 @@ from ..tables import (
 
 __all__ = ["NoTables", "OwnedTable", "TablesRuntime", "uses_tables"]
 
+_SDK = __name__.rsplit(".", 2)[0]  # the falco_plugin package
+
 
 def uses_tables(cls: type) -> bool:
     """Whether a plugin class needs the table glue: parsers and capture
     listeners always may; other plugins say so with ``uses_tables = True``."""
-    from ..capture import CaptureListenPlugin
-    from ..parse import ParsePlugin
-
-    return issubclass(cls, (ParsePlugin, CaptureListenPlugin)) or bool(getattr(cls, "uses_tables", False))
+    # A class cannot derive from a base whose module was never imported: looking
+    # the bases up among the imported modules spares a plugin library, at
+    # start-up, importing the capabilities it does not use.
+    for module, base in (("parse", "ParsePlugin"), ("capture", "CaptureListenPlugin")):
+        name = f"{_SDK}.{module}"
+        # import_module, not sys.modules' entry: another thread may be importing it still.
+        if name in sys.modules and issubclass(cls, getattr(import_module(name), base)):
+            return True
+    return bool(getattr(cls, "uses_tables", False))
 
 
 class NoTables:

@@ -10,13 +10,15 @@ The SDK implements a capability with one module here (``sourcing.py``,
 base class that selects it, how a plugin class's declarations are resolved
 into a :class:`CapabilitySpec`, the C file of its glue (``_glue/<name>.c``)
 and the runtime mixin the C glue calls into. Adding a capability means adding
-such a module, its C file, and a line to :func:`implemented`.
+such a module, its C file, and a line to :data:`CAPABILITY_UNITS` (which also
+names the author module of its base class: a plugin library imports a
+capability's modules only when its plugin can have it, see :func:`selectable`).
 
 An optional *feature* is a group of symbols that is not a capability
 (:data:`FEATURES`: ``get_metrics``): the host never lists it, and any plugin
 may have it, whatever its bases. The SDK implements one the same way, with a
 :class:`FeatureImplementation` (``metrics.py`` + ``_glue/metrics.c``) listed
-by :func:`implemented_features`, which selects a plugin by what its class
+in :data:`FEATURE_UNITS`, which selects a plugin by what its class
 declares instead of by a base class. Capabilities and features are both
 *glue units*: each contributes symbols, C defines, a C file with its
 attach/release hooks (``FP_CAPABILITIES`` in ``_glue/common.h`` lists every
@@ -25,8 +27,9 @@ unit a library has) and a runtime mixin.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -47,20 +50,32 @@ ALWAYS_REQUIRED = (
 in the order libsinsp checks them."""
 
 
-@dataclass(frozen=True)
-class Capability:
-    """What the plugin API says about one capability."""
+# The records of this package are plain classes, not dataclasses: every
+# @dataclass compiles its generated methods when the module is imported,
+# about a millisecond each, and a plugin library imports these at start-up.
 
-    name: str
-    """The name used by the registry and our hosts (``"sourcing"``)."""
-    title: str
-    """How Falco lists it (``--list-plugins``)."""
-    required: tuple[str, ...]
-    """Symbols (without ``plugin_``) whose presence means the capability."""
-    optional: tuple[str, ...]
-    """Symbols a plugin with the capability may also export."""
-    min_api_minor: int
-    """The first plugin API 3.x minor that has it."""
+
+class Capability:
+    """What the plugin API says about one capability (one instance per capability)."""
+
+    __slots__ = ("name", "title", "required", "optional", "min_api_minor")
+
+    def __init__(
+        self, name: str, title: str, required: tuple[str, ...], optional: tuple[str, ...], min_api_minor: int
+    ) -> None:
+        self.name = name
+        """The name used by the registry and our hosts (``"sourcing"``)."""
+        self.title = title
+        """How Falco lists it (``--list-plugins``)."""
+        self.required = required
+        """Symbols (without ``plugin_``) whose presence means the capability."""
+        self.optional = optional
+        """Symbols a plugin with the capability may also export."""
+        self.min_api_minor = min_api_minor
+        """The first plugin API 3.x minor that has it."""
+
+    def __repr__(self) -> str:
+        return f"Capability({self.name!r})"
 
     def symbols(self) -> tuple[str, ...]:
         return self.required + self.optional
@@ -93,16 +108,21 @@ ASYNC = Capability(
 CAPTURE_LISTENING = Capability("capture_listening", "Capture Listening", ("capture_open", "capture_close"), (), 9)
 
 
-@dataclass(frozen=True)
 class Feature:
-    """An optional group of symbols that is not a capability."""
+    """An optional group of symbols that is not a capability (one instance per feature)."""
 
-    name: str
-    required: tuple[str, ...]
-    """Symbols (without ``plugin_``) a plugin with the feature exports."""
-    optional: tuple[str, ...]
-    min_api_minor: int
-    """The first plugin API 3.x minor whose hosts call it (older ones ignore it)."""
+    __slots__ = ("name", "required", "optional", "min_api_minor")
+
+    def __init__(self, name: str, required: tuple[str, ...], optional: tuple[str, ...], min_api_minor: int) -> None:
+        self.name = name
+        self.required = required
+        """Symbols (without ``plugin_``) a plugin with the feature exports."""
+        self.optional = optional
+        self.min_api_minor = min_api_minor
+        """The first plugin API 3.x minor whose hosts call it (older ones ignore it)."""
+
+    def __repr__(self) -> str:
+        return f"Feature({self.name!r})"
 
     def symbols(self) -> tuple[str, ...]:
         return self.required + self.optional
@@ -182,15 +202,43 @@ class Implementation:
         """Prepare a new runtime state (e.g. bind the hot-path callables)."""
 
 
+# Each glue unit, in the order its glue is linked: the module here that
+# implements it, the name of its implementation there, and the author-API
+# module through which a plugin class selects it (that of its base class, or
+# for a feature that of what a class declares: metrics.Metric).
+CAPABILITY_UNITS: tuple[tuple[str, str, str], ...] = (
+    ("sourcing", "SOURCING_IMPL", "source"),
+    ("extraction", "EXTRACTION_IMPL", "extract"),
+    ("parsing", "PARSING_IMPL", "parse"),
+    ("async_events", "ASYNC_IMPL", "asyncevents"),
+    ("capture_listening", "CAPTURE_LISTENING_IMPL", "capture"),
+)
+FEATURE_UNITS: tuple[tuple[str, str, str], ...] = (("metrics", "METRICS_IMPL", "metrics"),)
+_SDK = __name__.rsplit(".", 2)[0]  # the falco_plugin package
+
+
+def _implementations(units: tuple[tuple[str, str, str], ...], selectable_only: bool) -> tuple[Any, ...]:
+    found = []
+    for module, name, author_module in units:
+        # A class cannot derive from a base, nor declare a Metric, whose module
+        # was never imported: leaving those units out changes nothing a class
+        # selects, and spares a plugin library, at start-up, the import of the
+        # capabilities it does not use.
+        if selectable_only and f"{_SDK}.{author_module}" not in sys.modules:
+            continue
+        found.append(getattr(import_module(f"{__name__}.{module}"), name))
+    return tuple(found)
+
+
 def implemented() -> Sequence[Implementation]:
     """The capabilities the SDK implements, in the order their glue is linked."""
-    from .async_events import ASYNC_IMPL
-    from .capture_listening import CAPTURE_LISTENING_IMPL
-    from .extraction import EXTRACTION_IMPL
-    from .parsing import PARSING_IMPL
-    from .sourcing import SOURCING_IMPL
+    return _implementations(CAPABILITY_UNITS, selectable_only=False)
 
-    return (SOURCING_IMPL, EXTRACTION_IMPL, PARSING_IMPL, ASYNC_IMPL, CAPTURE_LISTENING_IMPL)
+
+def selectable() -> Sequence[Implementation]:
+    """Those of :func:`implemented` that a plugin class can select now, in the
+    same order: what resolving a plugin needs, importing no other."""
+    return _implementations(CAPABILITY_UNITS, selectable_only=True)
 
 
 class FeatureImplementation(Implementation):
@@ -206,9 +254,12 @@ class FeatureImplementation(Implementation):
 
 def implemented_features() -> Sequence[FeatureImplementation]:
     """The optional features the SDK implements, in the order their glue is linked."""
-    from .metrics import METRICS_IMPL
+    return _implementations(FEATURE_UNITS, selectable_only=False)
 
-    return (METRICS_IMPL,)
+
+def selectable_features() -> Sequence[FeatureImplementation]:
+    """Those of :func:`implemented_features` that a plugin class can select now (see :func:`selectable`)."""
+    return _implementations(FEATURE_UNITS, selectable_only=True)
 
 
 __all__ = [
@@ -230,4 +281,6 @@ __all__ = [
     "c_string",
     "implemented",
     "implemented_features",
+    "selectable",
+    "selectable_features",
 ]

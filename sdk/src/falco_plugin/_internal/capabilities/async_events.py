@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
@@ -33,14 +32,14 @@ NAME_MAX = 31
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
-@dataclass
 class AsyncSpec(CapabilitySpec):
     capability = ASYNC
 
-    names: list[str]
-    sources: list[str] | None
-    has_dump_state: bool
-    stop_timeout: float
+    def __init__(self, names: list[str], sources: list[str] | None, has_dump_state: bool, stop_timeout: float) -> None:
+        self.names = names
+        self.sources = sources
+        self.has_dump_state = has_dump_state
+        self.stop_timeout = stop_timeout
 
     def symbols(self) -> list[str]:
         syms = list(ASYNC.required)

@@ -9,7 +9,6 @@ subscribed routines alive until they end.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from ...capture import CaptureListenPlugin, Routine, Routines
@@ -18,7 +17,6 @@ from ...plugin import Plugin
 from . import CAPTURE_LISTENING, CapabilitySpec, Implementation
 
 
-@dataclass
 class CaptureListeningSpec(CapabilitySpec):
     capability = CAPTURE_LISTENING
 

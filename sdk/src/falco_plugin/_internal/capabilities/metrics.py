@@ -10,7 +10,6 @@ GIL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ...errors import SpecError
@@ -26,11 +25,11 @@ else:
 _VALUE_TYPES = {"u64": 2, "s64": 3, "double": 4}  # ss_plugin_metric_value_type
 
 
-@dataclass
 class MetricsSpec(CapabilitySpec):
     capability = METRICS
 
-    metrics: list[Metric]
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
 
     def c_defines(self) -> list[str]:
         rows = [

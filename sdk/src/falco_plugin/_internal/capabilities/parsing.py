@@ -8,7 +8,6 @@ call's reader and writer vtables (``_glue/tables.c``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from ...errors import SpecError
@@ -19,14 +18,14 @@ from ..names import SOURCE_RE
 from . import PARSING, CapabilitySpec, Implementation, c_string
 
 
-@dataclass
 class ParsingSpec(CapabilitySpec):
     capability = PARSING
 
-    event_types: list[int] | None
-    """None: every type (asked for with ALL_EVENTS)."""
-    event_sources: list[str] | None
-    """None: every source (asked for with ALL_SOURCES)."""
+    def __init__(self, event_types: list[int] | None, event_sources: list[str] | None) -> None:
+        self.event_types = event_types
+        """None: every type (asked for with ALL_EVENTS)."""
+        self.event_sources = event_sources
+        """None: every source (asked for with ALL_SOURCES)."""
 
     @property
     def sees_syscall_events(self) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import typing
-from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config, config_type_of
@@ -28,17 +27,26 @@ def _overrides(cls: type, base: type, name: str) -> bool:
     return getattr(cls, name, None) is not getattr(base, name, None)
 
 
-@dataclass
 class SourcingSpec(CapabilitySpec):
     capability = SOURCING
 
-    id: int
-    event_source: str
-    open_params_type: type[Config] | None
-    instance_type: type[SourceInstance]
-    has_progress: bool
-    has_list_open_params: bool
-    has_event_to_string: bool
+    def __init__(
+        self,
+        id: int,  # noqa: A002 - the plugin attribute it comes from
+        event_source: str,
+        open_params_type: type[Config] | None,
+        instance_type: type[SourceInstance],
+        has_progress: bool,
+        has_list_open_params: bool,
+        has_event_to_string: bool,
+    ) -> None:
+        self.id = id
+        self.event_source = event_source
+        self.open_params_type = open_params_type
+        self.instance_type = instance_type
+        self.has_progress = has_progress
+        self.has_list_open_params = has_list_open_params
+        self.has_event_to_string = has_event_to_string
 
     def symbols(self) -> list[str]:
         syms = ["get_id", "get_event_source", *SOURCING.required]
