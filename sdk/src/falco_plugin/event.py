@@ -56,10 +56,8 @@ class Event:
     types.
     """
 
-    __slots__ = ("num", "payload", "tid", "_key", "_value", "_cache", "_cur", "_ts", "_addr", "_src")
+    __slots__ = ("payload", "tid", "_key", "_value", "_cache", "_cur", "_num", "_ts", "_addr", "_src")
 
-    num: int
-    """Event number assigned by the host (increasing, possibly with gaps)."""
     payload: bytes
     tid: int
     """Thread id, or 2**64-1 when the event has none. A plain attribute the
@@ -67,15 +65,15 @@ class Event:
     every event, and a property would cost more than the lookup."""
 
     def __init__(self, num: int = 0, ts: int = 0, payload: bytes = b"", addr: int = 0, src: int = 0) -> None:
-        self.num = num
+        self._num = num
         self.payload = payload
         # The @per_event values of this event: the first in _key/_value, the others in _cache.
         self._key: object = None
         self._value: Any = None
         self._cache: dict[object, Any] | None = None
-        # In a plugin library the C glue sets num/payload/tid and resets the
-        # @per_event slots directly, and points _cur at the host's event, so
-        # the rest is only read when asked.
+        # In a plugin library the C glue sets payload/tid and resets the
+        # @per_event slots directly, and points _cur at the host's event
+        # (its number included), so the rest is only read when asked.
         self._cur: Any = None
         self._ts = ts
         self._addr = addr
@@ -91,6 +89,12 @@ class Event:
             return self._ts, NO_VALUE, PAYLOAD_OFFSET + len(self.payload), PLUGIN_EVENT, PLUGIN_EVENT_NPARAMS
         header: tuple[int, int, int, int, int] = HEADER.unpack(_string_at(self._addr, HEADER.size))
         return header
+
+    @property
+    def num(self) -> int:
+        """Event number assigned by the host (increasing, possibly with gaps)."""
+        cur = self._cur  # the glue keeps it in C: most events never have it read
+        return int(cur.num) if cur is not None else self._num
 
     @property
     def ts(self) -> int:

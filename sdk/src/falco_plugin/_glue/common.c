@@ -30,7 +30,7 @@ static int fp_started;
 static char fp_site_dir[PATH_MAX];
 static PyObject *fp_binding; /* runtime.Binding */
 /* Slots of falco_plugin.Event the glue writes directly on each new event. */
-static PyMemberDef *fp_m_num, *fp_m_payload, *fp_m_tid, *fp_m_key, *fp_m_value, *fp_m_cache;
+static PyMemberDef *fp_m_payload, *fp_m_tid, *fp_m_key, *fp_m_value, *fp_m_cache;
 
 #include "per_event.c"
 
@@ -312,8 +312,7 @@ static int fp_bind(void) {
     PyObject *rt = PyImport_ImportModule("falco_plugin._internal.runtime");
     PyObject *event_type = rt ? PyObject_GetAttrString(rt, "Event") : NULL;
     if (event_type) {
-        fp_m_num = fp_member(event_type, "num");
-        fp_m_payload = fp_m_num ? fp_member(event_type, "payload") : NULL;
+        fp_m_payload = fp_member(event_type, "payload");
         fp_m_tid = fp_m_payload ? fp_member(event_type, "tid") : NULL;
         fp_m_key = fp_m_tid ? fp_member(event_type, "_key") : NULL;
         fp_m_value = fp_m_key ? fp_member(event_type, "_value") : NULL;
@@ -627,20 +626,18 @@ static int fp_use_event(fp_state *st, const ss_plugin_event_input *evt) {
         return -1;
     }
     PyObject *payload = data ? PyBytes_FromStringAndSize((const char *)data, len) : Py_NewRef(fp_empty_bytes);
-    PyObject *num = PyLong_FromUnsignedLongLong(evt->evtnum);
     /* Plugin events mostly carry no thread: one shared int, not one per event. */
     PyObject *tid = evt->evt->tid == UINT64_MAX ? Py_NewRef(fp_no_thread) : PyLong_FromUnsignedLongLong(evt->evt->tid);
-    if (!payload || !num || !tid) {
+    if (!payload || !tid) {
         Py_XDECREF(payload);
-        Py_XDECREF(num);
         Py_XDECREF(tid);
         return -1;
     }
     st->ref.evt = evt->evt;
     st->ref.addr = (uintptr_t)evt->evt;
     st->ref.src = (uintptr_t)evt->evtsrc;
+    st->ref.num = evt->evtnum; /* no int object until a field reads it */
     PyObject *obj = st->event;
-    fp_set_slot(obj, fp_m_num, num);
     fp_set_slot(obj, fp_m_payload, payload);
     fp_set_slot(obj, fp_m_tid, tid);
     fp_clear_slot(obj, fp_m_key); /* the @per_event values of the last event */

@@ -7,5 +7,6 @@ typedef struct fp_event_ref {
     const ss_plugin_event *evt;
     uintptr_t addr;
     uintptr_t src;
+    uint64_t num; /* the host's event number: Event.num reads it, few fields do */
 } fp_event_ref;
 #endif

@@ -14,4 +14,5 @@ SDK_VERSION = "0.1.0"
 GLUE_CONTRACT = 3
 """The glue/runtime contract this runtime implements (2: the ``Event.tid`` slot, and the
 state tables, parsing and capture listening entry points; 3: the ``Event._key``/``_value``
-slots of ``@per_event`` and ``event._per_event_factory``)."""
+slots of ``@per_event``, ``event._per_event_factory``, and the event number in
+``fp_event_ref`` instead of an ``Event.num`` slot)."""
