@@ -86,15 +86,18 @@ ASYNC_LINE = re.compile(r"^async events=(\d+) late=(\d+) per_s=([0-9.]+) stop_ms
 METRICS_LINE = re.compile(r"^bench metrics_ns_per_call ([0-9.]+)$", re.MULTILINE)
 BENCH_LINE = re.compile(r"^bench (source_ns_per_event|extract_ns_per_call) ([0-9.]+)$", re.MULTILINE)
 LOOP_LINE = re.compile(r"^bench loop_ns_per_event ([0-9.]+)$", re.MULTILINE)
-ENGINE_LINES = 2
-"""Cache lines the host touches before each event (a quarter of them before each field
-call) in the Falco-like table: a stand-in for Falco's own work between plugin calls,
-which evicts the plugin's data as the real engine does (chost --engine-work)."""
+ENGINE_LINES = 1
+"""Cache lines the host touches before each event in the Falco-like table (none before
+each field call at this count): the part of a stand-in for Falco's own work between
+plugin calls that evicts the plugin's data, as the real engine does (chost --engine-work)."""
 FALCO_LIKE = (
-    ("source only", "source", None),
-    ("one field (dummy.value)", "extract", "dummy.value"),
-    ("three fields", "extract", "dummy.value,dummy.strvalue,dummy.divisible[3]"),
+    ("source only", "source", None, 1550),
+    ("one field (dummy.value)", "extract", "dummy.value", 1880),
+    ("three fields", "extract", "dummy.value,dummy.strvalue,dummy.divisible[3]", 3550),
 )
+"""The rows of bench/falco.py's table, each with the instructions of Falco's own work per
+event for that rule, as bench/falco_profile.py measured them (the rest of the stand-in:
+chost --engine-spin)."""
 DONE_LINE = re.compile(r"^done events=(\d+) rc=", re.MULTILINE)
 
 
@@ -213,12 +216,14 @@ class BenchError(Exception):
     """The host failed or did not run the whole benchmark."""
 
 
-def run_host(chost: Path, lib: Path, metric: Metric, events: int, engine_lines: int = 0) -> float:
+def run_host(chost: Path, lib: Path, metric: Metric, events: int, engine_lines: int = 0, engine_spin: int = 0) -> float:
     """Run one measurement in the C host; returns its ns per event or per call (with
-    ``engine_lines``, the ns per event of the whole loop, the host's stand-in work included)."""
+    ``engine_lines`` or ``engine_spin``, the ns per event of the whole loop, the host's
+    stand-in for Falco's work included)."""
     args = [str(chost), str(lib), "--config", CONFIG, "--open", json.dumps({"start": 1, "maxEvents": events})]
-    if engine_lines:
-        args += ["--engine-work", str(engine_lines)]
+    falco_like = bool(engine_lines or engine_spin)
+    if falco_like:
+        args += ["--engine-work", str(engine_lines), "--engine-spin", str(engine_spin)]
     if metric.kind == "source":
         args += ["--bench-source", str(events)]
     else:
@@ -233,7 +238,7 @@ def run_host(chost: Path, lib: Path, metric: Metric, events: int, engine_lines: 
     done = DONE_LINE.search(proc.stdout)
     if not done or int(done.group(1)) != events:
         raise BenchError(f"{where}: expected {events} events, host said: {proc.stdout.strip()}")
-    if engine_lines:
+    if falco_like:
         loop = LOOP_LINE.search(proc.stdout)
         if not loop:
             raise BenchError(f"{where}: no loop timing in the host output: {proc.stdout.strip()}")
@@ -248,19 +253,19 @@ def measure_falco_like(
     chost: Path, python_lib: Path, c_lib: Path, repeat: int, events: int
 ) -> list[tuple[str, float, float]]:
     """(row, C loop ns/event, Python loop ns/event), medians: the rows of bench/falco.py's table."""
-    runs: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label, _, _ in FALCO_LIKE}
+    runs: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label, _, _, _ in FALCO_LIKE}
     for _ in range(repeat):
-        for label, kind, fields_ in FALCO_LIKE:
+        for label, kind, fields_, spin in FALCO_LIKE:
             metric = Metric(label, kind, fields_, 0)
-            runs[label][0].append(run_host(chost, c_lib, metric, events, ENGINE_LINES))
-            runs[label][1].append(run_host(chost, python_lib, metric, events, ENGINE_LINES))
+            runs[label][0].append(run_host(chost, c_lib, metric, events, ENGINE_LINES, spin))
+            runs[label][1].append(run_host(chost, python_lib, metric, events, ENGINE_LINES, spin))
     return [(label, statistics.median(c), statistics.median(py)) for label, (c, py) in runs.items()]
 
 
 def render_falco_like(rows: Sequence[tuple[str, float, float]]) -> str:
     lines = [
-        f"Falco-like: the whole host loop per event, {ENGINE_LINES} cache lines of host work per event "
-        "(compare with nox -s falco's table)",
+        f"Falco-like: the whole host loop per event, with host work standing in for Falco's own ({ENGINE_LINES} "
+        "cache line and Falco's instructions per event) (compare with nox -s falco's table)",
         f"{'row':<26} {'C ns/ev':>8} {'py ns/ev':>9} {'ratio (C/py)':>13}",
     ]
     lines += [f"{label:<26} {c:>8.1f} {py:>9.1f} {c / py:>13.2f}" for label, c, py in rows]

@@ -37,6 +37,9 @@ def test_benchmark_compares_dummy_py_with_the_c_reference_on_every_metric(
     tables = json.loads(report.read_text())["tables"]
     assert [r["metric"] for r in tables] == ["parse_event: read + write a threads field", "extract: a threads field"]
     assert all(r["python_ns"] > 0 and r["c_ns"] > 0 for r in tables)
+    falco_like = json.loads(report.read_text())["falco_like"]
+    assert [r["row"] for r in falco_like] == ["source only", "one field (dummy.value)", "three fields"]
+    assert all(r["python_ns"] > 0 and r["c_ns"] > 0 for r in falco_like)
     stateful = json.loads(report.read_text())["stateful"]
     assert all(stateful[k] > 0 for k in ("emit_per_s", "emit_per_s_c", "get_metrics_ns", "update_ns"))
     assert "python ns" in proc.stdout and "C ns" in proc.stdout
