@@ -32,6 +32,22 @@ static PyObject *fp_binding; /* runtime.Binding */
 /* Slots of falco_plugin.Event the glue writes directly on each new event. */
 static PyMemberDef *fp_m_payload, *fp_m_tid, *fp_m_key, *fp_m_value, *fp_m_cache;
 
+#define FP_SLOT(obj, m) ((PyObject **)((char *)(obj) + (m)->offset))
+
+/* Replace a slot of the Event (v is stolen): what PyMember_SetOne does for an
+ * object slot, without its checks, which fp_member made once. */
+static inline void fp_set_slot(PyObject *obj, const PyMemberDef *m, PyObject *v) {
+    PyObject *old = *FP_SLOT(obj, m);
+    *FP_SLOT(obj, m) = v;
+    Py_XDECREF(old);
+}
+
+static inline void fp_clear_slot(PyObject *obj, const PyMemberDef *m) {
+    if (*FP_SLOT(obj, m) != Py_None) {
+        fp_set_slot(obj, m, Py_NewRef(Py_None));
+    }
+}
+
 #include "per_event.c"
 
 static void fp_start_failed(const char *fmt, ...) {
@@ -319,7 +335,7 @@ static int fp_bind(void) {
         fp_m_cache = fp_m_value ? fp_member(event_type, "_cache") : NULL;
     }
     /* Before the plugin module is imported: its @per_event methods are made then. */
-    if (fp_m_cache && fp_per_event_install(event_type, fp_m_key, fp_m_value, fp_m_cache) == 0) {
+    if (fp_m_cache && fp_per_event_install(event_type) == 0) {
         fp_binding = PyObject_CallMethod(rt, "Binding", "sssi", FP_MODULE, FP_TARGET, FP_BAKED, fp_we_started_python);
         if (fp_binding) { /* only now: the lookups below would swallow a pending error */
             fp_end_of_stream = PyObject_GetAttrString(rt, "END_OF_STREAM");
@@ -590,21 +606,6 @@ static int fp_payload(const ss_plugin_event *evt, const uint8_t **data, uint32_t
     *data = raw + FP_PAYLOAD_OFFSET;
     *len = l1;
     return 0;
-}
-
-/* Replace a slot of the Event (v is stolen): what PyMember_SetOne does for an
- * object slot, without its checks, which fp_member made once. */
-static inline void fp_set_slot(PyObject *obj, const PyMemberDef *m, PyObject *v) {
-    PyObject **p = (PyObject **)((char *)obj + m->offset);
-    PyObject *old = *p;
-    *p = v;
-    Py_XDECREF(old);
-}
-
-static inline void fp_clear_slot(PyObject *obj, const PyMemberDef *m) {
-    if (*(PyObject **)((char *)obj + m->offset) != Py_None) {
-        fp_set_slot(obj, m, Py_NewRef(Py_None));
-    }
 }
 
 /* Point the shared Event object at a new event (GIL held). */

@@ -124,7 +124,6 @@ static int fp_check_utf8(const char *c, Py_ssize_t len) {
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
-    PyErr_Clear();
     PyErr_Format(PyExc_ValueError,
                  "the value is not valid UTF-8 (byte 0x%02x at offset %zd), which a Falco string field must be "
                  "(return a str, or decode the bytes with errors=\"replace\")",

@@ -25,26 +25,24 @@ typedef struct {
     PyObject *fallback; /* the Python wrapper, for anything but an Event */
     PyObject *key;      /* what marks this method's value in an Event */
     PyObject *dict;     /* functools.wraps writes __name__, __doc__, __wrapped__ here */
-    PyTypeObject *event_type;
-    Py_ssize_t off_key, off_value, off_cache;
 } fp_per_event;
 
 static PyTypeObject *fp_per_event_type;
-
-#define FP_SLOT(obj, off) ((PyObject **)((char *)(obj) + (off)))
+/* falco_plugin.Event; the slots are common.c's fp_m_key/_value/_cache, found by
+ * the library that installed the factory, whose code this is. */
+static PyTypeObject *fp_event_type;
 
 static PyObject *fp_per_event_call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     fp_per_event *pe = (fp_per_event *)callable;
-    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames || Py_TYPE(args[1]) != pe->event_type) {
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames || Py_TYPE(args[1]) != fp_event_type) {
         return PyObject_Vectorcall(pe->fallback, args, nargsf, kwnames);
     }
     PyObject *event = args[1];
-    PyObject *k = *FP_SLOT(event, pe->off_key);
-    if (k == pe->key) {
-        PyObject *v = *FP_SLOT(event, pe->off_value);
+    if (*FP_SLOT(event, fp_m_key) == pe->key) {
+        PyObject *v = *FP_SLOT(event, fp_m_value);
         return Py_NewRef(v ? v : Py_None);
     }
-    PyObject *cache = *FP_SLOT(event, pe->off_cache);
+    PyObject *cache = *FP_SLOT(event, fp_m_cache);
     if (cache && PyDict_CheckExact(cache)) {
         PyObject *hit = PyDict_GetItemWithError(cache, pe->key);
         if (hit) {
@@ -59,22 +57,22 @@ static PyObject *fp_per_event_call(PyObject *callable, PyObject *const *args, si
         return NULL;
     }
     /* Read the slots again: the method may have cached values of its own. */
-    PyObject **kslot = FP_SLOT(event, pe->off_key);
-    if (!*kslot || *kslot == Py_None) {
-        Py_XSETREF(*kslot, Py_NewRef(pe->key));
-        Py_XSETREF(*FP_SLOT(event, pe->off_value), Py_NewRef(value));
+    PyObject *first = *FP_SLOT(event, fp_m_key);
+    if (!first || first == Py_None) {
+        fp_set_slot(event, fp_m_key, Py_NewRef(pe->key));
+        fp_set_slot(event, fp_m_value, Py_NewRef(value));
         return value;
     }
-    PyObject **cslot = FP_SLOT(event, pe->off_cache);
-    if (!*cslot || !PyDict_CheckExact(*cslot)) {
-        PyObject *d = PyDict_New();
-        if (!d) {
+    cache = *FP_SLOT(event, fp_m_cache);
+    if (!cache || !PyDict_CheckExact(cache)) {
+        if (!(cache = PyDict_New())) {
             Py_DECREF(value);
             return NULL;
         }
-        Py_XSETREF(*cslot, d);
+        fp_set_slot(event, fp_m_cache, cache); /* may run a __del__: read the slot again */
+        cache = *FP_SLOT(event, fp_m_cache);
     }
-    if (PyDict_SetItem(*cslot, pe->key, value) < 0) {
+    if (PyDict_SetItem(cache, pe->key, value) < 0) {
         Py_DECREF(value);
         return NULL;
     }
@@ -105,7 +103,6 @@ static int fp_per_event_clear(PyObject *self) {
     Py_CLEAR(pe->fallback);
     Py_CLEAR(pe->key);
     Py_CLEAR(pe->dict);
-    Py_CLEAR(pe->event_type);
     return 0;
 }
 
@@ -148,10 +145,6 @@ static PyType_Spec fp_per_event_spec = {
     fp_per_event_slots,
 };
 
-/* The Event slots the cache lives in, found once by name. */
-static Py_ssize_t fp_pe_off_key, fp_pe_off_value, fp_pe_off_cache;
-static PyTypeObject *fp_pe_event_type;
-
 /* factory(method, fallback, key) -> the C wrapper (event.py calls it). */
 static PyObject *fp_per_event_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
@@ -168,10 +161,6 @@ static PyObject *fp_per_event_new(PyObject *module, PyObject *const *args, Py_ss
     pe->fallback = Py_NewRef(args[1]);
     pe->key = Py_NewRef(args[2]);
     pe->dict = NULL;
-    pe->event_type = (PyTypeObject *)Py_NewRef((PyObject *)fp_pe_event_type);
-    pe->off_key = fp_pe_off_key;
-    pe->off_value = fp_pe_off_value;
-    pe->off_cache = fp_pe_off_cache;
     PyObject_GC_Track((PyObject *)pe);
     return (PyObject *)pe;
 }
@@ -181,7 +170,7 @@ static PyMethodDef fp_per_event_factory_def = {"per_event_factory", (PyCFunction
 
 /* Offer the C wrapper to event.py unless a library got there first (GIL
  * held, before the plugin module is imported); -1 with a Python error set. */
-static int fp_per_event_install(PyObject *event_type, PyMemberDef *key, PyMemberDef *value, PyMemberDef *cache) {
+static int fp_per_event_install(PyObject *event_type) {
     PyObject *mod = PyImport_ImportModule("falco_plugin.event");
     if (!mod) {
         return -1;
@@ -191,11 +180,10 @@ static int fp_per_event_install(PyObject *event_type, PyMemberDef *key, PyMember
     if (current && current != Py_None) {
         rc = 0; /* another library's: the same protocol (same glue contract) */
     } else if (current) {
-        fp_pe_event_type = (PyTypeObject *)Py_NewRef(event_type);
-        fp_pe_off_key = key->offset;
-        fp_pe_off_value = value->offset;
-        fp_pe_off_cache = cache->offset;
-        fp_per_event_type = (PyTypeObject *)PyType_FromSpec(&fp_per_event_spec);
+        Py_XSETREF(fp_event_type, (PyTypeObject *)Py_NewRef(event_type));
+        if (!fp_per_event_type) { /* once, even when a Python host has it installed again */
+            fp_per_event_type = (PyTypeObject *)PyType_FromSpec(&fp_per_event_spec);
+        }
         PyObject *factory = fp_per_event_type ? PyCFunction_New(&fp_per_event_factory_def, NULL) : NULL;
         if (factory) {
             rc = PyObject_SetAttrString(mod, "_per_event_factory", factory);
