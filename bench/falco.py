@@ -97,11 +97,17 @@ def rule_file(path: Path, source: str, condition: str) -> Path:
     return path
 
 
+def run_config(workdir: Path, plugin: Plugin, row: Row, events: int, tag: str) -> Path:
+    """The Falco config (and its rule file, both named after ``tag``) of one run: ``plugin``
+    producing ``events`` events against ``row``'s rule."""
+    rules = rule_file(workdir / f"{tag}_rules.yaml", plugin.source, row.condition)
+    conf = PluginConf(plugin.name, plugin.library, INIT_CONFIG, json.dumps({"start": 1, "maxEvents": events}))
+    return write_config(workdir / f"{tag}.yaml", falco_config([conf], rules=[rules], json_output=False))
+
+
 def run_once(falco: Path, workdir: Path, plugin: Plugin, row: Row, events: int, clock: str) -> float:
     """Seconds (``clock``: CPU or wall) one Falco process takes to read ``events`` events of ``plugin``."""
-    rules = rule_file(workdir / f"{plugin.source}_rules.yaml", plugin.source, row.condition)
-    conf = PluginConf(plugin.name, plugin.library, INIT_CONFIG, json.dumps({"start": 1, "maxEvents": events}))
-    config = write_config(workdir / f"{plugin.source}.yaml", falco_config([conf], rules=[rules], json_output=False))
+    config = run_config(workdir, plugin, row, events, plugin.source)
     run: FalcoRun = run_falco(falco, config, *PLUGIN_ONLY, "-v", timeout=600)
     if run.returncode != 0:
         raise BenchError(f"Falco failed:\n{run.describe()}")

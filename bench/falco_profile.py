@@ -27,7 +27,6 @@ Needs valgrind; exits 2 without it or without a Falco.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -42,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "falco"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from falco import INIT_CONFIG, ROWS, Plugin, Row, rule_file  # noqa: E402
-from falco_runner import DUMMY_C, PLUGIN_ONLY, PluginConf, falco_config, find_falco, write_config  # noqa: E402
+from falco import ROWS, Plugin, Row, run_config  # noqa: E402
+from falco_runner import DUMMY_C, PLUGIN_ONLY, find_falco  # noqa: E402
 
 DEFAULT_EVENTS = 20_000
 
@@ -110,9 +109,7 @@ def parse_annotate(text: str) -> Counts:
 
 def run_counted(falco: Path, workdir: Path, plugin: Plugin, row: Row, events: int) -> Counts:
     tag = f"{plugin.name}-{ROWS.index(row)}-{events}"
-    rules = rule_file(workdir / f"{tag}_rules.yaml", plugin.source, row.condition)
-    conf = PluginConf(plugin.name, plugin.library, INIT_CONFIG, json.dumps({"start": 1, "maxEvents": events}))
-    config = write_config(workdir / f"{tag}.yaml", falco_config([conf], rules=[rules], json_output=False))
+    config = run_config(workdir, plugin, row, events, tag)
     out = workdir / f"{tag}.callgrind"
     valgrind = shutil.which("valgrind") or "valgrind"
     cmd = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", str(falco), "-c", str(config), *PLUGIN_ONLY]
