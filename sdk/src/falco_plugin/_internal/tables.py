@@ -11,8 +11,6 @@ another plugin uses a table of ours.
 from __future__ import annotations
 
 import logging
-import sys
-from importlib import import_module
 from typing import Any
 
 from ..tables import (
@@ -29,22 +27,17 @@ from ..tables import (
     TableError,
     Tables,
 )
+from .capabilities import imported_author_module
 
 __all__ = ["NoTables", "OwnedTable", "TablesRuntime", "uses_tables"]
-
-_SDK = __name__.rsplit(".", 2)[0]  # the falco_plugin package
 
 
 def uses_tables(cls: type) -> bool:
     """Whether a plugin class needs the table glue: parsers and capture
     listeners always may; other plugins say so with ``uses_tables = True``."""
-    # A class cannot derive from a base whose module was never imported: looking
-    # the bases up among the imported modules spares a plugin library, at
-    # start-up, importing the capabilities it does not use.
     for module, base in (("parse", "ParsePlugin"), ("capture", "CaptureListenPlugin")):
-        name = f"{_SDK}.{module}"
-        # import_module, not sys.modules' entry: another thread may be importing it still.
-        if name in sys.modules and issubclass(cls, getattr(import_module(name), base)):
+        found = imported_author_module(module)
+        if found is not None and issubclass(cls, getattr(found, base)):
             return True
     return bool(getattr(cls, "uses_tables", False))
 

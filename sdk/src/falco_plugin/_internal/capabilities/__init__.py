@@ -30,6 +30,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -217,14 +218,21 @@ FEATURE_UNITS: tuple[tuple[str, str, str], ...] = (("metrics", "METRICS_IMPL", "
 _SDK = __name__.rsplit(".", 2)[0]  # the falco_plugin package
 
 
+def imported_author_module(name: str) -> ModuleType | None:
+    """The author-API module ``falco_plugin.<name>`` when something imported it
+    already, else None. A class cannot derive from a base, nor declare a
+    Metric, whose module was never imported: asking this instead of importing
+    spares a plugin library, at start-up, the capabilities it does not use."""
+    full = f"{_SDK}.{name}"
+    # import_module, not sys.modules' entry: another thread may be importing it still.
+    return import_module(full) if full in sys.modules else None
+
+
 def _implementations(units: tuple[tuple[str, str, str], ...], selectable_only: bool) -> tuple[Any, ...]:
     found = []
     for module, name, author_module in units:
-        # A class cannot derive from a base, nor declare a Metric, whose module
-        # was never imported: leaving those units out changes nothing a class
-        # selects, and spares a plugin library, at start-up, the import of the
-        # capabilities it does not use.
-        if selectable_only and f"{_SDK}.{author_module}" not in sys.modules:
+        # leaving out the units of modules never imported changes nothing a class selects
+        if selectable_only and imported_author_module(author_module) is None:
             continue
         found.append(getattr(import_module(f"{__name__}.{module}"), name))
     return tuple(found)
