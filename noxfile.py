@@ -62,7 +62,7 @@ def run_lint(session: nox.Session) -> None:
 
 
 def run_typecheck(session: nox.Session) -> None:
-    packages = ["falco_plugin", *(plugin_package(p) for p in PLUGINS)]
+    packages = ["falco_plugin", "falco_plugin_tools", *(plugin_package(p) for p in PLUGINS)]
     session.run("mypy", *(arg for pkg in packages for arg in ("-p", pkg)))
     session.run("mypy", "bench/run.py")
     # bench/falco.py runs Falco with the helper of the Falco tests (tests/falco/falco_runner.py)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests" / "falco"))  # the helper the Falco tests 
 sys.path.insert(0, str(ROOT / "sdk" / "tests"))  # the capture writer of the test suite
 sys.path.insert(0, str(ROOT / "bench"))  # bench/run.py builds the table plugins
 
-from falco_plugin.host.scap import ProcEntry  # noqa: E402
+from falco_plugin_tools.host.scap import ProcEntry  # noqa: E402
 from falco_runner import PluginConf, find_falco, run_falco, write_config  # noqa: E402
 from run import compile_tables_bench  # noqa: E402
 from scapwriter import ScapWriter, block, build_event  # noqa: E402

@@ -48,7 +48,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import falco_plugin
-from falco_plugin.host.chost import compile_chost
+import falco_plugin_tools.abi
+from falco_plugin_tools.host.chost import compile_chost
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LIB = ROOT / "plugins" / "dummy" / "libdummy_py.so"
@@ -58,7 +59,7 @@ TABLES_HOST_SRC = Path(__file__).resolve().parent / "reference" / "tables_host.c
 TABLES_PROJECT = Path(__file__).resolve().parent / "tables_py"
 ASYNC_REFERENCE_SRC = Path(__file__).resolve().parent / "reference" / "async.c"
 FIXTURES = ROOT / "tests" / "plugins"
-ABI_DIR = Path(falco_plugin.__file__).parent / "_glue"
+ABI_DIR = Path(falco_plugin_tools.abi.__file__).parent
 
 SOURCE_EVENTS = 2_000_000
 EXTRACT_EVENTS = 1_000_000
@@ -112,7 +113,7 @@ def compile_reference(dest_dir: Path) -> Path:
 
 def compile_tables_bench(dest_dir: Path) -> tuple[Path, Path, Path]:
     """The table host, the C reference and the Python plugin of the table benchmark."""
-    from falco_plugin.build import build_plugin
+    from falco_plugin_tools.build import build_plugin
 
     compiler = os.environ.get("CC") or shutil.which("cc") or "gcc"
     host, ref = dest_dir / "tables_host", dest_dir / "libbench_tables_c.so"
@@ -349,7 +350,7 @@ def _get_metrics_ns(chost: Path, lib: Path, calls: int) -> float:
 
 def _update_ns(metrics_lib: Path, calls: int) -> float:
     """One ``inc()`` of a C cell, timed inside the plugin (the fixture's ``bench:N`` operation)."""
-    from falco_plugin.host import HostEvent, PluginLibrary
+    from falco_plugin_tools.host import HostEvent, PluginLibrary
 
     event = HostEvent.plugin_event(b"x", 999, num=1, source="fxt_metrics")
     with PluginLibrary.load(metrics_lib) as lib, lib.init("") as plugin:
@@ -372,7 +373,7 @@ def _pure_python_update_ns(calls: int) -> float:
 
 
 def measure_stateful(chost: Path, tmp: Path, repeat: int, seconds: float, calls: int) -> Stateful:
-    from falco_plugin.build import build_plugin
+    from falco_plugin_tools.build import build_plugin
 
     async_lib = build_plugin(FIXTURES / "async_events", tmp / "async").library
     metrics_lib = build_plugin(FIXTURES / "metrics", tmp / "metrics").library

@@ -4,7 +4,7 @@ Fixture plugin projects live in ``tests/plugins/<name>/`` (never installed:
 the builder imports them from their ``src/``); ``built(name)`` builds one once
 per test session (``"dummy"`` is the reference plugin in ``plugins/dummy``).
 ``loaded(name)`` also loads it into this process through the host's raw layer
-(:mod:`falco_plugin.host.raw`: every ``plugin_*`` call by hand, nothing checked).
+(:mod:`falco_plugin_tools.host.raw`: every ``plugin_*`` call by hand, nothing checked).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import BuildResult
-from falco_plugin.host.raw import Library
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host.raw import Library
 from harness import Built, project_dir
 
 

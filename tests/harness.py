@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -15,7 +15,7 @@ FIXTURE_PLUGINS = TESTS / "plugins"
 Built = Callable[[str], BuildResult]
 """``built(name)``: the session build of a fixture plugin (``"dummy"``: the reference plugin)."""
 RunChost = Callable[..., "subprocess.CompletedProcess[str]"]
-"""``run_chost(library, *args, env=None)`` from ``falco_plugin.testing``."""
+"""``run_chost(library, *args, env=None)`` from ``falco_plugin_tools.testing``."""
 
 
 def project_dir(name: str) -> Path:

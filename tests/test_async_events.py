@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from falco_plugin.host import HostError, PluginHandle, PluginLibrary
-from falco_plugin.host.async_events import ASYNCEVENT_E, AsyncEvent, AsyncEvents, decode_async_event
+from falco_plugin_tools.host import HostError, PluginHandle, PluginLibrary
+from falco_plugin_tools.host.async_events import ASYNCEVENT_E, AsyncEvent, AsyncEvents, decode_async_event
 from harness import Built, RunChost
 
 U64_MAX = 2**64 - 1
@@ -218,7 +218,7 @@ def test_a_failing_dump_state_is_a_failure_with_its_message(lib: PluginLibrary) 
 
 
 def test_entry_points_survive_a_null_state_and_null_handlers(lib: PluginLibrary) -> None:
-    from falco_plugin.host._ffi import ffi
+    from falco_plugin_tools.host._ffi import ffi
 
     set_handler = lib.symbol("set_async_event_handler")
     dump = lib.symbol("dump_state")
@@ -244,7 +244,7 @@ def test_the_decoder_refuses_malformed_async_events() -> None:
 
 
 def _set_config(handle: PluginHandle, text: str) -> None:
-    from falco_plugin.host._ffi import ffi
+    from falco_plugin_tools.host._ffi import ffi
 
     keep = ffi.new("char[]", text.encode())
     inp = ffi.new("ss_plugin_set_config_input *", {"config": keep})
@@ -271,7 +271,7 @@ def test_the_c_host_gets_async_events_from_python_threads_and_none_after_the_cle
 
 
 def test_falco_plugin_run_prints_async_events(library_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from falco_plugin.cli import main
+    from falco_plugin_tools.cli import main
 
     rc = main(
         [

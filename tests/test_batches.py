@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 from falco_plugin._internal.layout import NO_VALUE, PAYLOAD_OFFSET, PLUGIN_EVENT, PLUGIN_EVENT_HEADER
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, State, event_header, payload_of, plugin_event
-from falco_plugin.host.runners import Host
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, State, event_header, payload_of, plugin_event
+from falco_plugin_tools.host.runners import Host
 from harness import Built
 
 SOURCE_ONLY_ID = 999_101

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 
 ROOT = Path(__file__).resolve().parents[1]
 

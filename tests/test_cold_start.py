@@ -1,6 +1,6 @@
 """A plugin library loaded by a plain C host (like Falco) in an empty environment.
 
-The C host (``falco_plugin.testing``'s ``run_chost``) dlopens the library,
+The C host (``falco_plugin_tools.testing``'s ``run_chost``) dlopens the library,
 inits it, reads its source, extracts fields, then closes, destroys, dlcloses
 and exits. Nothing may depend on the environment the library was built in
 (no PYTHONPATH, no virtualenv), touch the host's signal handlers, print to
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import build_plugin
+from falco_plugin_tools.build import build_plugin
 from harness import Built, RunChost, event_lines, field_values, project_dir
 
 

@@ -1,7 +1,7 @@
 """Exceptions in plugin code, in every entry point, become a failure code plus a
 ``get_last_error`` message naming the entry point; the host keeps working.
 
-Driven in-process through the host's raw layer (:mod:`falco_plugin.host.raw`)
+Driven in-process through the host's raw layer (:mod:`falco_plugin_tools.host.raw`)
 with the ``faulty`` fixture plugin, whose config says which entry points raise
 (``set_config`` changes it between calls). The end-to-end checks run on both
 hosts (the ``host`` fixture).
@@ -13,9 +13,9 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, State, plugin_event
-from falco_plugin.host.runners import Failure, Host
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, State, plugin_event
+from falco_plugin_tools.host.runners import Failure, Host
 from harness import Built, RunChost
 
 FIELDS = ["faulty.text", "faulty.number", "faulty.flag", "faulty.item[3]", "faulty.names"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, State, ffi, plugin_event
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, State, ffi, plugin_event
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 from falco_plugin.event import PLUGIN_EVENT
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, Request, State, plugin_event, raw_event
-from falco_plugin.host.runners import Host
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, Request, State, plugin_event, raw_event
+from falco_plugin_tools.host.runners import Host
 from harness import Built
 
 PAYLOAD = b"alpha be gamma"

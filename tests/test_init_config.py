@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable
 
 import pytest
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, plugin_event
-from falco_plugin.host.runners import Host
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, plugin_event
+from falco_plugin_tools.host.runners import Host
 from harness import Built, RunChost
 
 EVENT = Event.from_bytes(plugin_event(b"a b"), num=1)

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import build_plugin
-from falco_plugin.host import LogRecord, PluginLibrary, Rc
-from falco_plugin.host.raw import Library, ffi
+from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.host import LogRecord, PluginLibrary, Rc
+from falco_plugin_tools.host.raw import Library, ffi
 from harness import Built, RunChost
 
 INFO, WARNING = 6, 4
@@ -83,10 +83,10 @@ def test_a_state_dropped_without_destroy_still_receives_its_logs(loaded: Callabl
 def test_the_python_host_forwards_a_python_plugins_log_line_once(
     built: Built, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Forwarded records live under the "falco_plugin" logger, which a Python plugin's runtime
-    # also sends to its host: the host must not take its own record back (it used to, ~100 deep).
+    # Forwarded records go to a Python logger, and a Python plugin's runtime
+    # sends every record to its host: the host must not take its own record back (it used to, ~100 deep).
     with (
-        caplog.at_level(logging.INFO, logger="falco_plugin.host"),
+        caplog.at_level(logging.INFO, logger="falco_plugin_tools.host"),
         PluginLibrary.load(built("full").library) as lib,
         lib.init('{"prefix": "once"}', forward_logs=True) as handle,
     ):

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 from falco_plugin._internal.layout import HEADER, PLUGIN_EVENT
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, State, ffi, plugin_event
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, State, ffi, plugin_event
 
 
 def header(length: int, nparams: int = 2) -> bytes:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, State, ffi, plugin_event
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, State, ffi, plugin_event
 
 
 @pytest.fixture

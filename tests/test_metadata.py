@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 
 from falco_plugin.event import PLUGIN_EVENT
-from falco_plugin.host.raw import Library, ffi
+from falco_plugin_tools.host.raw import Library, ffi
 from harness import Built
 
 

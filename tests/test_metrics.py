@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from falco_plugin import Counter, ExtractPlugin, Gauge, SpecError, field
 from falco_plugin._internal.spec import resolve
-from falco_plugin.host import ExtractionError, HostEvent, PluginHandle, PluginLibrary
-from falco_plugin.host._ffi import ffi
-from falco_plugin.host.metrics import MetricValue
+from falco_plugin_tools.host import ExtractionError, HostEvent, PluginHandle, PluginLibrary
+from falco_plugin_tools.host._ffi import ffi
+from falco_plugin_tools.host.metrics import MetricValue
 from harness import Built, RunChost
 
 EVENT = HostEvent.plugin_event(b"x", 999, num=1, source="fxt_metrics")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Library
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Library
 from harness import Built, RunChost
 
 

@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 
 import pytest
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Library, State
-from falco_plugin.host.runners import Failure, Host
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Library, State
+from falco_plugin_tools.host.runners import Failure, Host
 from harness import Built, RunChost
 
 

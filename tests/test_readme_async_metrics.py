@@ -6,8 +6,8 @@ import queue
 import re
 from pathlib import Path
 
-from falco_plugin.build import build_plugin
-from falco_plugin.host import HostEvent, PluginLibrary
+from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.host import HostEvent, PluginLibrary
 from harness import REPO
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from falco_plugin.build import build_plugin
-from falco_plugin.host import PluginLibrary
+from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.host import PluginLibrary
 from harness import REPO, Built
 
 

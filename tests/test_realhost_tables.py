@@ -104,10 +104,10 @@ def test_libsinsp_subtables_are_read_while_replaying(built: Built) -> None:
 
 def test_the_python_host_fed_from_the_capture_agrees_with_falco(built: Built) -> None:
     """The same plugin, the same capture, our host: threads kept by host/threads.py, fed into the table."""
-    from falco_plugin.host import HostEvent, PluginLibrary
-    from falco_plugin.host.scap import ScapReader
-    from falco_plugin.host.tables import TableRegistry, feed_thread, threads_table
-    from falco_plugin.host.threads import ThreadTable
+    from falco_plugin_tools.host import HostEvent, PluginLibrary
+    from falco_plugin_tools.host.scap import ScapReader
+    from falco_plugin_tools.host.tables import TableRegistry, feed_thread, threads_table
+    from falco_plugin_tools.host.threads import ThreadTable
 
     capture = _capture(_realhost_binary("FALCO", "falco"))
     reg = TableRegistry(threads_table())

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin._abi import HEADER
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, plugin_event
+from falco_plugin_tools.abi import HEADER
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, plugin_event
 from harness import TESTS, Built, RunChost
 
 PROCESSES = 30

@@ -17,11 +17,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import falco_plugin_tools.build as builder
 import pytest
-from falco_plugin import build as builder
 from falco_plugin._internal.version import GLUE_CONTRACT, SDK_VERSION
-from falco_plugin.build import BuildResult, build_plugin
-from falco_plugin.host import HostError, PluginLibrary
+from falco_plugin_tools.build import BuildResult, build_plugin
+from falco_plugin_tools.host import HostError, PluginLibrary
 from harness import Built, project_dir
 
 OTHER_RELEASE = "9.9.9"

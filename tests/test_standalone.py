@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from falco_plugin import cli
-from falco_plugin.build import build_plugin
-from falco_plugin.standalone import BASE_LIBRARIES, DYNLOAD_DENYLIST, HOME_DIR, PLUGIN_METADATA
+from falco_plugin_tools import cli
+from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.build.standalone import BASE_LIBRARIES, DYNLOAD_DENYLIST, HOME_DIR, PLUGIN_METADATA
 from harness import REPO, TESTS, Built, event_lines, field_values, project_dir
 
 HTTP_POLL = REPO / "plugins" / "http_poll"
@@ -174,7 +174,7 @@ def test_a_site_dir_extension_gets_its_libraries_grafted_or_shared_with_the_home
     plugin_dir: Path, tmp_path: Path
 ) -> None:
     """A plugin's own extension module needing libz (in the home) and libsqlite3 (not there)."""
-    from falco_plugin.standalone import fix_site_dir
+    from falco_plugin_tools.build.standalone import fix_site_dir
 
     libz, sqlite = _system_library("libz.so.1"), _system_library("libsqlite3.so.0")
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -432,8 +432,8 @@ def test_a_standalone_archive_unpacks_to_the_plugin_directory_layout_and_verifie
 
 def test_archives_of_separate_builds_agree_on_every_file_of_the_shared_home(tmp_path: Path) -> None:
     """So that unpacking them into one plugin directory, in any order, leaves one consistent interpreter."""
-    from falco_plugin.package import package_plugin
-    from falco_plugin.registry import read_library
+    from falco_plugin_tools.package import package_plugin
+    from falco_plugin_tools.registry import read_library
 
     contents = []
     for project in (project_dir("dummy"), project_dir("full")):

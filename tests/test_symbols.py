@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from elf_symbols import exported_symbols, plugin_symbols
-from falco_plugin._abi import ENTRY_POINTS
+from falco_plugin_tools.abi import ENTRY_POINTS
 from harness import Built
 
 BASE = {

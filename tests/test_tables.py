@@ -1,7 +1,7 @@
 """State tables, event parsing and capture listening, in the SDK's Python host.
 
 The host's ``threads`` table (libsinsp's fields and subtables) and the tables
-plugins export are offered through the C vtables (``falco_plugin.host.tables``);
+plugins export are offered through the C vtables (``falco_plugin_tools.host.tables``);
 the fixture plugins ``tables_parse``, ``tables_export`` and ``tables_reader``
 use every table operation, and make each mistake on request (``misuse``).
 """
@@ -36,12 +36,12 @@ from falco_plugin import (
     TableError,
     field,
 )
-from falco_plugin._abi import HEADER as ABI_HEADER
 from falco_plugin._internal.spec import resolve
-from falco_plugin.build import build_plugin
-from falco_plugin.host import HostError, HostEvent, PluginHandle, PluginLibrary
-from falco_plugin.host.routines import RoutinePool
-from falco_plugin.host.tables import HostTable, TableRegistry, threads_table
+from falco_plugin_tools.abi import HEADER as ABI_HEADER
+from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.host import HostError, HostEvent, PluginHandle, PluginLibrary
+from falco_plugin_tools.host.routines import RoutinePool
+from falco_plugin_tools.host.tables import HostTable, TableRegistry, threads_table
 from harness import REPO, Built
 
 HEADER = struct.Struct("<QQIHI")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from falco_plugin._internal.layout import PAYLOAD_OFFSET
-from falco_plugin.host import Rc
-from falco_plugin.host.raw import Event, Library, ffi, plugin_event
+from falco_plugin_tools.host import Rc
+from falco_plugin_tools.host.raw import Event, Library, ffi, plugin_event
 
 EVENT = Event.from_bytes(plugin_event(b"prefix 1234 t0,t1"), num=1)
 

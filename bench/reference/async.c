@@ -7,7 +7,7 @@
  * cleared, which stops and joins it. It also exports five metrics like
  * tests/plugins/metrics, so get_metrics costs can be compared.
  *
- *   cc -O2 -shared -fPIC -fvisibility=hidden -pthread -I sdk/src/falco_plugin/_glue \
+ *   cc -O2 -shared -fPIC -fvisibility=hidden -pthread -I sdk/src/falco_plugin_tools/build/glue \
  *      bench/reference/async.c -o libasync_c_ref.so
  */
 #include <pthread.h>

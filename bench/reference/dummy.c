@@ -13,7 +13,7 @@
  * Only the plugin_* functions below are exported (-fvisibility=hidden plus
  * the FP_REF_EXPORT attribute).
  *
- *   cc -O2 -shared -fPIC -fvisibility=hidden -I sdk/src/falco_plugin/_glue \
+ *   cc -O2 -shared -fPIC -fvisibility=hidden -I sdk/src/falco_plugin_tools/build/glue \
  *      bench/reference/dummy.c -o libdummy_c_ref.so
  */
 #include <stdarg.h>

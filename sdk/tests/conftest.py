@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import BuildResult
-from falco_plugin.host import PluginHandle, PluginLibrary
-from falco_plugin.host.chost import ABI_DIR
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host import PluginHandle, PluginLibrary
+from falco_plugin_tools.host.chost import ABI_DIR
 
 TESTS = Path(__file__).resolve().parent
 DUMMY_PROJECT = TESTS.parents[1] / "plugins" / "dummy"

@@ -1,7 +1,7 @@
 """Write .scap captures and events from Python values, for the reader and decoder tests.
 
 The inverse of ``falco_plugin.params`` (``encode_value``/``build_event``) and
-of ``falco_plugin.host.scap`` (``ScapWriter``): section header, machine
+of ``falco_plugin_tools.host.scap`` (``ScapWriter``): section header, machine
 info, process lists (versions 1..9), unknown blocks, event blocks of every
 kind (EV/EVF, v1 headers without the parameter count, v2, large).
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from falco_plugin._internal import syscall_table as tbl
-from falco_plugin.host.scap import FdEntry, ProcEntry
 from falco_plugin.params import SockAddr, SockTuple
+from falco_plugin_tools.host.scap import FdEntry, ProcEntry
 
 HEADER = struct.Struct("<QQIHI")
 SHB_BLOCK_TYPE = 0x0A0D0D0A

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from falco_plugin._internal.spec import SpecError
-from falco_plugin.build import BuildError, build_plugin, plugin_target
+from falco_plugin_tools.build import BuildError, build_plugin, plugin_target
 
 GOOD_CLASS = """
 from falco_plugin import Batch, SourceInstance, SourcePlugin
@@ -106,7 +106,7 @@ def test_a_built_site_dir_holds_the_plugin_and_the_sdk_runtime_precompiled(tmp_p
     for module in ("fxt_build_ok/plugin.py", "falco_plugin/_internal/runtime.py"):
         assert (result.site_dir / module).is_file(), module
     # The SDK's tooling and cffi's Python half stay out (test_site_dir.py has the details).
-    assert not (result.site_dir / "falco_plugin" / "build.py").exists()
+    assert not (result.site_dir / "falco_plugin_tools").exists()
     assert not (result.site_dir / "cffi").exists()
     assert list(result.site_dir.glob("_cffi_backend*.so"))
     # Shipped bytecode, hash-checked (flags 0b11) so a copy with other mtimes still uses it.

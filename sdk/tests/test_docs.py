@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin import docs
-from falco_plugin.build import BuildResult
-from falco_plugin.docs import DocsError, render_config, render_fields, replace_sections, update_readme
-from falco_plugin.registry import BuiltFacts, read_library
-from falco_plugin.registry.check import plugin_folders
+from falco_plugin_tools import docs
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.docs import DocsError, render_config, render_fields, replace_sections, update_readme
+from falco_plugin_tools.registry import BuiltFacts, read_library
+from falco_plugin_tools.registry.check import plugin_folders
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMMY = ROOT / "plugins" / "dummy"

@@ -20,7 +20,7 @@ from falco_plugin._internal.layout import (
     PLUGIN_EVENT_HEADER,
     async_parts,
 )
-from falco_plugin.host import PluginLibrary
+from falco_plugin_tools.host import PluginLibrary
 
 
 def decoder_class() -> type[Any]:

@@ -6,7 +6,7 @@ import ctypes
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import build_plugin
+from falco_plugin_tools.build import build_plugin
 
 EXTRACTOR = """
 from falco_plugin import Event, ExtractPlugin, field

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.cli import main
-from falco_plugin.host import Value
-from falco_plugin.host.cli import format_value, split_fields
+from falco_plugin_tools.cli import main
+from falco_plugin_tools.host import Value
+from falco_plugin_tools.host.cli import format_value, split_fields
 
 CPlugin = Callable[..., Path]
 EVENT_LINE = re.compile(r"^#(\d+) ts=(\d+)((?: \S+=\S+)*)$")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin.host import FieldExpressionError, FieldInfo, LoadError, PluginLibrary, parse_field_expression
+from falco_plugin_tools.host import FieldExpressionError, FieldInfo, LoadError, PluginLibrary, parse_field_expression
 
 CPlugin = Callable[..., Path]
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.host import HOST_API_VERSION, LoadError, PluginLibrary
-from falco_plugin.host.loader import check_api_version
+from falco_plugin_tools.host import HOST_API_VERSION, LoadError, PluginLibrary
+from falco_plugin_tools.host.loader import check_api_version
 
 CPlugin = Callable[..., Path]
 

@@ -7,8 +7,8 @@ import ipaddress
 import subprocess
 
 import pytest
-from falco_plugin.host import Value
-from falco_plugin.host.runners import Extracted, Failure, parse_chost_output, value_text
+from falco_plugin_tools.host import Value
+from falco_plugin_tools.host.runners import Extracted, Failure, parse_chost_output, value_text
 
 
 @pytest.mark.parametrize(

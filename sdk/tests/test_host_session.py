@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from falco_plugin._internal.layout import NO_VALUE, PLUGIN_EVENT
-from falco_plugin.host import (
+from falco_plugin_tools.host import (
     ExtractionError,
     HostError,
     HostEvent,
@@ -20,7 +20,7 @@ from falco_plugin.host import (
     PluginLibrary,
     Rc,
 )
-from falco_plugin.host.schema import validate_init_config
+from falco_plugin_tools.host.schema import validate_init_config
 
 CPlugin = Callable[..., Path]
 
@@ -100,11 +100,11 @@ def test_log_messages_are_collected_with_the_plugin_name_as_default_component(ct
 def test_log_messages_can_be_forwarded_to_python_logging(
     ctest: PluginLibrary, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="falco_plugin.host"), ctest.init(forward_logs=True):
+    with caplog.at_level(logging.INFO, logger="falco_plugin_tools.host"), ctest.init(forward_logs=True):
         pass
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
-        ("falco_plugin.host.ctest", logging.INFO, "ctest: config is '{}'"),
-        ("falco_plugin.host.ctest", logging.WARNING, "ctest-sub: a warning"),
+        ("falco_plugin_tools.host.ctest", logging.INFO, "ctest: config is '{}'"),
+        ("falco_plugin_tools.host.ctest", logging.WARNING, "ctest-sub: a warning"),
     ]
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from falco_plugin import cli
-from falco_plugin.package import Artifact, index_entries, package_plugin
-from falco_plugin.registry import BuiltFacts, LibraryError, read_library
+from falco_plugin_tools import cli
+from falco_plugin_tools.package import Artifact, index_entries, package_plugin
+from falco_plugin_tools.registry import BuiltFacts, LibraryError, read_library
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMMY = ROOT / "plugins" / "dummy"
@@ -81,7 +81,7 @@ def test_an_unpacked_archive_loads_and_runs_elsewhere(
     assert proc.stdout.startswith("plugin dummy_py 0.1.0")
     assert proc.stdout.count("\nevt ") == 3
     # and in the SDK's Python host, in a process of its own
-    run = [sys.executable, "-m", "falco_plugin.cli", "run", str(elsewhere / "libdummy_py.so")]
+    run = [sys.executable, "-m", "falco_plugin_tools.cli", "run", str(elsewhere / "libdummy_py.so")]
     proc = subprocess.run(
         [*run, "--open-params", '{"maxEvents": 3}', "--fields", "dummy.value", "-n", "3"],
         capture_output=True,

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import BuildResult
-from falco_plugin.registry import BuiltFacts, check, dump, is_hosted, load_file, read_library
-from falco_plugin.registry.check import plugin_folders
-from falco_plugin.registry.model import hosted_folder, plugin_entries
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.registry import BuiltFacts, check, dump, is_hosted, load_file, read_library
+from falco_plugin_tools.registry.check import plugin_folders
+from falco_plugin_tools.registry.model import hosted_folder, plugin_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = ROOT / "registry" / "plugins.yaml"
@@ -18,7 +18,9 @@ FOLDERS = plugin_folders(ROOT)
 
 def test_the_registry_is_in_the_layout_the_tools_write() -> None:
     text = REGISTRY.read_text(encoding="utf-8")
-    assert dump(load_file(REGISTRY)) == text, "rewrite it with falco_plugin.registry.save_file (see registry/README.md)"
+    assert dump(load_file(REGISTRY)) == text, (
+        "rewrite it with falco_plugin_tools.registry.save_file (see registry/README.md)"
+    )
 
 
 def test_the_registry_passes_every_rule_but_the_library_ones() -> None:

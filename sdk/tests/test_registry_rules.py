@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin import cli
-from falco_plugin.registry import RULES, BuiltFacts, Finding, check, dump
-from falco_plugin.registry.check import check_upstream_rules
+from falco_plugin_tools import cli
+from falco_plugin_tools.registry import RULES, BuiltFacts, Finding, check, dump
+from falco_plugin_tools.registry.check import check_upstream_rules
 
 OURS_FACTS = BuiltFacts(
     name="ours",

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin import cli
-from falco_plugin.registry import dump, load, load_file, next_free_id, sync
+from falco_plugin_tools import cli
+from falco_plugin_tools.registry import dump, load, load_file, next_free_id, sync
 
 
 def entry(name: str, pid: int | None = None, url: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from test_scap import SINSP_FIELDS, captures, sinsp_example, sinsp_rows
 
 TABLES_PARSE = Path(__file__).resolve().parents[2] / "tests" / "plugins" / "tables_parse"
 
 
 def replay(library: Path, capture: Path, fields: list[str]) -> dict[int, dict[str, Any]]:
-    cmd = [sys.executable, "-m", "falco_plugin.cli", "run", str(library), "--capture", str(capture), "--json"]
+    cmd = [sys.executable, "-m", "falco_plugin_tools.cli", "run", str(library), "--capture", str(capture), "--json"]
     done = subprocess.run([*cmd, "--fields", ",".join(fields)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]

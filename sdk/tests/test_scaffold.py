@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from falco_plugin import cli
-from falco_plugin.build import BuildResult, build_plugin
-from falco_plugin.docs import update_readme
-from falco_plugin.registry import check, load_file, read_library
-from falco_plugin.registry.model import plugin_entries
-from falco_plugin.scaffold import ScaffoldError, ScaffoldResult, reference_identity, scaffold
+from falco_plugin_tools import cli
+from falco_plugin_tools.build import BuildResult, build_plugin
+from falco_plugin_tools.docs import update_readme
+from falco_plugin_tools.registry import check, load_file, read_library
+from falco_plugin_tools.registry.model import plugin_entries
+from falco_plugin_tools.scaffold import ScaffoldError, ScaffoldResult, reference_identity, scaffold
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMMY = ROOT / "plugins" / "dummy"

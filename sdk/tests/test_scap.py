@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from falco_plugin._internal import syscall_table as tbl
-from falco_plugin.host.scap import FdEntry, ProcEntry, ScapError, ScapReader, read_scap, sinsp_verdict
-from falco_plugin.host.scap_convert import RawEvent, verdict
-from falco_plugin.host.threads import ThreadTable
 from falco_plugin.params import ParamError
+from falco_plugin_tools.host.scap import FdEntry, ProcEntry, ScapError, ScapReader, read_scap, sinsp_verdict
+from falco_plugin_tools.host.scap_convert import RawEvent, verdict
+from falco_plugin_tools.host.threads import ThreadTable
 from scapwriter import ScapWriter, block, build_event, fd_entry, proc_entry, sample_event
 
 CODE = {name: code for code, name in tbl.CODES.items()}

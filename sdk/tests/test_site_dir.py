@@ -1,7 +1,7 @@
 """What ships in ``lib<name>.site/``: the plugin, its dependencies and the SDK
 runtime, nothing of the SDK's tooling, and of cffi only its compiled backend.
 
-The manifest lives in ``falco_plugin.sitedir``; these tests check a real
+The manifest lives in ``falco_plugin_tools.build.sitedir``; these tests check a real
 build against it, and check that the runtime really runs from it alone: a
 runtime module that imports tooling (or cffi's Python half) fails here."""
 
@@ -16,37 +16,24 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import falco_plugin
+import falco_plugin_tools
 import pytest
-from falco_plugin import sitedir
-from falco_plugin.build import BuildError, BuildResult, build_plugin, plugin_target
-from falco_plugin.sitedir import RUNTIME_MODULES, SiteDirError, check_site_dir
+from falco_plugin_tools.build import BuildError, BuildResult, build_plugin, plugin_target, sitedir
+from falco_plugin_tools.build.sitedir import SiteDirError, check_site_dir
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECTS = {"dummy_py": REPO / "plugins" / "dummy", "http_poll": REPO / "plugins" / "http_poll"}
 SDK_SOURCE = Path(falco_plugin.__file__).parent
 
-# Named here independently of the manifest: none of these may ever ship.
-TOOLING = (
-    "build.py",
-    "cli.py",
-    "docs.py",
-    "package.py",
-    "scaffold.py",
-    "sitedir.py",
-    "testing.py",
-    "_abi.py",
-    "_glue",
-    "host",
-    "registry",
-)
+TOOLS_SOURCE = Path(falco_plugin_tools.__file__).parent
 
 
 def expected_runtime_files() -> set[PurePosixPath]:
-    """The runtime as the lead defined it: the listed root modules, py.typed, all of ``_internal``."""
+    """The runtime: every module of the ``falco_plugin`` package, and its py.typed."""
     root = PurePosixPath("falco_plugin")
-    files = {root / f"{m}.py" for m in RUNTIME_MODULES} | {root / "py.typed"}
-    internal = [p for p in (SDK_SOURCE / "_internal").rglob("*.py") if "__pycache__" not in p.parts]
-    files |= {root / p.relative_to(SDK_SOURCE).as_posix() for p in internal}
+    files = {root / "py.typed"}
+    modules = [p for p in SDK_SOURCE.rglob("*.py") if "__pycache__" not in p.parts]
+    files |= {root / p.relative_to(SDK_SOURCE).as_posix() for p in modules}
     return files
 
 
@@ -66,8 +53,7 @@ def built(request: pytest.FixtureRequest, build_plugin_project: Callable[[Path],
 def test_the_sdk_files_in_a_site_dir_are_exactly_the_runtime_manifest(built: BuildResult) -> None:
     site = built.site_dir
     assert shipped_sdk_files(site) == expected_runtime_files()
-    for name in TOOLING:
-        assert not (site / "falco_plugin" / name).exists(), name
+    assert not (site / "falco_plugin_tools").exists()
     # Every shipped module is precompiled, and no bytecode outlives its module.
     modules = {p.with_suffix("") for p in shipped_sdk_files(site) if p.suffix == ".py"}
     compiled = {
@@ -172,12 +158,14 @@ def test_a_built_site_dir_passes_the_check(site_copy: Path) -> None:
 
 @pytest.mark.parametrize(
     "planted",
-    ["falco_plugin/build.py", "falco_plugin/host/__init__.py", "falco_plugin/_glue/glue.c", "falco_plugin/notes.txt"],
+    ["falco_plugin_tools/build/__init__.py", "falco_plugin_tools/host/raw.py", "falco_plugin/notes.txt"],
 )
 def test_a_tooling_file_in_a_site_dir_fails_the_check_naming_it(site_copy: Path, planted: str) -> None:
     (site_copy / planted).parent.mkdir(parents=True, exist_ok=True)
     (site_copy / planted).write_text("")
-    with pytest.raises(SiteDirError, match=rf"not part of the SDK runtime .*: {planted}.*sitedir\.py"):
+    with pytest.raises(
+        SiteDirError, match=rf"not part of the SDK runtime .*: {planted}.*falco_plugin_tools is tooling"
+    ):
         check_site_dir(site_copy)
 
 
@@ -231,11 +219,12 @@ def test_the_build_fails_when_tooling_lands_in_the_site_dir(tmp_path: Path, monk
 
     def ship_and_leak(dist: md.Distribution, keep: sitedir.Keep | None, staging: Path) -> None:
         real_ship(dist, keep, staging)
-        (staging / "falco_plugin" / "cli.py").write_text("")
+        (staging / "falco_plugin_tools").mkdir(exist_ok=True)
+        (staging / "falco_plugin_tools" / "cli.py").write_text("")
 
     monkeypatch.setattr(sitedir, "_ship", ship_and_leak)
     project(tmp_path, "fxt_site_leak", '"falco-plugin-sdk"')
-    with pytest.raises(BuildError, match=r"not part of the SDK runtime .*falco_plugin/cli\.py"):
+    with pytest.raises(BuildError, match=r"not part of the SDK runtime .*falco_plugin_tools/cli\.py"):
         build_plugin(tmp_path, tmp_path / "out")
     # Nothing half-checked is left where a host would load it.
     assert not list((tmp_path / "out").glob("*.site*"))

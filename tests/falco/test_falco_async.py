@@ -14,7 +14,7 @@ import gzip
 from collections.abc import Callable
 from pathlib import Path
 
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from falco_runner import REPO, PluginConf, falco_config, run_falco, write_config
 
 RULES = """\

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from falco_runner import PLUGIN_ONLY, REPO, FalcoRun, PluginConf, falco_config, run_falco, write_config
 
 RULES = REPO / "plugins" / "dummy" / "rules" / "dummy_py_rules.yaml"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from falco_runner import PLUGIN_ONLY, REPO, FalcoRun, PluginConf, falco_config, run_falco, write_config
 
 RULES = REPO / "plugins" / "http_poll" / "rules" / "http_poll_rules.yaml"

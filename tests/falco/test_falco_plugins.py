@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import BuildResult
-from falco_plugin.host.loader import CAPABILITIES
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host.loader import CAPABILITIES
 from falco_runner import FalcoRun, PluginConf, falco_config, plugin_projects, run_falco, write_config
 
 PROJECTS = plugin_projects()

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from falco_runner import REPO, plugin_projects, run_falco
 
 SECTION = "## Loading a plugin in Falco"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from fuzzkit import ROOT, Target, describe
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase

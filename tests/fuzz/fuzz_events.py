@@ -3,7 +3,7 @@
     python tests/fuzz/fuzz_events.py LIBRARY [libFuzzer options] [CORPUS_DIR ...]
 
 One plugin library is loaded into this process through the SDK's Python host
-(``falco_plugin.host``), initialised with its defaults, and every fuzz input
+(``falco_plugin_tools.host``), initialised with its defaults, and every fuzz input
 becomes one event plus one field expression per field. atheris (libFuzzer for
 Python) steers by the coverage of the Python code on that path: the SDK
 runtime and the plugin's own decoding. The C glue is exercised on every input
@@ -25,8 +25,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from falco_plugin.host import ExtractionError, FieldExpressionError, HostEvent, PluginLibrary
-    from falco_plugin.host.fields import parse_field_expression
+    from falco_plugin_tools.host import ExtractionError, FieldExpressionError, HostEvent, PluginLibrary
+    from falco_plugin_tools.host.fields import parse_field_expression
 
 HEADER = struct.Struct("=QQIHI")  # ts, tid, len, type, nparams (26 bytes)
 PLUGIN_EVENT = 322

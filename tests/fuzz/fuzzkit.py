@@ -76,7 +76,7 @@ class Target:
 
 def describe(project: Path, library: Path) -> Target:
     """Read a built library's declarations through the SDK's Python host (init with defaults for open params)."""
-    from falco_plugin.host import PluginLibrary
+    from falco_plugin_tools.host import PluginLibrary
 
     lib = PluginLibrary.load(library)
     info = lib.info

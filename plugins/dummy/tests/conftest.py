@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from dummy_chost import Run, parse
-from falco_plugin.build import BuildResult
-from falco_plugin.host import PluginHandle, PluginLibrary
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host import PluginHandle, PluginLibrary
 
 PROJECT = Path(__file__).resolve().parents[1]
 # The project's own package importable by the test modules without `pip install -e`

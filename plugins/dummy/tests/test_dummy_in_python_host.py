@@ -7,8 +7,8 @@ import re
 
 import pytest
 from dummy_py.plugin import DummyPlugin
-from falco_plugin.build import BuildResult
-from falco_plugin.host import ExtractionError, PluginHandle, PluginLibrary
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host import ExtractionError, PluginHandle, PluginLibrary
 
 
 def test_info_matches_the_plugin_class(dummy_plugin: PluginHandle) -> None:

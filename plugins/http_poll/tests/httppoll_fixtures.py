@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from httppoll_kit import FAST, FakeApi, HostRun, Stream, TlsFiles, make_tls_files
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 from httppoll_kit import DEADLINE, FakeApi, HostRun, Reply, TlsFiles, free_port, plugin_threads, record, wait_for
 
 pytest_plugins = ["httppoll_fixtures"]
@@ -138,7 +138,7 @@ def test_c_host_bad_pointer_in_a_field_is_an_extraction_error(api: FakeApi, run_
 
 @pytest.fixture
 def py_host(http_poll_lib: BuildResult) -> Iterator[Any]:
-    host = pytest.importorskip("falco_plugin.host")
+    host = pytest.importorskip("falco_plugin_tools.host")
     if not hasattr(host, "PluginLibrary"):
         pytest.skip("the SDK's Python host is not there yet")
     with host.PluginLibrary.load(http_poll_lib.library) as lib:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin.build import BuildResult
-from falco_plugin.host import PluginHandle, PluginLibrary
-from falco_plugin.host.tables import TableRegistry, threads_table
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host import PluginHandle, PluginLibrary
+from falco_plugin_tools.host.tables import TableRegistry, threads_table
 from k8sparse_kit import FAST, FakeKube, Node, TlsFiles, make_tls_files
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from falco_plugin.host import HostEvent, PluginHandle
-from falco_plugin.host.tables import HostEntry, TableRegistry
+from falco_plugin_tools.host import HostEvent, PluginHandle
+from falco_plugin_tools.host.tables import HostEntry, TableRegistry
 
 DEADLINE = 10.0
 """Longest any test waits for something that should happen within milliseconds."""

@@ -79,7 +79,7 @@ def test_falco_replays_a_capture_with_the_dumped_pods(
 ) -> None:
     assert FALCO is not None
     sw = scapwriter()
-    from falco_plugin.host.scap import ProcEntry
+    from falco_plugin_tools.host.scap import ProcEntry
 
     kube.add(pod_object("web-1", "payments", uid=UID, labels={"app": "web"}, containers={"nginx": CID}))
     live = node({"api_server": kube.url})

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin.build import BuildResult
-from falco_plugin.host import HostError, HostEvent, PluginLibrary
-from falco_plugin.host.scap import ScapReader
-from falco_plugin.host.tables import ST, FieldDef, HostTable, TableRegistry, TableSchema, sync_threads
-from falco_plugin.host.threads import ThreadTable
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host import HostError, HostEvent, PluginLibrary
+from falco_plugin_tools.host.scap import ScapReader
+from falco_plugin_tools.host.tables import ST, FieldDef, HostTable, TableRegistry, TableSchema, sync_threads
+from falco_plugin_tools.host.threads import ThreadTable
 from k8sparse_kit import (
     CLONE_20_X,
     EXECVE_19_X,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from fakeproc import write_proc
-from falco_plugin.build import BuildResult
+from falco_plugin_tools.build import BuildResult
 
 PROJECT = Path(__file__).resolve().parents[1]
 RUNNER = PROJECT.parents[1] / "tests" / "falco"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from fakeproc import advance, write_proc
-from falco_plugin.build import BuildResult
-from falco_plugin.host import HostError, PluginHandle, PluginLibrary
-from falco_plugin.host.async_events import AsyncEvent
-from falco_plugin.host.events import HostEvent
+from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host import HostError, PluginHandle, PluginLibrary
+from falco_plugin_tools.host.async_events import AsyncEvent
+from falco_plugin_tools.host.events import HostEvent
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@ A plugin is a class deriving from the capabilities it implements::
 
     from falco_plugin import SourcePlugin, ExtractPlugin, field
 
-Everything a plugin author needs is importable from here; ``falco_plugin.build``
-compiles a plugin into a shared library and ``falco_plugin.host`` loads and
+Everything a plugin author needs is importable from here; ``falco_plugin_tools.build``
+compiles a plugin into a shared library and ``falco_plugin_tools.host`` loads and
 drives any plugin library the way Falco does.
 """
 

@@ -172,7 +172,7 @@ def per_event(method: Callable[[S, Event], R]) -> Callable[[S, Event], R]:
     """
     key = object()
 
-    # The same protocol as the C wrapper in _glue/per_event.c, which a plugin
+    # The same protocol as the C wrapper in build/glue/per_event.c, which a plugin
     # library installs: the first value of an event in two slots (a plugin
     # mostly has one @per_event method), the others in a dict.
     @functools.wraps(method)

@@ -1,6 +1,6 @@
 """The Python half of a plugin library: what the C glue calls.
 
-The C glue (``_glue/common.c`` and one file per capability) owns every
+The C glue (``build/glue/common.c`` and one file per capability) owns every
 pointer the host sees and calls into this module for the cold paths (init,
 open, close...). For the hot paths it calls plugin methods directly with
 CPython's vectorcall, using objects prepared here and by each capability's
@@ -77,7 +77,7 @@ class HostLogHandler(logging.Handler):
 # exceptions, the records of libraries' own loggers) belong to no plugin
 # state: they go to every live state's host log, and nowhere when there is
 # none. Never to the host's stderr. A leaf logger of its own, so that no other
-# record (a Python host's own, under "falco_plugin.host") reaches them.
+# record (a Python host's own, under "falco_plugin_tools.host") reaches them.
 PROCESS_LOG = logging.getLogger(f"{__name__}.process")
 PROCESS_LOG.propagate = False
 PROCESS_LOG.addHandler(logging.NullHandler())
@@ -197,7 +197,7 @@ class State:
         self._started = False
 
     def attach_tables(self, glue: Any, state_addr: int) -> None:
-        """Called by the table glue (``_glue/tables.c``) before ``start``."""
+        """Called by the table glue (``build/glue/tables.c``) before ``start``."""
         self.tables = TablesRuntime(glue, state_addr, self.log)
         self.plugin.tables = Tables(self.tables)
 

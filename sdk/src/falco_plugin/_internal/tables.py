@@ -1,7 +1,7 @@
 """The runtime half of state tables: what ``falco_plugin.tables`` calls at init,
 and the Python side of the tables a plugin exports.
 
-The per-entry operations are C (``_glue/tables.c``); here are the cold paths:
+The per-entry operations are C (``build/glue/tables.c``); here are the cold paths:
 opening tables and obtaining accessors (through the glue's init-time
 functions, which check that init is under way), and :class:`OwnedTable`,
 whose methods the glue's exported-table vtables call when the host or

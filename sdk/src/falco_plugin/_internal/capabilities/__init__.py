@@ -8,7 +8,7 @@ both hosts and the registry tooling agree on them.
 The SDK implements a capability with one module here (``sourcing.py``,
 ``extraction.py``, ...) defining an :class:`Implementation`: the author-facing
 base class that selects it, how a plugin class's declarations are resolved
-into a :class:`CapabilitySpec`, the C file of its glue (``_glue/<name>.c``)
+into a :class:`CapabilitySpec`, the C file of its glue (``build/glue/<name>.c``)
 and the runtime mixin the C glue calls into. Adding a capability means adding
 such a module, its C file, and a line to :data:`CAPABILITY_UNITS` (which also
 names the author module of its base class: a plugin library imports a
@@ -17,11 +17,11 @@ capability's modules only when its plugin can have it, see :func:`selectable`).
 An optional *feature* is a group of symbols that is not a capability
 (:data:`FEATURES`: ``get_metrics``): the host never lists it, and any plugin
 may have it, whatever its bases. The SDK implements one the same way, with a
-:class:`FeatureImplementation` (``metrics.py`` + ``_glue/metrics.c``) listed
+:class:`FeatureImplementation` (``metrics.py`` + ``build/glue/metrics.c``) listed
 in :data:`FEATURE_UNITS`, which selects a plugin by what its class
 declares instead of by a base class. Capabilities and features are both
 *glue units*: each contributes symbols, C defines, a C file with its
-attach/release hooks (``FP_CAPABILITIES`` in ``_glue/common.h`` lists every
+attach/release hooks (``FP_CAPABILITIES`` in ``build/glue/common.h`` lists every
 unit a library has) and a runtime mixin.
 """
 
@@ -189,7 +189,7 @@ class Implementation:
 
     @property
     def c_source(self) -> str:
-        """File of its C glue, in the SDK's ``_glue`` directory."""
+        """File of its C glue, in the tooling's ``falco_plugin_tools/build/glue`` directory."""
         return f"{self.capability.name}.c"
 
     def resolve(self, cls: type[Plugin], where: str) -> CapabilitySpec:

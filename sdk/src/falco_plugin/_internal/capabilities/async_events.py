@@ -1,7 +1,7 @@
 """Async events: ``get_async_events``, ``set_async_event_handler`` and the
 optional ``get_async_event_sources`` and ``dump_state``.
 
-The glue (``_glue/async.c``) owns the handler: a gate that every emit goes
+The glue (``build/glue/async.c``) owns the handler: a gate that every emit goes
 through, built in C (the 402 event is written and the host's handler called
 with the GIL released), so that emitting is thread-safe, costs one C call,
 and is dropped and counted when no handler is set. The session logic (start,
@@ -118,7 +118,7 @@ class AsyncImplementation(Implementation):
 
 
 class AsyncState(_StateBase):
-    """What ``_glue/async.c`` calls on a runtime state."""
+    """What ``build/glue/async.c`` calls on a runtime state."""
 
     async_spec: AsyncSpec
     _async_session: AsyncSession | None

@@ -1,6 +1,6 @@
 """Capture listening: ``capture_open``/``capture_close`` and the routine pool.
 
-The glue (``_glue/capture_listening.c``) calls :meth:`CaptureListeningState.capture_open`
+The glue (``build/glue/capture_listening.c``) calls :meth:`CaptureListeningState.capture_open`
 and ``capture_close`` inside a table context, and implements the routine
 trampoline the host's threads call; :class:`RoutinePool` keeps the
 subscribed routines alive until they end.
@@ -74,7 +74,7 @@ class CaptureListeningImplementation(Implementation):
 
 
 class CaptureListeningState:
-    """What ``_glue/capture_listening.c`` calls on a runtime state."""
+    """What ``build/glue/capture_listening.c`` calls on a runtime state."""
 
     plugin: Plugin
     routine_pool: RoutinePool

@@ -1,6 +1,6 @@
 """Field extraction: ``get_fields`` (a C constant) and ``extract_fields``.
 
-The glue (``_glue/extraction.c``) calls the bound extractor methods of
+The glue (``build/glue/extraction.c``) calls the bound extractor methods of
 :attr:`ExtractionState.fields` directly (vectorcall, one field per host call)
 and converts their results in C.
 """
@@ -118,7 +118,7 @@ class ExtractionImplementation(Implementation):
 
 
 class ExtractionState:
-    """What ``_glue/extraction.c`` reads from a runtime state."""
+    """What ``build/glue/extraction.c`` reads from a runtime state."""
 
     fields: tuple[Any, ...]
     """Bound extractor methods, in field-id order."""

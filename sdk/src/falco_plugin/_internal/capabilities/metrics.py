@@ -1,7 +1,7 @@
 """Metrics (an optional feature, not a capability): ``plugin_get_metrics``.
 
 A plugin has it when its class declares :class:`~falco_plugin.Counter` or
-:class:`~falco_plugin.Gauge` attributes. The glue (``_glue/metrics.c``) keeps
+:class:`~falco_plugin.Gauge` attributes. The glue (``build/glue/metrics.c``) keeps
 one atomic 64-bit cell per metric and per state, gives Python an object per
 cell (``self.<metric>``: ``inc``/``dec``/``set`` are single atomic C
 operations, no lock), and fills the host's array from the cells without the
@@ -66,7 +66,7 @@ class MetricsImplementation(FeatureImplementation):
 
 
 class MetricsState(_StateBase):
-    """What ``_glue/metrics.c`` calls on a runtime state."""
+    """What ``build/glue/metrics.c`` calls on a runtime state."""
 
     metrics_spec: MetricsSpec
 

@@ -1,8 +1,8 @@
 """Event parsing: ``parse_event`` and the type and source lists.
 
-The glue (``_glue/parsing.c``) calls the bound ``parse_event`` directly
+The glue (``build/glue/parsing.c``) calls the bound ``parse_event`` directly
 (vectorcall) with the shared Event, inside a table context carrying the
-call's reader and writer vtables (``_glue/tables.c``).
+call's reader and writer vtables (``build/glue/tables.c``).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class ParsingImplementation(Implementation):
 
 
 class ParsingState:
-    """What ``_glue/parsing.c`` reads from a runtime state."""
+    """What ``build/glue/parsing.c`` reads from a runtime state."""
 
     parse: Any
     """The plugin's bound ``parse_event``."""

@@ -1,6 +1,6 @@
 """Event sourcing: ``open``/``next_batch``/``close`` and the optional extras.
 
-The glue (``_glue/sourcing.c``) writes the event headers of each batch in C
+The glue (``build/glue/sourcing.c``) writes the event headers of each batch in C
 and calls the instance's bound ``next_batch`` directly; the cold entry points
 (open, list_open_params, get_progress, event_to_string) call the
 :class:`SourcingState` methods below.
@@ -124,7 +124,7 @@ class SourcingImplementation(Implementation):
 
 
 class SourcingState:
-    """What ``_glue/sourcing.c`` calls on a runtime state."""
+    """What ``build/glue/sourcing.c`` calls on a runtime state."""
 
     plugin: Plugin
     sourcing: SourcingSpec

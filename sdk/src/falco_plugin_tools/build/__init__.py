@@ -1,0 +1,263 @@
+"""Turn a plugin project into ``lib<name>.so`` plus its Python site directory.
+
+A plugin project is a Python project whose ``pyproject.toml`` names the
+plugin class::
+
+    [tool.falco-plugin]
+    plugin = "dummy_py.plugin:DummyPlugin"
+
+``build_plugin(project_dir)`` imports that class from the current
+environment (the project must be installed in it), resolves its
+declarations, and compiles the SDK's C glue with cffi's embedding mode into
+``<project_dir>/lib<name>.so``.
+
+How a built plugin finds Python
+-------------------------------
+Next to the library the builder writes ``lib<name>.site/``: a copy of the
+plugin's package and of every distribution it depends on (of the SDK and
+cffi only what runs, see ``falco_plugin_tools.build.sitedir``). At first use the library locates itself (``dladdr``),
+puts that directory first on ``sys.path`` and imports the plugin from it, so
+the pair can be copied anywhere together. The standard library comes from
+the Python installation the library was built with: it links to that
+``libpython3.X.so`` (with an rpath to its directory) and starts it with that
+installation as its home. On a machine where the same Python version lives
+elsewhere, set ``FALCO_PLUGIN_PYTHONHOME`` for Falco and make
+``libpython3.X.so`` findable (``LD_LIBRARY_PATH`` or ``ldconfig``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata as md
+import os
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from falco_plugin_tools import abi
+from falco_plugin_tools.build import standalone as standalone_mod
+from falco_plugin._internal.capabilities import c_string, implemented, implemented_features
+from falco_plugin._internal.spec import PluginSpec, resolve
+from falco_plugin._internal.version import GLUE_CONTRACT, SDK_VERSION
+from falco_plugin.errors import SDKError
+from falco_plugin_tools.build.sitedir import SiteDirError, write_site_dir
+
+__all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]
+
+#: The C glue compiled into every plugin library (``common.c`` and one file per capability).
+GLUE_DIR = Path(__file__).parent / "glue"
+
+
+class BuildError(SDKError):
+    """The project cannot be built (bad configuration, missing install, compiler error)."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    library: Path
+    site_dir: Path
+    spec: PluginSpec
+
+
+def plugin_target(project_dir: Path) -> str:
+    """The ``module:Class`` a project's ``pyproject.toml`` names."""
+    pyproject = project_dir / "pyproject.toml"
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except FileNotFoundError:
+        raise BuildError(f"{pyproject} not found") from None
+    target = data.get("tool", {}).get("falco-plugin", {}).get("plugin")
+    if not isinstance(target, str) or ":" not in target:
+        raise BuildError(f'{pyproject}: set [tool.falco-plugin] plugin = "package.module:PluginClass"')
+    return target
+
+
+def _project_table(project_dir: Path) -> dict[str, object]:
+    data = tomllib.loads((project_dir / "pyproject.toml").read_text())
+    table = data.get("project", {})
+    if not isinstance(table.get("name"), str):
+        raise BuildError(f"{project_dir / 'pyproject.toml'}: [project] name is missing")
+    return table  # type: ignore[no-any-return]
+
+
+def _installed(name: str) -> md.Distribution | None:
+    try:
+        return md.distribution(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def generated_header(spec: PluginSpec, module: str, target: str, *, standalone: bool = False) -> str:
+    """The FP_* definitions the glue is compiled with: the common part, then
+    each capability's own (:meth:`CapabilitySpec.c_defines`).
+
+    A standalone library names its home relative to its own directory
+    (``FP_PYTHON_HOME_RELATIVE``), and carries no path of the build machine."""
+    minor = int(spec.required_api_version.split(".")[1])
+    # Every glue unit: the capabilities, then the optional features (metrics).
+    caps = " ".join(f"X({name})" for name in spec.units)
+    d: list[str] = [
+        "#define PLUGIN_ERRLEN 1024",
+        f"#define FP_CAPABILITIES(X) {caps}",
+        f"#define FP_MODULE {c_string(module)}",
+        f"#define FP_TARGET {c_string(target)}",
+        f"#define FP_BAKED {c_string(spec.baked())}",
+        f"#define FP_SDK_VERSION {c_string(SDK_VERSION)}",
+        f"#define FP_GLUE_CONTRACT {GLUE_CONTRACT}",
+        (
+            f"#define FP_PYTHON_HOME_RELATIVE {c_string(standalone_mod.HOME_DIR)}"
+            if standalone
+            else f"#define FP_PYTHON_HOME {c_string(sys.base_prefix)}"
+        ),
+        f"#define FP_NAME {c_string(spec.name)}",
+        f"#define FP_VERSION {c_string(spec.version)}",
+        f"#define FP_DESCRIPTION {c_string(spec.description)}",
+        f"#define FP_CONTACT {c_string(spec.contact)}",
+        f"#define FP_REQUIRED_API_VERSION {c_string(spec.required_api_version)}",
+        f"#define FP_API_MINOR {minor}",
+        f"#define FP_HAS_SET_CONFIG {int(spec.has_set_config)}",
+    ]
+    if spec.init_schema is not None:
+        d.append(f"#define FP_INIT_SCHEMA {c_string(spec.init_schema)}")
+    if spec.event_schema_version is not None:
+        d.append(f"#define FP_EVENT_SCHEMA_VERSION {c_string(spec.event_schema_version)}")
+    for cap in spec.units.values():
+        d += cap.c_defines()
+    return "\n".join(d) + "\n"
+
+
+def cdef_glue() -> str:
+    """The glue's own types the runtime reads through cffi (``fp_event_ref``)."""
+    text = re.sub(r"/\*.*?\*/", "", (GLUE_DIR / "event_ref.h").read_text(), flags=re.S)
+    return abi.strip_preprocessor(text)
+
+
+def glue_source(spec: PluginSpec, module: str, target: str, *, standalone: bool = False) -> str:
+    """The one translation unit of a plugin library: its definitions, the
+    common glue, and the glue of each capability it has (and no other)."""
+    impls = {impl.capability.name: impl for impl in (*implemented(), *implemented_features())}
+    header = generated_header(spec, module, target, standalone=standalone)
+    parts = [f'#include "{abi.HEADER.name}"', header, '#include "common.c"']
+    parts += [f'#include "{impls[name].c_source}"' for name in spec.units]
+    return "\n".join(parts) + "\n"
+
+
+def _version_script(spec: PluginSpec) -> str:
+    exported = "".join(f"    {s};\n" for s in spec.symbols())
+    return "{\n  global:\n" + exported + "  local: *;\n};\n"
+
+
+def build_plugin(
+    project_dir: str | Path, out_dir: str | Path | None = None, *, verbose: bool = False, standalone: bool = False
+) -> BuildResult:
+    """Compile the plugin project at ``project_dir``; see the module docs.
+
+    ``standalone``: also write the shared interpreter home beside the library
+    (:mod:`falco_plugin_tools.build.standalone`), so the output loads with no Python installed."""
+    import cffi  # a build-time dependency only
+
+    project = Path(project_dir).resolve()
+    out = Path(out_dir).resolve() if out_dir else project
+    target = plugin_target(project)
+    mod_name, _, cls_name = target.partition(":")
+    table = _project_table(project)
+    dist_name = str(table["name"])
+    if _installed(dist_name) is None and (project / "src").is_dir():
+        # Not installed (a fresh copy, a test fixture): import it from source.
+        sys.path.insert(0, str(project / "src"))
+    try:
+        cls = getattr(importlib.import_module(mod_name), cls_name)
+    except (ImportError, AttributeError) as exc:
+        raise BuildError(f"cannot import {target}: {exc} (is the project installed in this environment?)") from exc
+    spec = resolve(cls)
+    module = f"_falco_plugin_{spec.name.replace('-', '_')}"
+
+    ffi = cffi.FFI()
+    ffi.cdef(abi.cdef_packed(), packed=True)
+    ffi.cdef(abi.cdef_main())
+    ffi.cdef(cdef_glue())
+    # Embedding mode wants at least the (empty) API declaration and init code:
+    # we drive start-up ourselves from the glue (see glue/common.c).
+    ffi.embedding_api("")
+    ffi.embedding_init_code("")
+    source = glue_source(spec, module, target, standalone=standalone)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    # A standalone library finds the bundled libpython beside it, and carries no
+    # debug information: DWARF records the build directories and include paths.
+    rpath = f"$ORIGIN/{standalone_mod.HOME_DIR}/{standalone_mod.LIB}" if standalone else libdir
+    debug = ["-g0"] if standalone else []
+    out.mkdir(parents=True, exist_ok=True)
+    library = out / f"lib{spec.name}.so"
+    with tempfile.TemporaryDirectory(prefix="falco-plugin-build-") as tmp:
+        script = Path(tmp) / "exports.map"
+        script.write_text(_version_script(spec))
+        ffi.set_source(
+            module,
+            source,
+            include_dirs=[str(abi.HERE), str(GLUE_DIR)],
+            extra_compile_args=["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-function", *debug],
+            extra_link_args=[
+                f"-Wl,--version-script={script}",
+                # Never unmapped by dlclose: Python and its threads outlive any handle.
+                "-Wl,-z,nodelete",
+                f"-Wl,-rpath,{rpath}",
+            ],
+            libraries=["dl", "pthread"],
+        )
+        try:
+            built = ffi.compile(tmpdir=tmp, target=f"lib{spec.name}.so", verbose=verbose)
+        except Exception as exc:
+            raise BuildError(f"compiling {library.name} failed: {exc}") from exc
+        tmp_lib = Path(built)
+        staged = library.with_suffix(".so.tmp")
+        shutil.copy2(tmp_lib, staged)
+        os.replace(staged, library)  # atomic: a running host keeps its old mapping
+    site_dir = out / f"lib{spec.name}.site"
+    deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
+    try:
+        write_site_dir(site_dir, dist_name, project, deps)
+    except SiteDirError as exc:
+        raise BuildError(str(exc)) from exc
+    if standalone:
+        try:
+            home = standalone_mod.bundle_interpreter(out)
+            standalone_mod.fix_library(library)
+            grafted = standalone_mod.fix_site_dir(site_dir, home)
+            standalone_mod.write_plugin_metadata(site_dir, library, home, grafted)
+        except standalone_mod.StandaloneError as exc:
+            raise BuildError(f"--standalone: {exc}") from exc
+    return BuildResult(library=library, site_dir=site_dir, spec=spec)
+
+
+# -- command line (falco-plugin build) --------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("projects", nargs="+", type=Path, help="plugin project directories")
+    parser.add_argument("--out", type=Path, help="output directory (default: each project directory)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the compiler commands")
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help=f"bundle the interpreter ({standalone_mod.HOME_DIR}/ beside the library): loads with no Python installed",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    failed = 0
+    for project in args.projects:
+        try:
+            result = build_plugin(project, args.out, verbose=args.verbose, standalone=args.standalone)
+        except SDKError as exc:
+            print(f"falco-plugin build: {project}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        caps = ", ".join(result.spec.capabilities)
+        print(f"built {result.library} ({result.spec.name} {result.spec.version}: {caps})")
+    return 1 if failed else 0

@@ -1,0 +1,60 @@
+"""Event parsing in the Python host, dispatched as libsinsp does.
+
+libsinsp calls a parser's ``plugin_parse_event`` for every event whose type
+is among the plugin's parse event types (resolved after init: the plugin's
+list, or, when it gives none, every type for plugins compatible with the
+``syscall`` source and plugin events only otherwise) and whose source is
+among its parse sources (an empty list: every source). The call carries the
+table reader and writer vtables; a failure stops the capture with the
+plugin's error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from falco_plugin_tools.host._ffi import Rc, ffi
+from falco_plugin_tools.host.errors import HostError
+from falco_plugin_tools.host.events import HostEvent
+
+if TYPE_CHECKING:
+    from falco_plugin_tools.host.handle import PluginHandle
+
+__all__ = ["parse_event", "parses"]
+
+
+def parses(handle: PluginHandle, event: HostEvent) -> bool:
+    """Whether libsinsp would hand ``event`` to this plugin's parser."""
+    if "parsing" not in handle.info.capabilities:
+        return False
+    codes = handle.parse_event_types
+    sources = handle.info.parse_event_sources
+    return (codes is None or event.type in codes) and (not sources or event.source in sources)
+
+
+def _parse_input(handle: PluginHandle) -> Any:
+    inp = getattr(handle, "_parse_input", None)
+    if inp is None:
+        from falco_plugin_tools.host.raw import _owner_last_error
+
+        inp = ffi.new("ss_plugin_event_parse_input *")
+        inp.owner = handle._state._owner
+        inp.get_owner_last_error = _owner_last_error
+        tables = handle.tables
+        inp.table_reader_ext = tables.reader_ext if tables is not None else ffi.NULL
+        inp.table_writer_ext = tables.writer_ext if tables is not None else ffi.NULL
+        handle._parse_input = inp  # type: ignore[attr-defined]
+    return inp
+
+
+def parse_event(handle: PluginHandle, event: HostEvent) -> bool:
+    """Parse ``event`` if the plugin parses it; ``False`` when it does not."""
+    state = handle._state
+    if not parses(handle, event):
+        return False
+    rc = state.library.call("parse_event", state.state, event.event_input(), _parse_input(handle))
+    if handle.tables is not None:
+        handle.tables.check_released(state, "parse_event")
+    if rc != Rc.SUCCESS:
+        raise HostError(f"cannot parse event with plugin {handle.info.name}: {handle.last_error}")
+    return True

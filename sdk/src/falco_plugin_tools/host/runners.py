@@ -1,0 +1,245 @@
+"""One small interface over the SDK's two hosts, so a test can run on both.
+
+:class:`PythonHost` drives a library in this process through
+:class:`~falco_plugin_tools.host.PluginLibrary` (libsinsp's checks: init schema,
+field expressions, event checks); :class:`CHost` runs the C host program
+(``chost.c``) in an empty environment, the way Falco starts a plugin. Both
+answer :meth:`Host.run` with the same :class:`HostRun`: the events with their
+field values as text (as the C host prints them), per-field extraction
+errors, and the failure that ended the run, if any.
+
+The fixture ``host`` in :mod:`falco_plugin_tools.testing` is parametrised over both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from falco_plugin_tools.host.errors import ExtractionError, FieldExpressionError, HostError, LoadError
+from falco_plugin_tools.host.handle import Value
+from falco_plugin_tools.host.loader import PluginLibrary
+
+__all__ = ["CHost", "Extracted", "Failure", "Host", "HostRun", "PythonHost", "Stage", "value_text"]
+
+Stage = Literal["load", "fields", "init", "open", "next_batch", "exit"]
+"""Where a run failed: loading the library, resolving the fields, ``plugin_init``, ``plugin_open``, a
+batch; ``exit`` is a C host that ended with a failing status and no message (a crash)."""
+
+NO_VALUE_TEXT = "<none>"  # what the C host prints for a field without a value
+_INIT = "could not initialize plugin: "
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What ended a run early: the stage and the host's message (the plugin's last error where it has one)."""
+
+    stage: Stage
+    message: str
+
+
+@dataclass
+class Extracted:
+    """One event of a run: its number, then per requested field either a value or an error."""
+
+    num: int
+    values: dict[str, str | None] = field(default_factory=dict)
+    """Field expression -> value as text (lists joined by ``,``), ``None`` when the field has no value."""
+    errors: dict[str, str] = field(default_factory=dict)
+    """Field expression -> the extraction error, for fields that failed on this event."""
+
+
+@dataclass
+class HostRun:
+    """What one :meth:`Host.run` saw."""
+
+    host: str
+    events: list[Extracted] = field(default_factory=list)
+    failure: Failure | None = None
+
+    def column(self, expression: str) -> list[str | None]:
+        """The values of one field across the events (``None`` where it had none or failed)."""
+        return [e.values.get(expression) for e in self.events]
+
+
+class Host(Protocol):
+    """A host that can run a plugin library: ``"python"`` or ``"c"``."""
+
+    name: str
+
+    def run(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+    ) -> HostRun:
+        """Load, init with ``init_config``, open with ``open_params``, read up to ``n`` events (all
+        when ``None``) extracting ``fields`` from each (one field per call), then tear down."""
+        ...
+
+
+def value_text(value: Value | list[Value] | None) -> str | None:
+    """A value as the C host prints it: lists joined by ``,``, bools as ``true``/``false``,
+    addresses and networks as ``<N bytes>``; ``None`` (no value) stays ``None``."""
+    if value is None or value == []:
+        return None
+    if isinstance(value, list):
+        return ",".join(value_text(v) or "" for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        value = value.network_address
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return f"<{len(value.packed)} bytes>"
+    return str(value)
+
+
+class PythonHost:
+    """The in-process host (:class:`~falco_plugin_tools.host.PluginLibrary`)."""
+
+    name = "python"
+
+    def run(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+    ) -> HostRun:
+        result = HostRun(self.name)
+        try:
+            lib = PluginLibrary.load(library)
+        except LoadError as exc:
+            result.failure = Failure("load", exc.reason)
+            return result
+        with lib:
+            try:
+                handle = lib.init(init_config)
+            except HostError as exc:
+                result.failure = Failure("init", str(exc).removeprefix(_INIT))
+                return result
+            with handle:
+                if "sourcing" not in lib.info.capabilities:
+                    return result  # nothing to read, as the C host says with "rc=no-source"
+                # Libsinsp rejects a bad field expression when it compiles a rule; here it is
+                # that field's error on every event, so the other fields still run.
+                field_errors: dict[str, str] = {}
+                for expression in fields:
+                    try:
+                        lib.field(expression)
+                    except FieldExpressionError as exc:
+                        field_errors[expression] = str(exc)
+                try:
+                    capture = handle.open(open_params)
+                except HostError as exc:
+                    result.failure = Failure("open", str(exc))
+                    return result
+                with capture:
+                    try:
+                        for event in capture.events(limit=n):
+                            got = Extracted(event.num, errors=dict(field_errors))
+                            for expression in fields:
+                                if expression in field_errors:
+                                    continue
+                                try:
+                                    got.values[expression] = value_text(handle.extract(event, expression))
+                                except ExtractionError as exc:
+                                    got.errors[expression] = str(exc)
+                            result.events.append(got)
+                    except HostError as exc:
+                        result.failure = Failure("next_batch", str(exc))
+        return result
+
+
+class CHost:
+    """The C host program, run in an empty environment (``chost`` is its compiled path)."""
+
+    name = "c"
+
+    def __init__(self, chost: str | Path, timeout: float = 120) -> None:
+        self.chost = Path(chost)
+        self.timeout = timeout
+
+    def command(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+    ) -> list[str]:
+        args = [str(self.chost), str(library), "--config", init_config, "--open", open_params]
+        if fields:
+            args += ["--fields", ",".join(fields)]
+        if n is not None:
+            args += ["-n", str(n)]
+        return args
+
+    def run(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+    ) -> HostRun:
+        command = self.command(library, init_config=init_config, open_params=open_params, fields=fields, n=n)
+        proc = subprocess.run(command, capture_output=True, text=True, env={}, timeout=self.timeout)
+        return parse_chost_output(proc, fields)
+
+
+_C_ERRORS: tuple[tuple[str, Stage], ...] = (
+    ("could not initialize plugin: ", "init"),
+    ("open: ", "open"),
+    ("next_batch: ", "next_batch"),
+    ("unknown field ", "fields"),
+)
+
+
+def parse_chost_output(proc: subprocess.CompletedProcess[str], fields: Sequence[str]) -> HostRun:
+    """A single-library C host run as a :class:`HostRun` (``fields`` as passed to ``--fields``)."""
+    result = HostRun(CHost.name)
+    for line in proc.stdout.splitlines():
+        if line.startswith("evt "):
+            result.events.append(_parse_event_line(line, fields))
+    for line in proc.stderr.splitlines():
+        if not line.startswith("error: "):
+            continue
+        message = line.removeprefix("error: ")
+        stage: Stage = "load"
+        for prefix, where in _C_ERRORS:
+            if message.startswith(prefix):
+                stage = where
+                message = message if where == "fields" else message.removeprefix(prefix)
+                break
+        result.failure = Failure(stage, message)
+        break
+    if result.failure is None and proc.returncode != 0:
+        result.failure = Failure("exit", f"exit status {proc.returncode}: {proc.stderr.strip()}")
+    return result
+
+
+def _parse_event_line(line: str, fields: Sequence[str]) -> Extracted:
+    head, _, rest = line.partition(" ")[2].partition(" ")
+    got = Extracted(int(head))
+    # Values may hold spaces: each one ends where the next field's " <expression>=" starts.
+    for i, expression in enumerate(fields):
+        rest = rest.removeprefix(f"{expression}=")
+        end = rest.find(f" {fields[i + 1]}=") if i + 1 < len(fields) else len(rest)
+        text, rest = rest[:end], rest[end + 1 :]
+        if text.startswith("<error: ") and text.endswith(">"):
+            got.errors[expression] = text[len("<error: ") : -1]
+        else:
+            got.values[expression] = None if text == NO_VALUE_TEXT else text
+    return got
