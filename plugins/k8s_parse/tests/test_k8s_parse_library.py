@@ -281,7 +281,15 @@ def test_metrics_are_reported(kube: FakeKube, node: Callable[..., Node]) -> None
     n = watching(node, kube)
     n.pump(until=lambda: bool(n.changes) and len(kube.requests("watch")) >= 2)
     names = {m.name: m.value for m in n.plugin.metrics()}
-    assert set(names) == {"watch_restarts", "relists", "pods_known", "events_parsed", "lookup_misses"}
+    assert set(names) == {
+        "watch_restarts",
+        "relists",
+        "pods_known",
+        "events_parsed",
+        "lookup_misses",
+        "pods_malformed",
+        "pod_events_undelivered",
+    }
     assert names["watch_restarts"] == 1 and names["pods_known"] == 1 and names["events_parsed"] == 1
 
 
