@@ -424,9 +424,9 @@ class FakeKube:
                 if how == "cut":
                     h.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if how == "close" or (not lines and time.monotonic() >= end):
+                if not lines and (how == "close" or time.monotonic() >= end):
                     break
-                for line in lines:
+                for line in lines:  # what is queued goes out before the end, as with a real server
                     ev = json.loads(line)
                     if node and ev["type"] != "BOOKMARK" and ev["object"]["spec"]["nodeName"] != node:
                         continue

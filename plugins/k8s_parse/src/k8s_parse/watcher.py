@@ -23,8 +23,8 @@ pauses, with a backoff, and then sends every difference between the two, so
 that every pod reaches the parser eventually.
 
 Failures (a refused connection, a timeout, a 5xx, a 401 after a token
-rotated badly, a 410, a malformed or oversized response, or any unexpected
-exception) are logged and retried with a capped exponential backoff with
+rotated badly, a 410, a malformed or oversized response, a watch the server
+ends at once with no event, or any unexpected exception) are logged and retried with a capped exponential backoff with
 jitter, as client-go's reflector does: the pause doubles with every failure
 and starts again from ``backoff_initial`` only after ``backoff_reset``
 seconds without one, so that a server answering 410 to every watch gets a
@@ -65,6 +65,7 @@ __all__ = [
     "GoneError",
     "LimitError",
     "PodWatcher",
+    "ShortWatchError",
     "StreamError",
     "TokenFileError",
     "WatchCounters",
@@ -73,6 +74,9 @@ __all__ = [
 
 PODS_PATH = "/api/v1/pods"
 MAX_ERROR_BODY = 64 * 1024
+SHORT_WATCH = 1.0
+"""A watch that the server ends with no event sooner than this (in seconds, and than half its
+timeoutSeconds) is a failure: client-go's reflector calls it a "very short watch"."""
 
 
 class ApiError(Exception):
@@ -101,6 +105,11 @@ class TokenFileError(Exception):
 
 class DeliveryError(Exception):
     """The host did not take a pod event: the pods that differ are sent again after a pause."""
+
+
+class ShortWatchError(Exception):
+    """The server ended a watch at once, with no event: resumed after a pause, not at once, so that a
+    server that ends every watch does not get thousands a second (client-go's reflector does the same)."""
 
 
 class StoppedError(Exception):
@@ -362,7 +371,7 @@ class PodWatcher:
             except StreamError as exc:
                 need_list = True
                 message = f"unreadable response ({exc}); relisting"
-            except (OSError, ApiError, TokenFileError, http.client.HTTPException) as exc:
+            except (OSError, ApiError, TokenFileError, ShortWatchError, http.client.HTTPException) as exc:
                 if self.stopping.is_set():
                     return
                 message = self._describe(exc)
@@ -398,7 +407,7 @@ class PodWatcher:
             )
         if isinstance(exc, TimeoutError):
             return f"no answer from {self.settings.api_server} within read_timeout ({self.settings.read_timeout}s)"
-        if isinstance(exc, TokenFileError):
+        if isinstance(exc, (TokenFileError, ShortWatchError)):
             return str(exc)
         return f"{type(exc).__name__}: {exc}"
 
@@ -546,11 +555,17 @@ class PodWatcher:
             "timeoutSeconds": str(timeout),
             **self._selector(),
         }
+        started = time.monotonic()
         resp = self.client.get(PODS_PATH, query)
+        events = 0
         for event in _lines(resp, self.settings.max_event_bytes):
+            events += 1
             self._apply(event)
             if self.stopping.is_set():
                 raise StoppedError
+        lasted = time.monotonic() - started
+        if events == 0 and lasted < min(SHORT_WATCH, timeout / 2):
+            raise ShortWatchError(f"the API server ended the watch after {lasted:.3f}s with no event")
 
     def _apply(self, event: dict[str, Any]) -> None:
         kind, obj = event.get("type"), event.get("object")
