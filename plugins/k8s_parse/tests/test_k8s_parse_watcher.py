@@ -449,6 +449,18 @@ def test_a_410_storm_relists_with_growing_jittered_pauses(kube: FakeKube, watch:
 
 
 @pytest.mark.parametrize("how", ["content-length", "chunked", "until-close"])
+def test_a_list_page_within_max_list_bytes_is_read_whole_in_any_framing(
+    kube: FakeKube, watch: Callable[..., Run], how: str
+) -> None:
+    names = [f"p{n}" for n in range(2000)]
+    big = list_body([pod_object(name) for name in names])  # about 1.3 MB, in 64 kB chunks when chunked
+    kube.faults.append(Fault("list", "respond", respond=framed(big, how)))
+    run = watch(kube, max_list_bytes=len(big))
+    run.wait(lambda: len(run.names()) == 2000, "the whole page")
+    assert run.names() == names and run.restarts.value == 0
+
+
+@pytest.mark.parametrize("how", ["content-length", "chunked", "until-close"])
 def test_a_list_page_larger_than_max_list_bytes_is_a_failure(
     kube: FakeKube, watch: Callable[..., Run], how: str, caplog: pytest.LogCaptureFixture
 ) -> None:
