@@ -152,9 +152,12 @@ class Fault:
     is set), ``hang`` (never answer), ``bad_json``
     (a watch whose first event line is not JSON; a list body that is not JSON), ``cut`` (a watch cut
     after ``after`` events, without the end of the chunked body), ``error_event`` (an ERROR watch event
-    with ``status``), ``expire`` (a list continue token rejected with 410)."""
+    with ``status``), ``expire`` (a list continue token rejected with 410), ``respond`` (:attr:`respond`
+answers)."""
     status: int = 500
     after: int = 0
+    respond: Responder | None = None
+    """For ``respond``: answers the request (a hostile :data:`Responder`)."""
 
 
 @dataclass
@@ -178,6 +181,9 @@ class FakeKube:
         """Watches from a resourceVersion below this get 410 Gone."""
         self.snapshots: dict[str, list[dict[str, Any]]] = {}
         self.faults: deque[Fault] = deque()
+        self.hostile: dict[str, Responder] = {}
+        """``kind`` (``list`` or ``watch``) -> a :data:`Responder` answering every such request
+        (after the scripted faults): the hostile behaviours below."""
         self.gate = threading.Event()
         """What a ``gate`` fault waits for before it answers."""
         self.seen: list[Seen] = []
@@ -312,6 +318,10 @@ class FakeKube:
             return self._status(h, 401, "Unauthorized", "Unauthorized")
         kind = "watch" if query.get("watch") in ("1", "true") else "list"
         fault = self._fault(kind, query)
+        if fault is not None and fault.respond is not None:
+            return fault.respond(self, h, query)
+        if fault is None and kind in self.hostile:
+            return self.hostile[kind](self, h, query)
         if fault is not None and fault.action == "hang":
             self._stopping.wait()
             return None
@@ -414,9 +424,9 @@ class FakeKube:
                 if how == "cut":
                     h.connection.shutdown(socket.SHUT_RDWR)
                     return
-                if how == "close" or (not lines and time.monotonic() >= end):
+                if not lines and (how == "close" or time.monotonic() >= end):
                     break
-                for line in lines:
+                for line in lines:  # what is queued goes out before the end, as with a real server
                     ev = json.loads(line)
                     if node and ev["type"] != "BOOKMARK" and ev["object"]["spec"]["nodeName"] != node:
                         continue
@@ -431,6 +441,65 @@ class FakeKube:
         finally:
             with self.lock:
                 self.watches.remove(w)
+
+
+# -- a hostile API server: answers a real one never gives ---------------------------------------
+
+Responder = Callable[[FakeKube, BaseHTTPRequestHandler, dict[str, str]], None]
+"""Answers one request in place of :class:`FakeKube`'s protocol (:attr:`FakeKube.hostile`)."""
+
+
+def always_gone(kube: FakeKube, h: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+    """410 Gone, whatever the resourceVersion: the storm of a server that lost its watch cache."""
+    kube._status(h, 410, "Expired", "too old resource version")
+
+
+def nested(depth: int) -> bytes:
+    """Valid JSON nested ``depth`` arrays deep."""
+    return b"[" * depth + b"]" * depth
+
+
+def raw(head: bytes, body: bytes, *, hold: bool = False) -> Responder:
+    """A 200 with the header lines ``head`` and the bytes ``body`` as they are; with ``hold`` the
+    connection then stays open (until the server stops), so that a reader that wants more hangs."""
+
+    def respond(kube: FakeKube, h: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + head + b"\r\n" + body)
+        h.wfile.flush()
+        if hold:
+            kube._stopping.wait()
+        h.close_connection = True
+
+    return respond
+
+
+def list_body(items: list[Any], rv: str = "1", token: str = "") -> bytes:
+    meta = {"resourceVersion": rv, **({"continue": token} if token else {})}
+    return json.dumps({"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": items}).encode()
+
+
+def framed(body: bytes, how: str) -> Responder:
+    """A 200 carrying ``body`` as ``content-length``, ``chunked`` (64 kB chunks) or ``until-close``."""
+    if how == "content-length":
+        return raw(b"Content-Length: %d\r\n" % len(body), body)
+    if how == "chunked":
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(c), c) for c in (body[i : i + 65536] for i in range(0, len(body), 65536))
+        )
+        return raw(b"Transfer-Encoding: chunked\r\n", chunks + b"0\r\n\r\n")
+    assert how == "until-close"
+    return raw(b"Connection: close\r\n", body)
+
+
+def endless_list(per_page: int) -> Responder:
+    """Pages of ``per_page`` new pods, each with a continue token to one more page, for ever."""
+
+    def respond(kube: FakeKube, h: BaseHTTPRequestHandler, query: dict[str, str]) -> None:
+        n = int(query.get("continue") or 0)
+        page = [pod_object(f"endless-{n}-{i}") for i in range(per_page)]
+        kube._json(h, list_body(page, token=str(n + 1)))
+
+    return respond
 
 
 # -- events for the host -----------------------------------------------------------------------

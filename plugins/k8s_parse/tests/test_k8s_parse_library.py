@@ -26,6 +26,8 @@ from k8sparse_kit import (
     Node,
     clone_exit,
     container_id,
+    framed,
+    nested,
     pod_object,
     syscall_event,
 )
@@ -281,8 +283,34 @@ def test_metrics_are_reported(kube: FakeKube, node: Callable[..., Node]) -> None
     n = watching(node, kube)
     n.pump(until=lambda: bool(n.changes) and len(kube.requests("watch")) >= 2)
     names = {m.name: m.value for m in n.plugin.metrics()}
-    assert set(names) == {"watch_restarts", "relists", "pods_known", "events_parsed", "lookup_misses"}
+    assert set(names) == {
+        "watch_restarts",
+        "relists",
+        "pods_known",
+        "events_parsed",
+        "lookup_misses",
+        "pods_malformed",
+        "pod_events_undelivered",
+    }
     assert names["watch_restarts"] == 1 and names["pods_known"] == 1 and names["events_parsed"] == 1
+
+
+def test_malformed_pods_and_a_deep_list_are_counted_and_the_good_pods_reach_the_table(
+    kube: FakeKube, node: Callable[..., Node]
+) -> None:
+    """Issue 23, item 5, through the built library: one bad pod never stops the watcher."""
+    bad = pod_object("bad")
+    bad["status"]["podIPs"] = 7
+    kube.add(pod_object("good-1"))
+    kube.add(bad)
+    kube.add(pod_object("good-2"))
+    kube.faults.append(Fault("list", "respond", respond=framed(nested(200_000), "content-length")))
+    n = watching(node, kube)
+    n.pump(until=lambda: n.pods() == {"good-1", "good-2"} and bool(kube.requests("watch")))
+    kube.add(pod_object("good-3"))
+    n.pump(until=lambda: "good-3" in n.pods())
+    assert metric(n, "pods_malformed") == 1 and metric(n, "watch_restarts") == 1
+    assert metric(n, "pods_known") == 3
 
 
 def test_an_unreachable_api_server_is_retried_and_never_blocks_the_host(node: Callable[..., Node]) -> None:

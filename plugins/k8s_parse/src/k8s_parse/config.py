@@ -72,6 +72,36 @@ class K8sParseConfig(Config):
     )
     backoff_initial: float = setting("Seconds before the first reconnection; doubles each time", default=0.5, minimum=0)
     backoff_max: float = setting("Longest pause between reconnections, in seconds", default=30.0, minimum=0)
+    backoff_reset: float = setting(
+        "Seconds without a failure after which the pause before a reconnection starts again from "
+        "backoff_initial (until then repeated failures, 410 Gone included, keep doubling it)",
+        default=120.0,
+        minimum=0,
+    )
+    max_list_bytes: int = setting(
+        "Largest body of one page of a pod list, in bytes; a larger one is a failure (retried with backoff). "
+        "The default fits page_size pods of 128 kB each",
+        default=64 * 1024 * 1024,
+        minimum=1024,
+    )
+    max_event_bytes: int = setting(
+        "Longest watch event, in bytes (the API server stores objects of at most 1.5 MB); a longer one is a "
+        "failure (retried with backoff, then relisted)",
+        default=16 * 1024 * 1024,
+        minimum=1024,
+    )
+    max_list_pods: int = setting(
+        "Most pods one list may hold (all pages); more is a failure (retried with backoff). The default is "
+        "twice the 150,000 pods Kubernetes supports in a cluster",
+        default=300_000,
+        minimum=1,
+    )
+    max_list_pages: int = setting(
+        "Most pages one list may take (a continue token that never ends is a failure, retried with backoff). "
+        "A page may hold fewer than page_size pods, even none, when node_name filters them",
+        default=10_000,
+        minimum=1,
+    )
     verbosity: Literal["error", "warning", "info", "debug"] = setting(
         "Least severe messages the plugin logs", default="info"
     )
@@ -96,6 +126,11 @@ class WatchSettings:
     read_timeout: float
     backoff_initial: float
     backoff_max: float
+    backoff_reset: float
+    max_list_bytes: int
+    max_event_bytes: int
+    max_list_pods: int
+    max_list_pages: int
     log_level: int
 
 
@@ -142,5 +177,10 @@ def resolve(config: K8sParseConfig, environ: dict[str, str] | None = None, sa: P
         read_timeout=config.read_timeout,
         backoff_initial=config.backoff_initial,
         backoff_max=config.backoff_max,
+        backoff_reset=config.backoff_reset,
+        max_list_bytes=config.max_list_bytes,
+        max_event_bytes=config.max_event_bytes,
+        max_list_pods=config.max_list_pods,
+        max_list_pages=config.max_list_pages,
         log_level=LOG_LEVELS[config.verbosity],
     )

@@ -44,7 +44,6 @@ from falco_plugin import (
     Gauge,
     HostTable,
     ParsePlugin,
-    PluginError,
     PluginTable,
     Row,
     SubtableField,
@@ -57,7 +56,7 @@ from falco_plugin.params import ParamError
 from .cgroups import PodCgroup, pod_of_cgroups
 from .config import K8sParseConfig, WatchSettings, resolve
 from .pods import Action, Pod, PodError, decode_change, encode_change
-from .watcher import PodWatcher
+from .watcher import PodWatcher, WatchCounters
 
 __all__ = ["K8sParsePlugin", "PodRow"]
 
@@ -118,6 +117,10 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     pods_known = Gauge("pods_known", "Pods in the pod table", unsigned=True)
     events_parsed = Counter("events_parsed", "Events parsed (pod changes and process events)")
     lookup_misses = Counter("lookup_misses", "Extractions for a process in a pod the table does not know (yet)")
+    pods_malformed = Counter("pods_malformed", "Pod objects from the API server skipped as malformed")
+    pod_events_undelivered = Counter(
+        "pod_events_undelivered", "Pod events the host did not take (queue full or refused), sent again later"
+    )
 
     def init(self, config: K8sParseConfig) -> None:
         self.settings: WatchSettings = resolve(config)
@@ -155,13 +158,13 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         if not self.settings.api_server:
             return
 
-        def sink(action: Action, pod: Pod) -> None:
-            try:
-                session.emit(POD_EVENT, encode_change(action, pod))
-            except PluginError as exc:
-                self.log.warning("the host refused a pod event: %s", exc)
+        def sink(action: Action, pod: Pod) -> bool:
+            # False (dropped: the host's queue is full, or the session ended) and an exception (refused)
+            # both leave the pod undelivered: the watcher sends it again after a pause.
+            return session.emit(POD_EVENT, encode_change(action, pod)) is not False
 
-        self.watcher = PodWatcher(self.settings, sink, session.stopping, self.log, self.watch_restarts, self.relists)
+        counters = WatchCounters(self.watch_restarts, self.relists, self.pods_malformed, self.pod_events_undelivered)
+        self.watcher = PodWatcher(self.settings, sink, session.stopping, self.log, counters)
         session.spawn(self.watcher.run, name="pod-watcher")
 
     def stop_async(self, session: AsyncSession) -> None:

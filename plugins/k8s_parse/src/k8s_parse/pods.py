@@ -93,45 +93,56 @@ class Pod:
 
     @classmethod
     def from_api(cls, obj: Mapping[str, Any], labels: KeyFilter = KEEP_ALL, annotations: KeyFilter = KEEP_NONE) -> Pod:
-        """A pod from an API server pod object (v1 ``Pod``); :class:`PodError` when it lacks a uid or a name."""
+        """A pod from an API server pod object (v1 ``Pod``).
+
+        :class:`PodError` names the first thing of the wrong shape: no uid or name, or a field the
+        plugin reads that has another JSON type than the API defines (``podIPs: 7``). Absent and
+        ``null`` fields are empty, as the API server omits them."""
         if not isinstance(obj, Mapping):
             raise PodError(f"a pod is a JSON object, not {type(obj).__name__}")
-        meta = _obj(obj, "metadata")
-        spec = _obj(obj, "spec")
-        status = _obj(obj, "status")
+        meta = _api_obj(obj, "metadata")
+        spec = _api_obj(obj, "spec")
+        status = _api_obj(obj, "status")
         uid, name = meta.get("uid"), meta.get("name")
         if not isinstance(uid, str) or not uid or not isinstance(name, str) or not name:
             raise PodError("a pod object needs metadata.uid and metadata.name")
-        all_annotations = _strings(meta.get("annotations"))
+        where = f"pod {name} ({uid})"
+        all_annotations = _api_strings(meta, "metadata.annotations", where)
         owner_kind = owner_name = ""
-        owners = meta.get("ownerReferences")
-        if isinstance(owners, list):
-            refs = [o for o in owners if isinstance(o, Mapping)]
-            ref = next((o for o in refs if o.get("controller") is True), refs[0] if refs else None)
-            if ref is not None:
-                owner_kind, owner_name = str(ref.get("kind", "")), str(ref.get("name", ""))
-        ips = [str(i.get("ip")) for i in status.get("podIPs") or () if isinstance(i, Mapping) and i.get("ip")]
-        if not ips and isinstance(status.get("podIP"), str) and status["podIP"]:
+        owners = "metadata.ownerReferences"
+        refs = [_api_item(o, owners, where) for o in _api_list(meta, owners, where)]
+        ref = next((o for o in refs if o.get("controller") is True), refs[0] if refs else None)
+        if ref is not None:
+            owner_kind = _api_text(ref, f"{owners}[].kind", where)
+            owner_name = _api_text(ref, f"{owners}[].name", where)
+        ips = []
+        for i in _api_list(status, "status.podIPs", where):
+            ip = _api_text(_api_item(i, "status.podIPs", where), "status.podIPs[].ip", where)
+            if ip:
+                ips.append(ip)
+        if not ips and _api_text(status, "status.podIP", where):
             ips = [status["podIP"]]
         containers = []
         for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
-            for c in status.get(key) or ():
-                if isinstance(c, Mapping) and isinstance(c.get("name"), str):
-                    cid = c.get("containerID")
-                    containers.append(Container(c["name"], _bare_id(cid) if isinstance(cid, str) else ""))
+            for item in _api_list(status, f"status.{key}", where):
+                c = _api_item(item, f"status.{key}", where)
+                cname = _api_text(c, f"status.{key}[].name", where)
+                cid = _api_text(c, f"status.{key}[].containerID", where)
+                if cname:
+                    containers.append(Container(cname, _bare_id(cid)))
         return cls(
             uid=uid,
             name=name,
-            namespace=str(meta.get("namespace", "")),
-            resource_version=str(meta.get("resourceVersion", "")),
-            labels=labels.keep(_strings(meta.get("labels"))),
+            namespace=_api_text(meta, "metadata.namespace", where),
+            resource_version=_api_text(meta, "metadata.resourceVersion", where),
+            labels=labels.keep(_api_strings(meta, "metadata.labels", where)),
             annotations=annotations.keep(all_annotations),
             ips=tuple(ips),
-            node=str(spec.get("nodeName", "")),
+            node=_api_text(spec, "spec.nodeName", where),
             owner_kind=owner_kind,
             owner_name=owner_name,
             containers=tuple(containers),
-            phase=str(status.get("phase", "")),
+            phase=_api_text(status, "status.phase", where),
             mirror_uid=all_annotations.get("kubernetes.io/config.mirror", ""),
         )
 
@@ -211,15 +222,56 @@ def _bare_id(container_id: str) -> str:
     return container_id.partition("://")[2] or container_id
 
 
-def _obj(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+# The API object readers: absent or null is empty (the API server omits empty fields), any other
+# JSON type than the API's is a PodError naming the field, so that one malformed pod is skipped
+# on its own instead of raising TypeError out of the watcher.
+
+
+def _api_obj(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = d.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
-def _strings(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
+    if value is None:
         return {}
-    return {str(k): str(v) for k, v in value.items() if isinstance(v, str)}
+    if not isinstance(value, Mapping):
+        raise PodError(f"a pod's {key} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _api_item(value: Any, path: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PodError(f"{where}: the items of {path} must be objects, not {type(value).__name__}")
+    return value
+
+
+def _api_get(d: Mapping[str, Any], path: str) -> Any:
+    """The value at the last name of ``path`` (``status.podIPs`` reads ``podIPs`` of ``status``)."""
+    return d.get(path.rpartition(".")[2])
+
+
+def _api_list(d: Mapping[str, Any], path: str, where: str) -> list[Any]:
+    value = _api_get(d, path)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PodError(f"{where}: {path} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _api_text(d: Mapping[str, Any], path: str, where: str) -> str:
+    value = _api_get(d, path)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PodError(f"{where}: {path} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _api_strings(d: Mapping[str, Any], path: str, where: str) -> dict[str, str]:
+    value = _api_get(d, path)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise PodError(f"{where}: {path} must map strings to strings")
+    return dict(value)
 
 
 def _text(d: Any, key: str, required: bool = False) -> str:

@@ -12,13 +12,28 @@ It follows the protocol client-go's informers follow:
 3. **Relist** when the server no longer has that point of history (``410
    GoneError``, as a status or as an ``ERROR`` event), when an event cannot be
    read (something may be missing), and every ``resync_period``. A relist is
-   compared with what was known: only new, changed and vanished pods are
+   compared with what the host has: only new, changed and vanished pods are
    reported, so no pod is lost or reported twice.
 
+Every change goes to ``sink``, which says whether the host took it: a pod
+counts as delivered only then. The watcher keeps two views, what the server
+has (``known``) and what was delivered (``delivered``); when the host does
+not take an event (its queue is full, or it refused the event) the watcher
+pauses, with a backoff, and then sends every difference between the two, so
+that every pod reaches the parser eventually.
+
 Failures (a refused connection, a timeout, a 5xx, a 401 after a token
-rotated badly) are logged and retried with a capped exponential backoff
-with jitter; the watcher never gives up and never blocks its stop for long:
-:meth:`PodWatcher.interrupt` shuts the open socket down.
+rotated badly, a 410, a malformed or oversized response, a watch the server
+ends at once with no event, or any unexpected exception) are logged and retried with a capped exponential backoff with
+jitter, as client-go's reflector does: the pause doubles with every failure
+and starts again from ``backoff_initial`` only after ``backoff_reset``
+seconds without one, so that a server answering 410 to every watch gets a
+list+watch pair about every ``backoff_max`` seconds, not thousands a second. A
+malformed pod is skipped and counted; its neighbours are delivered. What a
+server sends is bounded (``max_list_bytes``, ``max_event_bytes``,
+``max_list_pods``, ``max_list_pages``). The watcher never gives up and never
+blocks its stop for long: :meth:`PodWatcher.interrupt` shuts the open
+socket down.
 """
 
 from __future__ import annotations
@@ -27,7 +42,9 @@ import errno
 import http.client
 import json
 import logging
+import math
 import random
+import re
 import select
 import socket
 import ssl
@@ -35,16 +52,31 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from .config import WatchSettings
 from .pods import Action, Pod, PodError
 
-__all__ = ["ApiClient", "ApiError", "GoneError", "PodWatcher", "StreamError", "backoff_delay"]
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "DeliveryError",
+    "GoneError",
+    "LimitError",
+    "PodWatcher",
+    "ShortWatchError",
+    "StreamError",
+    "TokenFileError",
+    "WatchCounters",
+    "backoff_delay",
+]
 
 PODS_PATH = "/api/v1/pods"
 MAX_ERROR_BODY = 64 * 1024
+SHORT_WATCH = 1.0
+"""A watch that the server ends with no event sooner than this (in seconds, and than half its
+timeoutSeconds) is a failure: client-go's reflector calls it a "very short watch"."""
 
 
 class ApiError(Exception):
@@ -63,6 +95,23 @@ class StreamError(Exception):
     """A response that cannot be read as the protocol says: relist, since events may be missing."""
 
 
+class LimitError(StreamError):
+    """The server sent more than a configured limit allows (a failure, retried with backoff)."""
+
+
+class TokenFileError(Exception):
+    """The bearer token file cannot be read (it is re-read at every connection)."""
+
+
+class DeliveryError(Exception):
+    """The host did not take a pod event: the pods that differ are sent again after a pause."""
+
+
+class ShortWatchError(Exception):
+    """The server ended a watch at once, with no event: resumed after a pause, not at once, so that a
+    server that ends every watch does not get thousands a second (client-go's reflector does the same)."""
+
+
 class StoppedError(Exception):
     """The watcher was asked to stop while it waited."""
 
@@ -71,7 +120,28 @@ class CounterLike(Protocol):
     def inc(self, n: int = 1) -> None: ...
 
 
-Sink = Callable[[Action, Pod], None]
+Sink = Callable[[Action, Pod], "bool | None"]
+"""Hands one change to the host: ``False`` (or an exception) means the host did not take it.
+``None`` counts as taken (an ``emit`` that says nothing)."""
+
+
+Delivery = Literal["taken", "full", "refused"]
+"""What became of one change: the host took it, dropped it (``sink`` returned ``False``: its queue
+is full, or the session ended) or refused it (``sink`` raised)."""
+
+
+@dataclass(frozen=True)
+class WatchCounters:
+    """The plugin's metrics the watcher counts in."""
+
+    restarts: CounterLike
+    """Failures (each followed by a pause and a new attempt)."""
+    relists: CounterLike
+    """Lists after the first."""
+    malformed: CounterLike
+    """Pod objects skipped as malformed."""
+    undelivered: CounterLike
+    """Changes the host did not take (sent again later)."""
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: Callable[[], float] = random.random) -> float:
@@ -122,8 +192,10 @@ class ApiClient:
         try:
             with open(path, encoding="utf-8") as f:
                 return f.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ApiError(0, f"cannot read token_file {path}: {exc}") from None
+        except OSError as exc:
+            raise TokenFileError(f"cannot read token_file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise TokenFileError(f"cannot read token_file {path}: it is not UTF-8 text") from None
 
     def get(self, path: str, query: dict[str, str]) -> http.client.HTTPResponse:
         """Send ``GET path?query``; the response when its status is 200, else :class:`ApiError`."""
@@ -228,7 +300,7 @@ class PodWatcher:
     """Lists and watches pods until ``stopping`` is set, calling ``sink(action, pod)`` for every change.
 
     ``sink`` runs on the watcher's thread; the watcher's own memory of the pods
-    (``known``, for relists) is touched by that thread only.
+    (``known``, ``delivered``) is touched by that thread only.
     """
 
     def __init__(
@@ -237,21 +309,25 @@ class PodWatcher:
         sink: Sink,
         stopping: threading.Event,
         log: logging.Logger,
-        restarts: CounterLike,
-        relists: CounterLike,
+        counters: WatchCounters,
     ) -> None:
         self.settings = settings
         self.sink = sink
         self.stopping = stopping
         self.log = log
-        self.restarts = restarts
-        self.relists = relists
+        self.counters = counters
         self.client = ApiClient(settings, stopping)
         self.known: dict[str, Pod] = {}
+        """The pods as the server has them (the last list, and the watch events since)."""
+        self.delivered: dict[str, Pod] = {}
+        """The pods as the host has them: what ``sink`` took."""
         self.resource_version = ""
         self.lists = 0
         self._listed_at = 0.0
-        self._progress = False  # this round listed or applied something: a failure after it starts a new series
+        self._undelivered = False  # a change the host did not take: send the differences before going on
+        self._delivery_failures = 0  # in a row, for the pause before the next attempt
+        self._malformed = 0
+        self._refusal = ""  # the last exception of sink, for the log
 
     def interrupt(self) -> None:
         self.client.interrupt()
@@ -262,40 +338,60 @@ class PodWatcher:
     # -- the loop --------------------------------------------------------------
 
     def run(self) -> None:
+        """The worker: never returns before ``stopping`` is set, whatever the server sends."""
         need_list = True
         failures = 0
+        last_failure = -math.inf
         while not self.stopping.is_set():
-            self._progress = False
             try:
                 if need_list or self._resync_due():
                     self._list()
                     need_list = False
+                if self._undelivered:
+                    self._flush()
                 self._watch()
-                failures = 0
                 continue  # the server ended the watch: resume from the last resourceVersion at once
             except StoppedError:
                 return
+            except DeliveryError as exc:
+                # The host's back-pressure, not the server's failure: pause, then send what differs.
+                # The pauses grow while nothing gets through and start again once something does.
+                self._undelivered = True
+                delay = backoff_delay(self._delivery_failures, self.settings.backoff_initial, self.settings.backoff_max)
+                self._failed(self._delivery_failures - 1, f"{exc}; sending again in {delay:.2f}s")
+                if self.stopping.wait(delay):
+                    return
+                continue
             except GoneError as exc:
                 need_list = True
-                failures = 0 if self._progress else failures
-                self.log.info("pod watch: %s; relisting", exc)
-                if failures == 0:  # one immediate relist; repeated 410s back off like any failure
-                    failures = 1
-                    continue
+                message = f"{exc}; relisting"
+            except LimitError as exc:
+                need_list = True
+                message = f"{exc}; relisting"
             except StreamError as exc:
                 need_list = True
-                failures = 0 if self._progress else failures
-                self._failed(failures, f"unreadable response ({exc}); relisting")
-            except (OSError, ApiError, http.client.HTTPException) as exc:
+                message = f"unreadable response ({exc}); relisting"
+            except (OSError, ApiError, TokenFileError, ShortWatchError, http.client.HTTPException) as exc:
                 if self.stopping.is_set():
                     return
-                failures = 0 if self._progress else failures
-                self._failed(failures, self._describe(exc))
+                message = self._describe(exc)
+            except Exception as exc:  # the worker must outlive anything a server can provoke
+                if self.stopping.is_set():
+                    return
+                need_list = True  # what was half applied is unknown: start again from a list
+                message = f"unexpected {type(exc).__name__}: {exc}; relisting"
+                self.log.debug("pod watch: unexpected failure", exc_info=True)
             finally:
                 self.client.close()
-            failures += 1
-            self.restarts.inc()
-            if self.stopping.wait(backoff_delay(failures, self.settings.backoff_initial, self.settings.backoff_max)):
+            # One series of failures until backoff_reset seconds pass without one (client-go's
+            # reflector does the same): a list that succeeds between two 410s does not end it.
+            now = time.monotonic()
+            failures = 1 if now - last_failure >= self.settings.backoff_reset else failures + 1
+            last_failure = now
+            self.counters.restarts.inc()
+            delay = backoff_delay(failures, self.settings.backoff_initial, self.settings.backoff_max)
+            self._failed(failures - 1, f"{message}; retrying in {delay:.2f}s")
+            if self.stopping.wait(delay):
                 return
 
     def _failed(self, failures: int, message: str) -> None:
@@ -311,28 +407,94 @@ class PodWatcher:
             )
         if isinstance(exc, TimeoutError):
             return f"no answer from {self.settings.api_server} within read_timeout ({self.settings.read_timeout}s)"
+        if isinstance(exc, (TokenFileError, ShortWatchError)):
+            return str(exc)
         return f"{type(exc).__name__}: {exc}"
 
     def _resync_due(self) -> bool:
         period = self.settings.resync_period
         return period > 0 and time.monotonic() - self._listed_at >= period
 
+    # -- delivery --------------------------------------------------------------
+
+    def _send(self, uid: str) -> Delivery:
+        """Bring the host's view of pod ``uid`` to the server's."""
+        want, have = self.known.get(uid), self.delivered.get(uid)
+        if want is None:
+            if have is None:
+                return "taken"
+            action: Action = "deleted"
+            pod = have
+        elif have is None:
+            action, pod = "added", want
+        elif have.same_as(want):
+            return "taken"  # nothing the plugin keeps has changed (most status updates), or a duplicate
+        else:
+            action, pod = "modified", want
+        try:
+            result: Delivery = "full" if self.sink(action, pod) is False else "taken"
+        except Exception as exc:  # noqa: BLE001 - the host refused this one event; the others may still go
+            self._refusal = f"the host refused the {action} event of {pod.namespace}/{pod.name}: {exc}"
+            result = "refused"
+        if result != "taken":
+            self.counters.undelivered.inc()
+            return result
+        if want is None:
+            del self.delivered[uid]
+        else:
+            self.delivered[uid] = want
+        self._delivery_failures = 0
+        return result
+
+    def _flush(self) -> None:
+        """Send every difference between ``known`` and ``delivered``: new and changed pods in the
+        server's order, then the vanished ones; :class:`DeliveryError` when the host took not all.
+
+        The first event the host drops (its queue is full) ends the round: the rest would be
+        dropped too. An event it refuses (an exception) is skipped, so that one pod the host
+        never takes does not hold back the others."""
+        left = 0
+        for uid in [*self.known, *(u for u in self.delivered if u not in self.known)]:
+            if self.stopping.is_set():
+                raise StoppedError
+            result = self._send(uid)
+            if result == "full":
+                left = -1
+                break
+            if result == "refused":
+                left += 1
+        self._undelivered = left != 0
+        if left:
+            self._delivery_failures += 1
+            what = "more pod events (its queue is full)" if left < 0 else f"{left} pod event(s) ({self._refusal})"
+            raise DeliveryError(f"the host did not take {what}")
+
     # -- list ------------------------------------------------------------------
 
     def _list(self) -> None:
+        s = self.settings
         pods: dict[str, Pod] = {}
         token = ""
         version = ""
+        pages = 0
         while True:
-            query = {"limit": str(self.settings.page_size), **self._selector()}
+            if pages == s.max_list_pages:
+                raise LimitError(
+                    f"the pod list did not end after {pages} pages (max_list_pages); the continue token "
+                    f"was {token[:60]!r}"
+                )
+            query = {"limit": str(s.page_size), **self._selector()}
             if token:
                 query["continue"] = token
             doc = self._read_json(self.client.get(PODS_PATH, query))
             self.client.close()
+            pages += 1
             meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
             items = doc.get("items")
             if not isinstance(items, list) or not isinstance(meta, dict):
                 raise StreamError("a pod list without items")
+            if len(pods) + len(items) > s.max_list_pods:
+                raise LimitError(f"the pod list holds more than {s.max_list_pods} pods (max_list_pods)")
             for obj in items:
                 pod = self._pod(obj)
                 if pod is not None:
@@ -345,28 +507,22 @@ class PodWatcher:
                 raise StoppedError
         self.lists += 1
         if self.lists > 1:
-            self.relists.inc()
+            self.counters.relists.inc()
         self._listed_at = time.monotonic()
-        # Report the difference with what was known: a relist must neither lose nor repeat a pod.
-        for uid, pod in pods.items():
-            old = self.known.get(uid)
-            if old is None:
-                self.sink("added", pod)
-            elif not old.same_as(pod):
-                self.sink("modified", pod)
-        for uid, pod in self.known.items():
-            if uid not in pods:
-                self.sink("deleted", pod)
         self.known = pods
         self.resource_version = version
-        self._progress = True
         self.log.debug("pod list: %d pods at resourceVersion %s", len(pods), version)
+        # The difference with what the host has is sent next (by run): a relist neither loses nor
+        # repeats a pod, and sends again what the host did not take before.
+        self._undelivered = True
 
     def _read_json(self, resp: http.client.HTTPResponse) -> dict[str, Any]:
         try:
-            doc = json.loads(resp.read())
+            doc = json.loads(_body(resp, self.settings.max_list_bytes))
         except (ValueError, UnicodeDecodeError) as exc:
             raise StreamError(f"the pod list is not JSON: {exc}") from None
+        except RecursionError:
+            raise StreamError("the pod list is nested too deep to read") from None
         except http.client.IncompleteRead as exc:
             raise OSError(f"the pod list was cut short: {exc}") from None
         if not isinstance(doc, dict):
@@ -377,7 +533,12 @@ class PodWatcher:
         try:
             return Pod.from_api(obj, self.settings.labels, self.settings.annotations)
         except PodError as exc:
-            self.log.warning("pod watch: skipping a malformed pod: %s", exc)
+            # Skipped on its own: its neighbours are delivered. The first one, then every hundredth,
+            # is a warning; the count is in the plugin's metrics.
+            self._malformed += 1
+            self.counters.malformed.inc()
+            level = logging.WARNING if self._malformed % 100 == 1 else logging.DEBUG
+            self.log.log(level, "pod watch: skipping a malformed pod (%d so far): %s", self._malformed, exc)
             return None
 
     # -- watch -----------------------------------------------------------------
@@ -394,14 +555,19 @@ class PodWatcher:
             "timeoutSeconds": str(timeout),
             **self._selector(),
         }
+        started = time.monotonic()
         resp = self.client.get(PODS_PATH, query)
-        for event in _lines(resp):
+        events = 0
+        for event in _lines(resp, self.settings.max_event_bytes):
+            events += 1
             self._apply(event)
             if self.stopping.is_set():
                 raise StoppedError
+        lasted = time.monotonic() - started
+        if events == 0 and lasted < min(SHORT_WATCH, timeout / 2):
+            raise ShortWatchError(f"the API server ended the watch after {lasted:.3f}s with no event")
 
     def _apply(self, event: dict[str, Any]) -> None:
-        self._progress = True
         kind, obj = event.get("type"), event.get("object")
         if not isinstance(obj, dict):
             raise StreamError(f"a {kind} watch event without an object")
@@ -425,64 +591,98 @@ class PodWatcher:
         if pod is None:
             return
         if kind == "DELETED":
-            if self.known.pop(pod.uid, None) is not None:
-                self.sink("deleted", pod)
-            return
-        old = self.known.get(pod.uid)
-        self.known[pod.uid] = pod
-        if old is not None and old.same_as(pod):
-            return  # nothing the plugin keeps has changed (most status updates), or a duplicate
-        self.sink("added" if old is None else "modified", pod)
+            self.known.pop(pod.uid, None)
+        else:
+            self.known[pod.uid] = pod
+        # The event is applied to `known` first: one the host does not take is sent again from there.
+        result = self._send(pod.uid)
+        if result != "taken":
+            self._delivery_failures += 1
+            why = self._refusal if result == "refused" else "its queue is full"
+            raise DeliveryError(f"the host did not take the pod event of {pod.namespace}/{pod.name} ({why})")
 
 
-MAX_EVENT = 16 * 1024 * 1024
-"""Longest watch event line accepted (a pod object is a few kB; this is a broken stream)."""
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+"""A chunk size as RFC 9112 writes it: hex digits only (int() would also take -3, +3, 0x3 and 1_0)."""
+MAX_CHUNK_LINE = 1024
 
 
-def _chunks(resp: http.client.HTTPResponse) -> Iterator[bytes]:
+def _chunks(resp: http.client.HTTPResponse, limit: int, too_big: str) -> Iterator[bytes]:
     """The chunks of a chunked body, read off the connection here rather than by http.client,
-    which does not tell a body cut between two chunks from one that ended properly."""
+    which does not tell a body cut between two chunks from one that ended properly, and reads to
+    the end of the connection on a negative chunk size. A chunk larger than ``limit`` is a
+    :class:`LimitError` (``too_big`` says which limit), refused before it is read."""
     fp = resp.fp
     if fp is None:
         return
     while True:
-        line = fp.readline(1024)
+        line = fp.readline(MAX_CHUNK_LINE)
         if not line.endswith(b"\n"):
-            raise OSError("the watch stream was cut between two chunks")
-        try:
-            size = int(line.split(b";")[0].strip(), 16)
-        except ValueError:
-            raise StreamError(f"a bad chunk size line {line[:40]!r}") from None
+            if len(line) == MAX_CHUNK_LINE:
+                raise StreamError(f"a chunk size line longer than {MAX_CHUNK_LINE} bytes")
+            raise OSError("the response was cut between two chunks")
+        digits = line.split(b";")[0].strip(b" \t\r\n")
+        if not _CHUNK_SIZE.fullmatch(digits):
+            raise StreamError(f"a bad chunk size line {line[:40]!r}")
+        size = int(digits, 16)
         if size == 0:
-            while fp.readline(1024).strip():  # trailers
+            while fp.readline(MAX_CHUNK_LINE).strip():  # trailers
                 pass
             return
-        if size > MAX_EVENT:
-            raise StreamError(f"a chunk of {size} bytes")
+        if size > limit:
+            raise LimitError(f"{too_big}: a chunk of {size} bytes")
         data = fp.read(size + 2)
         if len(data) != size + 2:
-            raise OSError("the watch stream was cut inside a chunk")
+            raise OSError("the response was cut inside a chunk")
         yield data[:-2]
 
 
-def _lines(resp: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
-    """The watch events of a response, one JSON object per line; ends when the server ends the watch."""
+def _body(resp: http.client.HTTPResponse, limit: int) -> bytes:
+    """The whole body of a (list) response, at most ``limit`` bytes (:class:`LimitError` beyond, as
+    soon as it is known: from Content-Length, before reading)."""
+    too_big = f"a pod list page larger than {limit} bytes (max_list_bytes; lower page_size or raise max_list_bytes)"
+    if resp.chunked:
+        parts: list[bytes] = []
+        total = 0
+        for chunk in _chunks(resp, limit, too_big):
+            total += len(chunk)
+            if total > limit:
+                raise LimitError(too_big)
+            parts.append(chunk)
+        return b"".join(parts)
+    length = resp.length
+    if length is not None and length > limit:
+        raise LimitError(f"{too_big}: Content-Length {length}")
+    data = resp.read(limit + 1)
+    if len(data) > limit:
+        raise LimitError(too_big)
+    if length is not None and len(data) < length:
+        raise OSError(f"the pod list was cut short ({len(data)} of {length} bytes)")
+    return data
+
+
+def _lines(resp: http.client.HTTPResponse, limit: int) -> Iterator[dict[str, Any]]:
+    """The watch events of a response, one JSON object per line; ends when the server ends the watch.
+    An event longer than ``limit`` bytes is a :class:`LimitError`."""
+    too_long = f"a watch event longer than {limit} bytes (max_event_bytes)"
     if resp.chunked:
         pending = b""
-        for chunk in _chunks(resp):
+        for chunk in _chunks(resp, limit, too_long):
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            if len(pending) > MAX_EVENT:
-                raise StreamError(f"a watch event longer than {MAX_EVENT} bytes")
+            if len(pending) > limit or any(len(line) > limit for line in lines):
+                raise LimitError(too_long)
             yield from (_event(line) for line in lines if line.strip())
         if pending.strip():
             raise StreamError("the watch stream ended in the middle of an event")
         return
     while True:  # not chunked: the body ends when the server closes the connection
-        line = resp.readline(MAX_EVENT)
+        line = resp.readline(limit + 1)
         if not line:
             return
         if not line.endswith(b"\n"):
+            if len(line) > limit:
+                raise LimitError(too_long)
             raise OSError("the watch stream ended in the middle of an event")
         if line.strip():
             yield _event(line)
@@ -493,6 +693,8 @@ def _event(line: bytes) -> dict[str, Any]:
         event = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise StreamError(f"a watch event is not JSON: {exc}") from None
+    except RecursionError:
+        raise StreamError("a watch event is nested too deep to read") from None
     if not isinstance(event, dict):
         raise StreamError("a watch event is not a JSON object")
     return event
