@@ -113,6 +113,26 @@ def test_the_sbom_is_cyclonedx_and_names_each_component(sbom: dict[str, Any]) ->
     assert sbom["dependencies"] == [{"ref": HOME_DIR, "dependsOn": refs}]
 
 
+def test_the_plugins_sbom_covers_every_shared_library_of_its_directory_with_a_licence_shipped_there(
+    built: Path,
+) -> None:
+    site_sbom = json.loads((built / "libdummy_py.site" / "_sbom.cdx.json").read_text())
+    assert site_sbom["metadata"]["component"]["name"] == "dummy_py"
+    elf = [name for name in shared_libraries(built) if name != "libdummy_py.so"]  # the plugin is the subject
+    assert any(name.startswith("libdummy_py.site/_cffi_backend.") for name in elf)  # cffi, grafted or not
+    for name in elf:
+        owners = covering(site_sbom, name)
+        assert len(owners) == 1, (name, [c["name"] for c in owners])
+        (license_file,) = props(owners[0], PROPERTY_LICENSE)
+        assert (built / license_file).is_file(), (name, license_file)
+    python = {c["name"]: c for c in site_sbom["components"] if c["purl"].startswith("pkg:pypi/")}
+    assert python["cffi"]["licenses"] == [{"license": {"id": "MIT-0"}}]
+    assert python["falco-plugin-sdk"]["licenses"] == [{"license": {"id": "Apache-2.0"}}]
+    for component in python.values():
+        (license_file,) = props(component, PROPERTY_LICENSE)
+        assert (built / license_file).stat().st_size > 0
+
+
 def test_the_archive_carries_the_licences_and_the_sbom(built: Path, tmp_path: Path) -> None:
     library = built / "libdummy_py.so"
     archive = package_plugin(project_dir("dummy"), library, read_library(library), tmp_path)[0].path
@@ -120,7 +140,7 @@ def test_the_archive_carries_the_licences_and_the_sbom(built: Path, tmp_path: Pa
         names = set(tar.getnames())
     shipped = {str(p.relative_to(built)) for p in (built / HOME_DIR / "licenses").iterdir()}
     assert shipped and shipped <= names
-    assert f"{HOME_DIR}/sbom.cdx.json" in names
+    assert f"{HOME_DIR}/sbom.cdx.json" in names and "libdummy_py.site/_sbom.cdx.json" in names
 
 
 def test_a_library_from_no_debian_package_fails_the_build_by_name(tmp_path: Path) -> None:

@@ -493,6 +493,14 @@ def fix_site_dir(site_dir: Path, home: Path) -> list[str]:
     for elf in list(elf_files(site_dir)):
         if own not in elf.parents:
             grafter.relink(elf, grafter.graft(elf), [own, home / LIB])
+    # The licences of what was grafted here, and the plugin directory's SBOM (see sbom.py).
+    from falco_plugin_tools.build.sbom import LicenseNotFound, write_site_sbom
+
+    copied = {src: f"_libs/{name}" for src, name in grafter.grafted.items() if (own / name).is_file()}
+    try:
+        write_site_sbom(site_dir, home, copied)
+    except LicenseNotFound as exc:
+        raise StandaloneError(str(exc)) from None
     scrub_tree(site_dir, build_paths())
     return sorted(p.name for p in own.iterdir()) if own.is_dir() else []
 
