@@ -14,10 +14,12 @@ import base64
 import hashlib
 import json
 import platform
+import re
 import shutil
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -486,3 +488,52 @@ def test_an_archive_falcoctl_would_refuse_to_unpack_is_refused(
         "which falcoctl refuses\n"
     )
     assert registry.tags("links/ruleset/dummy_py") == []
+
+
+# -- the README's Helm values -----------------------------------------------------------------------
+
+
+def readme_helm_values() -> dict[str, Any]:
+    text = (REPO / "README.md").read_text()
+    start = text.index("## Deploying to a cluster")
+    section = text[start : text.find("\n## ", start + 1)]
+    (values,) = [b for b in re.findall(r"^```yaml\n(.*?)^```", section, re.M | re.S) if b.startswith("falcoctl:")]
+    loaded: dict[str, Any] = yaml.safe_load(values)
+    return loaded
+
+
+def test_the_readmes_helm_values_install_what_was_pushed_and_falco_runs_it(
+    registry: Registry, dist: Path, push: Push, falco: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.yaml"
+    shutil.copy(dist / "index.yaml", index)
+    for archive, repository in ((PLUGIN_ARCHIVE, "helm/plugin/dummy_py"), (RULES_ARCHIVE, "helm/ruleset/dummy_py")):
+        assert push(f"{registry.host}/{repository}", dist / archive, "--plain-http", "--index", index)[0] == 0
+    entries = {e["name"]: e for e in yaml.safe_load(index.read_text())}
+    values = readme_helm_values()
+    artifact = values["falcoctl"]["config"]["artifact"]
+    assert set(artifact["allowedTypes"]) == {"plugin", "rulesfile"}
+    ours = [ref.split(":") for ref in artifact["install"]["refs"] if ref.split(":")[0] in entries]
+    assert sorted(name for name, _ in ours) == ["dummy_py", "dummy_py-rules"]
+    # what the chart's volumes are: falcoctl's /plugins and /rulesfiles, Falco's plugin dir and /etc/falco
+    plugins, etc = tmp_path / "usr/share/falco/plugins", tmp_path / "etc/falco"
+    plugins.mkdir(parents=True)
+    etc.mkdir(parents=True)
+    for name, tag in ours:
+        entry = entries[name]
+        assert entry["registry"] == registry.host
+        into = plugins if entry["type"] == "plugin" else etc
+        install(pull(registry, entry["repository"], tag, arch=ARCH).layer, into, tmp_path)
+    falco_values = values["falco"]
+    rules = [etc / Path(r).name for r in falco_values["rules_files"] if Path(r).parent == Path("/etc/falco")]
+    assert etc / "dummy_py_rules.yaml" in rules
+    config = falco_config([], rules=[r for r in rules if r.is_file()], json_output=True)
+    config["plugins"] = [{**p, "library_path": str(plugins / p["library_path"])} for p in falco_values["plugins"]]
+    config["load_plugins"] = falco_values["load_plugins"]
+    run = run_falco(falco, write_config(tmp_path / "falco.yaml", config), *PLUGIN_ONLY, "-v", timeout=120)
+    assert run.returncode == 0, run.describe()
+    assert not run.noise(), run.describe()
+    assert run.captured() == {"dummy_py": json.loads(falco_values["plugins"][0]["open_params"])["maxEvents"]}
+    # 1000 jittered samples pass 1000: both of the pulled rules fire
+    fired = {a["rule"] for a in run.alerts}
+    assert fired == {"Dummy sample is a multiple of seven", "Dummy sample crossed one thousand"}
