@@ -126,3 +126,19 @@ def test_credentials_come_from_the_docker_credential_helper_it_names(
     assert find_credentials("ghcr.io", env) == Credentials("bot", "tok-ghcr.io", "docker-credential-fake")
     with pytest.raises(RegistryError, match=r"names the credential helper docker-credential-absent for quay\.io"):
         find_credentials("quay.io", env)
+
+
+def test_without_the_oci_extra_push_names_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import sys
+
+    from falco_plugin_tools import cli
+
+    for module in ("falco_plugin_tools.oci.registry", "falco_plugin_tools.oci.push"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setitem(sys.modules, "requests", None)  # as if not installed: importing it fails
+    assert cli.main(["push", "ghcr.io/acme/x", str(tmp_path / "x.tar.gz")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("falco-plugin push: needs the SDK's oci extra (requests, PyYAML): ")
+    assert "pip install 'falco-plugin-sdk[oci]'" in err and err.count("\n") == 1
