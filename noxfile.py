@@ -22,9 +22,9 @@ nox.options.default_venv_backend = "venv"
 
 
 def install_workspace(session: nox.Session, *extra: str) -> None:
-    """The SDK (with host and build extras) and every plugin, editable."""
+    """The SDK (with host, build and oci extras) and every plugin, editable."""
     editable = [arg for p in PLUGINS for arg in ("-e", str(p))]
-    session.install("-e", "sdk[host,build]", *editable, *extra)
+    session.install("-e", "sdk[host,build,oci]", *editable, *extra)
 
 
 def plugin_package(project: Path) -> str:

@@ -194,6 +194,14 @@ def test_a_site_dir_extension_gets_its_libraries_grafted_or_shared_with_the_home
     home_libz = [p.name for p in (tmp_path / HOME_DIR / "lib").glob("libz-*.so.1")]
     assert sorted(n for n in need if not BASE_LIBRARIES.match(n)) == sorted([*home_libz, *grafted])
     assert paths == ["$ORIGIN/../_libs", f"$ORIGIN/../../{HOME_DIR}/lib"]
+    # what was grafted ships with its Debian package's licence, listed in the plugin's SBOM
+    sbom = json.loads((site / "_sbom.cdx.json").read_text())
+    props = [{p["name"]: p["value"] for p in c["properties"]} | {"package": c["name"]} for c in sbom["components"]]
+    (sqlite_entry,) = [
+        p for p in props if p.get("falco-plugin-sdk:file", "").startswith("libfake.site/_libs/libsqlite3-")
+    ]
+    shipped = (tmp_path / sqlite_entry["falco-plugin-sdk:license-file"]).read_bytes()
+    assert shipped == (Path("/usr/share/doc") / sqlite_entry["package"] / "copyright").read_bytes()
     # and it loads, from those paths only, in an empty environment
     probe = subprocess.run(
         [sys.executable, "-c", f"import ctypes; assert ctypes.CDLL({str(ext)!r}).probe() == 1"],

@@ -39,3 +39,35 @@ def test_ci_run_installs_the_runtime_first_when_shared_has_it(tmp_path: Path, wi
     assert proc.returncode == 0, proc.stderr
     expected = (["install-runtime "] if with_shared else []) + ["nox -s tests"]
     assert log.read_text().splitlines() == expected
+
+
+INSTALL_FLAGS = "-y -qq --no-install-recommends"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="CI runs .ci/run as root; elsewhere it uses sudo")
+@pytest.mark.parametrize("present", [True, False])
+def test_ci_run_installs_the_registry_of_the_push_tests_only_when_missing(tmp_path: Path, present: bool) -> None:
+    clone, log = ci_checkout(tmp_path, with_shared=False)
+    # a PATH of only what the script runs, apt-get faked (logging), the registry there or not
+    bin_dir = tmp_path / "x" / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ("dirname", "id", "env"):
+        found = shutil.which(tool)
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    fakes = ["apt-get"] + (["docker-registry", "htpasswd"] if present else [])
+    for what in fakes:
+        (bin_dir / what).write_text(LOGGER.format(what=what))
+        (bin_dir / what).chmod(0o555)
+    proc = subprocess.run(
+        [shutil.which("bash") or "bash", str(clone / ".ci" / "run")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={"PATH": str(bin_dir)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    install = f"apt-get install {INSTALL_FLAGS} docker-registry apache2-utils"
+    installs = [] if present else ["apt-get update -qq", install]
+    assert log.read_text().splitlines() == [*installs, "nox -s tests"]

@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "falco_plugin_tools.package",
         "unpack a plugin archive and load it in the C host with an empty environment",
     ),
+    "push": (
+        "falco_plugin_tools.oci.cli",
+        "push a packaged plugin or rules archive to an OCI registry, as falcoctl installs it",
+    ),
     "docs": (
         "falco_plugin_tools.docs",
         "regenerate the fields/config tables of plugin READMEs (--check: fail on drift)",

@@ -12,6 +12,8 @@ Python version shares::
       lib/lib*-<hash>.so.*             shared libraries the extension modules need beyond the base system
       lib/python3.11/                  the pruned standard library, sourceless bytecode
       lib/python3.11/lib-dynload/      its extension modules (all but :data:`DYNLOAD_DENYLIST`)
+    licenses/<package>.txt           the licence of each bundled library (CPython's: lib/python3.11/LICENSE.txt)
+    sbom.cdx.json                    CycloneDX list of the components, files and licences (see sbom.py)
 
 The standard library is a directory of ``.pyc`` files rather than
 ``python311.zip`` (``zip_stdlib=True``): measured on dummy_py, the directory
@@ -76,7 +78,8 @@ STAMP = "bundle.json"
 #: Written in each standalone plugin's site directory.
 PLUGIN_METADATA = "_standalone.json"
 #: Bump when what a home holds changes, so that older homes in an output directory are rebuilt.
-BUNDLE_FORMAT = 2
+#: 3: licences and sbom.cdx.json.
+BUNDLE_FORMAT = 3
 
 #: Standard library top-level entries that never run inside a plugin: tests,
 #: GUI and terminal toolkits, installers and tooling, build configuration.
@@ -462,6 +465,15 @@ def _write_home(home: Path, zip_stdlib: bool) -> None:
         dst.chmod(0o755)
         strip_debug(dst)
         grafter.relink(dst, grafter.graft(so), [lib])
+    # What ships, with each part's licence: licenses/ and sbom.cdx.json (see sbom.py).
+    from falco_plugin_tools.build.sbom import LicenseNotFound, write_home_licenses
+
+    try:
+        write_home_licenses(
+            home, {src: f"{LIB}/{name}" for src, name in grafter.grafted.items()}, stdlib / "LICENSE.txt"
+        )
+    except LicenseNotFound as exc:
+        raise StandaloneError(str(exc)) from None
     scrub_tree(home, build_paths())
 
 
@@ -481,6 +493,14 @@ def fix_site_dir(site_dir: Path, home: Path) -> list[str]:
     for elf in list(elf_files(site_dir)):
         if own not in elf.parents:
             grafter.relink(elf, grafter.graft(elf), [own, home / LIB])
+    # The licences of what was grafted here, and the plugin directory's SBOM (see sbom.py).
+    from falco_plugin_tools.build.sbom import LicenseNotFound, write_site_sbom
+
+    copied = {src: f"_libs/{name}" for src, name in grafter.grafted.items() if (own / name).is_file()}
+    try:
+        write_site_sbom(site_dir, home, copied)
+    except LicenseNotFound as exc:
+        raise StandaloneError(str(exc)) from None
     scrub_tree(site_dir, build_paths())
     return sorted(p.name for p in own.iterdir()) if own.is_dir() else []
 
