@@ -46,17 +46,16 @@ def shared_dir() -> Path:
 CAPTURES = shared_dir() / "captures"
 
 FIELDS = [
-    "k8s.pod.name",
-    "k8s.pod.uid",
-    "k8s.pod.namespace",
-    "k8s.ns.name",
-    "k8s.pod.ip",
-    "k8s.pod.labels",
-    "k8s.pod.label[app]",
-    "k8s.pod.owner.kind",
-    "k8s.pod.owner.name",
-    "k8s.node.name",
-    "k8s.container.name",
+    "k8s_parse.pod.name",
+    "k8s_parse.pod.uid",
+    "k8s_parse.pod.namespace",
+    "k8s_parse.pod.ip",
+    "k8s_parse.pod.labels",
+    "k8s_parse.pod.label[app]",
+    "k8s_parse.pod.owner.kind",
+    "k8s_parse.pod.owner.name",
+    "k8s_parse.node.name",
+    "k8s_parse.container.name",
 ]
 NOTHING = dict.fromkeys(FIELDS)
 
@@ -99,22 +98,23 @@ def test_a_process_in_a_pod_gets_every_field(kube: FakeKube, node: Callable[...,
     n.thread(200, cgroups_of(UID, CID))  # the child the host made on the parent's clone exit
     n.parse(clone_exit(100, res=200))
     ev = n.parse(syscall_event(EXECVE_19_X, 200))
-    assert n.threads[200]["k8s.pod.uid"] == UID and n.threads[200]["k8s.container.id"] == CID
-    assert n.threads[100]["k8s.pod.uid"] == ""  # the shim itself runs outside the pod
+    assert n.threads[200]["k8s_parse.pod_uid"] == UID and n.threads[200]["k8s_parse.container_id"] == CID
+    assert n.threads[100]["k8s_parse.pod_uid"] == ""  # the shim itself runs outside the pod
     assert n.fields(ev, *FIELDS) == {
-        "k8s.pod.name": "web-7f9c-abcde",
-        "k8s.pod.uid": UID,
-        "k8s.pod.namespace": "shop",
-        "k8s.ns.name": "shop",
-        "k8s.pod.ip": "10.0.0.5",
-        "k8s.pod.labels": ["app:web", "team:checkout"],
-        "k8s.pod.label[app]": "web",
-        "k8s.pod.owner.kind": "ReplicaSet",
-        "k8s.pod.owner.name": "web-5d9c",
-        "k8s.node.name": "node-1",
-        "k8s.container.name": "nginx",
+        "k8s_parse.pod.name": "web-7f9c-abcde",
+        "k8s_parse.pod.uid": UID,
+        "k8s_parse.pod.namespace": "shop",
+        "k8s_parse.pod.ip": "10.0.0.5",
+        "k8s_parse.pod.labels": ["app:web", "team:checkout"],
+        "k8s_parse.pod.label[app]": "web",
+        "k8s_parse.pod.owner.kind": "ReplicaSet",
+        "k8s_parse.pod.owner.name": "web-5d9c",
+        "k8s_parse.node.name": "node-1",
+        "k8s_parse.container.name": "nginx",
     }
-    assert n.fields(n.event(syscall_event(OPEN_X, 200)), "k8s.pod.label[missing]") == {"k8s.pod.label[missing]": None}
+    assert n.fields(n.event(syscall_event(OPEN_X, 200)), "k8s_parse.pod.label[missing]") == {
+        "k8s_parse.pod.label[missing]": None
+    }
     assert n.registry.violations == []
 
 
@@ -145,14 +145,14 @@ def test_systemd_layout_and_a_thread_seen_before_its_pod(kube: FakeKube, node: C
     n.pump(until=lambda: bool(kube.requests("watch")))
     n.thread(300, cgroups_of(UID, CID, systemd=True))
     ev = n.parse(syscall_event(EXECVE_19_X, 300))
-    assert n.fields(ev, "k8s.pod.name") == {"k8s.pod.name": None}  # the pod is not known yet: no value
+    assert n.fields(ev, "k8s_parse.pod.name") == {"k8s_parse.pod.name": None}  # the pod is not known yet: no value
     misses = metric(n, "lookup_misses")
     kube.add(web_pod())
     n.pump(until=lambda: bool(n.changes))
     ev = n.parse(syscall_event(OPEN_X, 300))  # not a process event: the column set at execve is used
-    assert n.fields(ev, "k8s.pod.name", "k8s.container.name") == {
-        "k8s.pod.name": "web-7f9c-abcde",
-        "k8s.container.name": "nginx",
+    assert n.fields(ev, "k8s_parse.pod.name", "k8s_parse.container.name") == {
+        "k8s_parse.pod.name": "web-7f9c-abcde",
+        "k8s_parse.container.name": "nginx",
     }
     assert misses >= 1
 
@@ -165,16 +165,16 @@ def test_updates_show_at_once_and_a_deleted_pod_has_no_value_while_its_processes
     n.pump(until=lambda: bool(n.changes))
     n.thread(200, cgroups_of(UID, CID))
     ev = n.parse(syscall_event(EXECVE_19_X, 200))
-    assert n.fields(ev, "k8s.pod.label[app]") == {"k8s.pod.label[app]": "web"}
+    assert n.fields(ev, "k8s_parse.pod.label[app]") == {"k8s_parse.pod.label[app]": "web"}
     kube.modify(UID, lambda o: o["metadata"]["labels"].update(app="web-v2"))
     n.pump(until=lambda: len(n.changes) == 2)
     ev = n.parse(syscall_event(OPEN_X, 200))
-    assert n.fields(ev, "k8s.pod.label[app]") == {"k8s.pod.label[app]": "web-v2"}
+    assert n.fields(ev, "k8s_parse.pod.label[app]") == {"k8s_parse.pod.label[app]": "web-v2"}
     kube.delete(UID)
     n.pump(until=lambda: len(n.changes) == 3)
     ev = n.parse(syscall_event(OPEN_X, 200))
     assert n.fields(ev, *FIELDS) == NOTHING
-    assert n.threads[200]["k8s.pod.uid"] == UID  # the process still runs, in a pod that is gone
+    assert n.threads[200]["k8s_parse.pod_uid"] == UID  # the process still runs, in a pod that is gone
     assert metric(n, "pods_known") == 0
 
 
@@ -192,7 +192,7 @@ def test_410_relist_keeps_the_table_exact(kube: FakeKube, node: Callable[..., No
     for i, uid in enumerate([*uids[1:], kube.history[-1][2]["metadata"]["uid"]]):
         n.thread(10 + i, cgroups_of(uid))
         ev = n.parse(syscall_event(EXECVE_19_X, 10 + i))
-        assert n.fields(ev, "k8s.pod.name")["k8s.pod.name"] == f"p{i + 1}"
+        assert n.fields(ev, "k8s_parse.pod.name")["k8s_parse.pod.name"] == f"p{i + 1}"
     assert metric(n, "relists") == 1
     assert [c["action"] for c in n.changes] == ["added"] * 5 + ["added", "deleted"]
 
@@ -204,7 +204,7 @@ def test_capture_open_backfills_existing_threads(kube: FakeKube, node: Callable[
     n.thread(400, cgroups_of(UID, CID))
     n.thread(401, ["cpu=/user.slice"])
     n.plugin.capture_open()
-    assert n.threads[400]["k8s.pod.uid"] == UID and n.threads[401]["k8s.pod.uid"] == ""
+    assert n.threads[400]["k8s_parse.pod_uid"] == UID and n.threads[401]["k8s_parse.pod_uid"] == ""
     assert n.registry.violations == []
 
 
@@ -223,9 +223,9 @@ def test_dump_state_then_replay_without_an_api_server(kube: FakeKube, node: Call
     replay.thread(200, cgroups_of(UID, CID))
     replay.plugin.capture_open()
     ev = replay.parse(syscall_event(OPEN_X, 200))
-    assert replay.fields(ev, "k8s.pod.name", "k8s.container.name") == {
-        "k8s.pod.name": "web-7f9c-abcde",
-        "k8s.container.name": "nginx",
+    assert replay.fields(ev, "k8s_parse.pod.name", "k8s_parse.container.name") == {
+        "k8s_parse.pod.name": "web-7f9c-abcde",
+        "k8s_parse.container.name": "nginx",
     }
 
 
@@ -236,14 +236,14 @@ def test_a_static_pod_is_found_through_its_mirror(kube: FakeKube, node: Callable
     n.pump(until=lambda: bool(n.changes))
     n.thread(500, cgroups_of(static, CID))
     ev = n.parse(syscall_event(EXECVE_19_X, 500))
-    assert n.fields(ev, "k8s.pod.name") == {"k8s.pod.name": "etcd-node-1"}
+    assert n.fields(ev, "k8s_parse.pod.name") == {"k8s_parse.pod.name": "etcd-node-1"}
 
 
 def test_a_clone_exit_without_parameters_still_parses(node: Callable[..., Node]) -> None:
     n = node({})
     n.thread(600, cgroups_of(UID, CID))
     n.parse(syscall_event(CLONE_20_X, 600, []))  # no res to read: the child is left alone, the thread is done
-    assert n.threads[600]["k8s.pod.uid"] == UID
+    assert n.threads[600]["k8s_parse.pod_uid"] == UID
 
 
 def test_a_host_without_tables_gets_a_plugin_whose_fields_have_no_value(kube: FakeKube, k8s_lib: BuildResult) -> None:
@@ -331,9 +331,9 @@ def test_replaying_a_real_capture(node: Callable[..., Node], capture: str) -> No
             sync_threads(n.threads, threads)
             host_ev = n.event(ev.raw)
             parsed += n.plugin.parse(host_ev)
-            assert n.fields(host_ev, "k8s.pod.name") == {"k8s.pod.name": None}
+            assert n.fields(host_ev, "k8s_parse.pod.name") == {"k8s_parse.pod.name": None}
     assert parsed > 0 and n.registry.violations == []
-    assert all(e["k8s.pod.uid"] == "" for e in n.threads.entries.values())
+    assert all(e["k8s_parse.pod_uid"] == "" for e in n.threads.entries.values())
 
 
 def metric(n: Node, name: str) -> int | float:

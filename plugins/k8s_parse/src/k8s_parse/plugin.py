@@ -10,7 +10,7 @@ How the pieces fit (each in its own module):
   that start or change a process (clone/fork/vfork/clone3 and
   execve/execveat exits) reads the thread's cgroups from the host's
   ``threads`` table, finds the pod uid in them (:mod:`.cgroups`) and stores
-  it in a column of its own there (``k8s.pod.uid``);
+  it in a column of its own there (``k8s_parse.pod_uid``);
 * the fields read that column for the thread of the event and look the pod
   up; a process in no pod (or in a pod not known yet) has no value;
 * a capture file keeps it all: at capture open the existing threads are
@@ -103,7 +103,7 @@ class PodRow(Row):
 
 class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugin):
     name = "k8s_parse"
-    version = "0.1.0"
+    version = "0.2.0"
     description = "Kubernetes pod metadata for every syscall event, from a pod watcher and the process's cgroups"
     contact = "github.com/falcosecurity/plugins"
 
@@ -144,8 +144,8 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             threads=threads,
             cgroups=cgroups,
             cgroup_path=cgroups.field("second", STRING),  # libsinsp's cgroups are (controller, path) pairs
-            pod_uid=threads.add_field("k8s.pod.uid", STRING),
-            container_id=threads.add_field("k8s.container.id", STRING),
+            pod_uid=threads.add_field("k8s_parse.pod_uid", STRING),
+            container_id=threads.add_field("k8s_parse.container_id", STRING),
         )
         self.table = self.tables.export("k8s_pods", STRING, PodRow)
 
@@ -301,53 +301,49 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         found = self.pod_of(event)
         return None if found is None else str(getattr(found[0], name))
 
-    @field("k8s.pod.name", "Name of the pod of the process")
+    @field("k8s_parse.pod.name", "Name of the pod of the process")
     def pod_name(self, event: Event) -> str | None:
         return self._attr(event, "name")
 
-    @field("k8s.pod.uid", "UID of the pod of the process")
+    @field("k8s_parse.pod.uid", "UID of the pod of the process")
     def pod_uid_field(self, event: Event) -> str | None:
         return self._attr(event, "uid")
 
-    @field("k8s.pod.namespace", "Namespace of the pod of the process")
+    @field("k8s_parse.pod.namespace", "Namespace of the pod of the process")
     def pod_namespace(self, event: Event) -> str | None:
         return self._attr(event, "namespace")
 
-    @field("k8s.ns.name", "Namespace of the pod of the process (alias of k8s.pod.namespace)")
-    def ns_name(self, event: Event) -> str | None:
-        return self._attr(event, "namespace")
-
-    @field("k8s.pod.ip", "First IP address of the pod of the process")
+    @field("k8s_parse.pod.ip", "First IP address of the pod of the process")
     def pod_ip(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].ip else found[0].ip
 
-    @field("k8s.pod.labels", "Labels of the pod of the process, as key:value")
+    @field("k8s_parse.pod.labels", "Labels of the pod of the process, as key:value")
     def pod_labels(self, event: Event) -> list[str] | None:
         found = self.pod_of(event)
         return None if found is None else [f"{k}:{v}" for k, v in sorted(found[0].labels.items())]
 
-    @field("k8s.pod.label", "Value of one label of the pod of the process: k8s.pod.label[app]")
+    @field("k8s_parse.pod.label", "Value of one label of the pod of the process: k8s_parse.pod.label[app]")
     def pod_label(self, event: Event, key: str) -> str | None:
         found = self.pod_of(event)
         return None if found is None else found[0].labels.get(key)
 
-    @field("k8s.pod.owner.kind", "Kind of the controller owning the pod (ReplicaSet, DaemonSet, Job...)")
+    @field("k8s_parse.pod.owner.kind", "Kind of the controller owning the pod (ReplicaSet, DaemonSet, Job...)")
     def owner_kind(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].owner_kind else found[0].owner_kind
 
-    @field("k8s.pod.owner.name", "Name of the controller owning the pod")
+    @field("k8s_parse.pod.owner.name", "Name of the controller owning the pod")
     def owner_name(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].owner_name else found[0].owner_name
 
-    @field("k8s.node.name", "Node the pod of the process runs on")
+    @field("k8s_parse.node.name", "Node the pod of the process runs on")
     def node_name(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].node else found[0].node
 
-    @field("k8s.container.name", "Name of the container of the process, matched by the id in its cgroup")
+    @field("k8s_parse.container.name", "Name of the container of the process, matched by the id in its cgroup")
     def container_name(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None else found[0].container_name(found[1])
