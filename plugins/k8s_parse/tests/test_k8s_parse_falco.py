@@ -63,14 +63,15 @@ def scapwriter() -> Any:
     return sw
 
 
-def execve_exit(sw: Any, tid: int, cgroups: list[str], ts: int) -> bytes:
-    """A successful execve of /bin/sh by ``tid`` (every parameter of the current layout)."""
+def execve_exit(sw: Any, tid: int, cgroups: list[str], ts: int, exe: str = "/bin/sh") -> bytes:
+    """A successful execve of ``exe`` by ``tid`` (every parameter of the current layout)."""
+    comm = exe.rsplit("/", 1)[-1]
     values: dict[str, Any] = {
-        "res": 0, "exe": "/bin/sh", "args": ["-c", "id"], "tid": tid, "pid": tid, "ptid": 1, "cwd": "/",
-        "fdlimit": 1024, "pgft_maj": 0, "pgft_min": 0, "vm_size": 0, "vm_rss": 0, "vm_swap": 0, "comm": "sh",
+        "res": 0, "exe": exe, "args": ["-c", "id"], "tid": tid, "pid": tid, "ptid": 1, "cwd": "/",
+        "fdlimit": 1024, "pgft_maj": 0, "pgft_min": 0, "vm_size": 0, "vm_rss": 0, "vm_swap": 0, "comm": comm,
         "cgroups": cgroups, "env": [], "tty": 0, "vpgid": tid, "loginuid": 0, "flags": 0, "cap_inheritable": 0,
         "cap_permitted": 0, "cap_effective": 0, "exe_ino": 0, "exe_ino_ctime": 0, "exe_ino_mtime": 0, "uid": 0,
-        "trusted_exepath": "/bin/sh", "pgid": tid, "gid": 0, "filename": "/bin/sh",
+        "trusted_exepath": exe, "pgid": tid, "gid": 0, "filename": exe,
     }  # fmt: skip
     return bytes(sw.build_event(293, values, ts=ts, tid=tid))
 
@@ -112,24 +113,34 @@ def proc_entry(tid: int, comm: str, cgroups: list[str]) -> Any:
 
 
 @pytest.fixture
-def pod_capture(kube: FakeKube, node: Callable[..., Node], tmp_path: Path) -> Path:
-    """A capture with the dumped pod web-1 (payments/nginx), then an execve of sh in it (tid 100)
-    and one on the host (tid 200)."""
-    sw = scapwriter()
+def dumped(kube: FakeKube, node: Callable[..., Node]) -> list[bytes]:
+    """What the plugin dumps into a capture Falco records: the pod web-1 (payments/nginx), learnt
+    from the API server."""
     kube.add(pod_object("web-1", "payments", uid=UID, labels={"app": "web"}, containers={"nginx": CID}))
     live = node({"api_server": kube.url})
     live.plugin.async_events.start()
     live.pump(until=lambda: bool(live.changes))
-    dumped = live.plugin.async_events.dump_state()
-    assert len(dumped) == 1
+    events = [bytes(d.raw) for d in live.plugin.async_events.dump_state()]
+    assert len(events) == 1
+    return events
 
+
+def pod_capture_writer(dumped: list[bytes], *more_procs: Any) -> Any:
+    """A capture: the process list, the dumped pods, then an execve of sh in web-1 (tid 100) and one
+    on the host (tid 200)."""
+    sw = scapwriter()
     w = sw.ScapWriter().proclist([proc_entry(1, "systemd", ["cpu=/init.scope"]), proc_entry(100, "nginx", IN_POD)])
-    w.proclist([proc_entry(200, "bash", ON_HOST)])
-    for i, d in enumerate(dumped):
-        w.event(with_ts(d.raw, TS + i))
+    w.proclist([proc_entry(200, "bash", ON_HOST), *more_procs])
+    for i, raw in enumerate(dumped):
+        w.event(with_ts(raw, TS + i))
     w.event(execve_exit(sw, 100, IN_POD, TS + 10))
     w.event(execve_exit(sw, 200, ON_HOST, TS + 11))
-    path: Path = w.save(tmp_path / "k8s.scap")
+    return w
+
+
+@pytest.fixture
+def pod_capture(dumped: list[bytes], tmp_path: Path) -> Path:
+    path: Path = pod_capture_writer(dumped).save(tmp_path / "k8s.scap")
     return path
 
 
@@ -163,16 +174,28 @@ def container_fields() -> list[dict[str, Any]]:
 
 
 def run_falco(
-    tmp_path: Path, libraries: dict[str, Path], rules: str, capture: Path
+    tmp_path: Path,
+    libraries: dict[str, Path],
+    rules: str,
+    capture: Path,
+    init_config: dict[str, dict[str, Any]] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Falco replaying ``capture`` with ``libraries`` (plugin name -> library) loaded, in that order."""
     assert FALCO is not None
+
+    def init_of(name: str) -> dict[str, Any]:
+        # An empty mapping is not an init config to Falco: leave the key out.
+        config = (init_config or {}).get(name)
+        return {"init_config": config} if config else {}
+
     (tmp_path / "rules.yaml").write_text(rules)
     config = tmp_path / "falco.yaml"
     config.write_text(
         json.dumps(
             {
-                "plugins": [{"name": name, "library_path": str(lib)} for name, lib in libraries.items()],
+                "plugins": [
+                    {"name": name, "library_path": str(lib), **init_of(name)} for name, lib in libraries.items()
+                ],
                 "load_plugins": list(libraries),
                 "stdout_output": {"enabled": True},
                 "json_output": False,
@@ -223,3 +246,81 @@ def test_falco_refuses_k8s_parse_0_1_0s_field_names_next_to_the_container_plugin
         "Plugin 'k8s_parse' supports extraction of field 'k8s.pod.name' that is overlapping for source 'syscall'"
         in run.stdout + run.stderr
     ), run.stdout + run.stderr
+
+
+# -- a pod's process before (or without) the API server ---------------------------------------
+
+CURL_UID = "5d2e8f14-7a3b-4c6d-9e0f-1a2b3c4d5e6f"
+CURL_CID = container_id(0xC0DE)
+CURL_POD_PATH = f"/kubepods/besteffort/pod{CURL_UID}"
+CURL_CGROUPS = [f"cpu,cpuacct={CURL_POD_PATH}/{CURL_CID}", f"memory={CURL_POD_PATH}/{CURL_CID}", "cpuset=/"]
+SHIM_CGROUPS = ["cpu,cpuacct=/system.slice/containerd.service", "memory=/system.slice/containerd.service"]
+CURL_EXITS: list[tuple[int, dict[str, Any]]] = [
+    (159, {"res": 0x5000, "vm_size": 1, "vm_rss": 1, "vm_swap": 0, "addr": 0}),  # brk
+    (203, {"uid": 0}),  # getuid
+    (93, {"res": 0, "path": "/"}),  # getcwd
+    (19, {"fd": 3, "domain": 2, "type": 1, "proto": 0, "flags": 0}),  # socket
+    (5, {"res": 0, "fd": 3}),  # close
+]
+"""What curl does after its execve, as exit events."""
+CURL_RULE = (
+    "- rule: traced\n  desc: the shim and what it starts\n  condition: thread.tid in (300, 301)\n"
+    "  output: 'TRACED tid=%thread.tid %evt.type uid=%k8s_parse.pod.uid ctr=%k8s_parse.container.id "
+    "pod=%k8s_parse.pod.name'\n  priority: WARNING\n"
+)
+
+
+@pytest.fixture
+def curl_capture(dumped: list[bytes], tmp_path: Path) -> Path:
+    """``pod_capture``, then curl started by runc (tid 301) in a pod that no dump holds (besteffort,
+    cgroupfs layout), next to the shim (tid 300, on the host)."""
+    sw = scapwriter()
+    w = pod_capture_writer(
+        dumped, proc_entry(300, "containerd-shim", SHIM_CGROUPS), proc_entry(301, "runc:[2:INIT]", CURL_CGROUPS)
+    )
+    w.event(bytes(sw.build_event(203, {"uid": 0}, ts=TS + 20, tid=300)))
+    w.event(execve_exit(sw, 301, CURL_CGROUPS, TS + 21, exe="/usr/bin/curl"))
+    for i, (code, values) in enumerate(CURL_EXITS):
+        w.event(bytes(sw.build_event(code, values, ts=TS + 30 + i, tid=301)))
+    path: Path = w.save(tmp_path / "curl.scap")
+    return path
+
+
+def traced(run: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line[line.index("TRACED") :] for line in run.stdout.splitlines() if "TRACED" in line]
+
+
+def test_a_pods_process_has_its_uid_and_container_from_the_first_event_with_no_api_server(
+    k8s_lib: Any, curl_capture: Path, tmp_path: Path
+) -> None:
+    """The uid and container id come from the cgroups alone; the pod's other fields need the pod."""
+    run = run_falco(tmp_path, {"k8s_parse": k8s_lib.library}, CURL_RULE, curl_capture)
+    assert run.returncode == 0, run.stdout + run.stderr
+    in_pod = f"uid={CURL_UID} ctr={CURL_CID} pod=<NA>"
+    assert traced(run) == [
+        "TRACED tid=300 getuid uid=<NA> ctr=<NA> pod=<NA>",
+        f"TRACED tid=301 execve {in_pod}",
+        f"TRACED tid=301 brk {in_pod}",
+        f"TRACED tid=301 getuid {in_pod}",
+        f"TRACED tid=301 getcwd {in_pod}",
+        f"TRACED tid=301 socket {in_pod}",
+        f"TRACED tid=301 close {in_pod}",
+    ], run.stdout + run.stderr
+
+
+def test_replay_gives_the_same_fields_with_or_without_an_api_server(
+    k8s_lib: Any, kube: FakeKube, curl_capture: Path, tmp_path: Path
+) -> None:
+    """A replay shows the pods of the capture (its dumped state), whatever the API server says now."""
+    kube.add(pod_object("curl-1", "tools", uid=CURL_UID, containers={"curl": CURL_CID}))
+    kube.modify(UID, lambda o: o["metadata"].update(name="web-renamed"))
+    rules = CURL_RULE + "\n" + SHELL_RULE.format(extra="").replace("rule: shell", "rule: shell2")
+    runs = []
+    for i, config in enumerate([{}, {"api_server": kube.url, "initial_list_wait": 5}]):
+        (tmp_path / str(i)).mkdir()
+        run = run_falco(tmp_path / str(i), {"k8s_parse": k8s_lib.library}, rules, curl_capture, {"k8s_parse": config})
+        assert run.returncode == 0, run.stdout + run.stderr
+        runs.append(shells(run) + traced(run))
+    assert runs[0] == runs[1]
+    assert runs[0][:2] == SHELLS and f"TRACED tid=301 close uid={CURL_UID} ctr={CURL_CID} pod=<NA>" in runs[0]
+    assert len(kube.requests("list")) == 1  # the dump's session's: a replay starts no watcher

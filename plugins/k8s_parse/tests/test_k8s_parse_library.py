@@ -8,6 +8,7 @@ parser, capture open, dump_state, metrics.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,9 +56,12 @@ FIELDS = [
     "k8s_parse.pod.owner.kind",
     "k8s_parse.pod.owner.name",
     "k8s_parse.node.name",
+    "k8s_parse.container.id",
     "k8s_parse.container.name",
 ]
 NOTHING = dict.fromkeys(FIELDS)
+HOST_STAMPS = 2**64 - 1
+"""The timestamp of an async event that the host stamps when it takes it."""
 
 UID = "7c4e5a9b-1d2f-4e3a-9b8c-0d1e2f3a4b5c"
 CID = container_id(0xC0FFEE)
@@ -110,6 +114,7 @@ def test_a_process_in_a_pod_gets_every_field(kube: FakeKube, node: Callable[...,
         "k8s_parse.pod.owner.kind": "ReplicaSet",
         "k8s_parse.pod.owner.name": "web-5d9c",
         "k8s_parse.node.name": "node-1",
+        "k8s_parse.container.id": CID,
         "k8s_parse.container.name": "nginx",
     }
     assert n.fields(n.event(syscall_event(OPEN_X, 200)), "k8s_parse.pod.label[missing]") == {
@@ -145,7 +150,8 @@ def test_systemd_layout_and_a_thread_seen_before_its_pod(kube: FakeKube, node: C
     n.pump(until=lambda: bool(kube.requests("watch")))
     n.thread(300, cgroups_of(UID, CID, systemd=True))
     ev = n.parse(syscall_event(EXECVE_19_X, 300))
-    assert n.fields(ev, "k8s_parse.pod.name") == {"k8s_parse.pod.name": None}  # the pod is not known yet: no value
+    # The pod is not known yet: its uid and the container id are in the cgroups, the rest has no value.
+    assert n.fields(ev, *FIELDS) == {**NOTHING, "k8s_parse.pod.uid": UID, "k8s_parse.container.id": CID}
     misses = metric(n, "lookup_misses")
     kube.add(web_pod())
     n.pump(until=lambda: bool(n.changes))
@@ -173,8 +179,9 @@ def test_updates_show_at_once_and_a_deleted_pod_has_no_value_while_its_processes
     kube.delete(UID)
     n.pump(until=lambda: len(n.changes) == 3)
     ev = n.parse(syscall_event(OPEN_X, 200))
-    assert n.fields(ev, *FIELDS) == NOTHING
-    assert n.threads[200]["k8s_parse.pod_uid"] == UID  # the process still runs, in a pod that is gone
+    # the process still runs, in a pod that is gone: what its cgroups say, nothing else
+    assert n.fields(ev, *FIELDS) == {**NOTHING, "k8s_parse.pod.uid": UID, "k8s_parse.container.id": CID}
+    assert n.threads[200]["k8s_parse.pod_uid"] == UID
     assert metric(n, "pods_known") == 0
 
 
@@ -236,7 +243,11 @@ def test_a_static_pod_is_found_through_its_mirror(kube: FakeKube, node: Callable
     n.pump(until=lambda: bool(n.changes))
     n.thread(500, cgroups_of(static, CID))
     ev = n.parse(syscall_event(EXECVE_19_X, 500))
-    assert n.fields(ev, "k8s_parse.pod.name") == {"k8s_parse.pod.name": "etcd-node-1"}
+    mirror = n.changes[0]["pod"]["uid"]
+    assert n.fields(ev, "k8s_parse.pod.name", "k8s_parse.pod.uid") == {
+        "k8s_parse.pod.name": "etcd-node-1",
+        "k8s_parse.pod.uid": mirror,  # the API server's uid, not the config hash of the cgroups
+    }
 
 
 def test_a_clone_exit_without_parameters_still_parses(node: Callable[..., Node]) -> None:
@@ -286,7 +297,7 @@ def test_metrics_are_reported(kube: FakeKube, node: Callable[..., Node]) -> None
 
 
 def test_an_unreachable_api_server_is_retried_and_never_blocks_the_host(node: Callable[..., Node]) -> None:
-    n = node({"api_server": "http://127.0.0.1:9", "connect_timeout": 0.2})
+    n = node({"api_server": "http://127.0.0.1:9", "connect_timeout": 0.2, "initial_list_wait": 0})
     n.plugin.async_events.start()
     n.pump(until=lambda: metric(n, "watch_restarts") >= 2)
     n.plugin.async_events.stop()  # returns: the worker stops between retries
@@ -295,10 +306,42 @@ def test_an_unreachable_api_server_is_retried_and_never_blocks_the_host(node: Ca
 
 def test_a_hanging_api_server_does_not_delay_the_stop(kube: FakeKube, node: Callable[..., Node]) -> None:
     kube.faults.append(Fault("list", "hang"))
-    n = watching(node, kube, read_timeout=600)
+    n = watching(node, kube, read_timeout=600, initial_list_wait=0)
     n.pump(until=lambda: bool(kube.requests("list")))
     n.plugin.async_events.stop()
     assert not any("still running" in r.message for r in n.plugin.logs)
+
+
+def test_start_waits_for_the_first_list_and_stamps_its_events_with_the_start_time(
+    kube: FakeKube, node: Callable[..., Node]
+) -> None:
+    """Live Falco: the events read while start_async waited are older than the pod events of the
+    first list, as their timestamps say, so libsinsp hands the pods out first."""
+    kube.add(web_pod())
+    kube.add(pod_object("other", "ops"))
+    n = node({"api_server": kube.url, "initial_list_wait": 60})
+    before = time.time_ns()
+    n.plugin.async_events.start()  # returns once the first list is in
+    first = n.plugin.async_events.drain()
+    assert sorted(json.loads(e.payload)["pod"]["name"] for e in first) == ["other", "web-7f9c-abcde"]
+    assert len({e.ts for e in first}) == 1 and before <= first[0].ts <= time.time_ns()
+    kube.add(pod_object("later", "ops"))  # after the start: the host stamps it when it takes it
+    later = n.plugin.async_events.get()
+    assert json.loads(later.payload)["pod"]["name"] == "later" and later.ts == HOST_STAMPS
+
+
+def test_the_wait_for_the_first_list_is_bounded(kube: FakeKube, node: Callable[..., Node]) -> None:
+    kube.faults.append(Fault("list", "hang"))
+    n = watching(node, kube, read_timeout=600, initial_list_wait=0.05)  # returns: the wait is over
+    assert any("no pod list from" in r.message and "initial_list_wait" in r.message for r in n.plugin.logs)
+    n.plugin.async_events.stop()
+    assert n.plugin.async_events.late_calls == 0
+
+
+def test_without_an_api_server_start_does_not_wait(node: Callable[..., Node]) -> None:
+    n = node({"initial_list_wait": 300})
+    n.plugin.async_events.start()
+    assert n.plugin.async_events.drain() == []
 
 
 @pytest.mark.parametrize(

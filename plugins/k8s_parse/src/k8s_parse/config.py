@@ -72,6 +72,13 @@ class K8sParseConfig(Config):
     )
     backoff_initial: float = setting("Seconds before the first reconnection; doubles each time", default=0.5, minimum=0)
     backoff_max: float = setting("Longest pause between reconnections, in seconds", default=30.0, minimum=0)
+    initial_list_wait: float = setting(
+        "Seconds Falco's start may wait for the first pod list, so that the first events are enriched "
+        "(0: do not wait). Bounded so that a slow or unreachable API server delays Falco by at most this",
+        default=5.0,
+        minimum=0,
+        maximum=300,
+    )
     verbosity: Literal["error", "warning", "info", "debug"] = setting(
         "Least severe messages the plugin logs", default="info"
     )
@@ -97,6 +104,8 @@ class WatchSettings:
     backoff_initial: float
     backoff_max: float
     log_level: int
+    initial_list_wait: float = 0.0
+    """Seconds ``start_async`` waits for the first list (0: none)."""
 
 
 def resolve(config: K8sParseConfig, environ: dict[str, str] | None = None, sa: Path = SERVICE_ACCOUNT) -> WatchSettings:
@@ -143,4 +152,5 @@ def resolve(config: K8sParseConfig, environ: dict[str, str] | None = None, sa: P
         backoff_initial=config.backoff_initial,
         backoff_max=config.backoff_max,
         log_level=LOG_LEVELS[config.verbosity],
+        initial_list_wait=config.initial_list_wait,
     )

@@ -11,8 +11,13 @@ How the pieces fit (each in its own module):
   execve/execveat exits) reads the thread's cgroups from the host's
   ``threads`` table, finds the pod uid in them (:mod:`.cgroups`) and stores
   it in a column of its own there (``k8s_parse.pod_uid``);
-* the fields read that column for the thread of the event and look the pod
-  up; a process in no pod (or in a pod not known yet) has no value;
+* the fields read that column for the thread of the event: the pod uid and
+  the container id come from the cgroups alone (a process in no pod has no
+  value), the other fields from the pod table (a pod not known yet: no value);
+* with ``initial_list_wait``, :meth:`K8sParsePlugin.start_async` holds
+  Falco's start until the first pod list is in (bounded), and stamps those
+  events with the time it was called, so that libsinsp delivers them before
+  any syscall event captured meanwhile;
 * a capture file keeps it all: at capture open the existing threads are
   given their pod, :meth:`dump_state` writes every known pod at the start
   of a capture Falco records, and on replay those events rebuild the table.
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from falco_plugin import (
     ASYNC_EVENT,
@@ -85,6 +92,19 @@ class ThreadColumns:
     """Our column: the uid of the thread's pod, "" when it is in none."""
     container_id: Field[str]
     """Our column: the id of the thread's container, from its cgroup path."""
+
+
+class FirstListWatcher(PodWatcher):
+    """A :class:`PodWatcher` that sets ``listed`` once its first list has been reported, every pod
+    of it passed to the sink."""
+
+    def __init__(self, *args: Any, listed: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listed = listed
+
+    def _list(self) -> None:
+        super()._list()
+        self.listed.set()
 
 
 class PodRow(Row):
@@ -154,15 +174,32 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     def start_async(self, session: AsyncSession) -> None:
         if not self.settings.api_server:
             return
+        # While start waits for the first list, its pod events carry the time the wait began:
+        # libsinsp hands out an async event before any captured event with a later timestamp,
+        # so the processes of the first captured events find their pods.
+        started: list[int | None] = [time.time_ns() if self.settings.initial_list_wait > 0 else None]
 
         def sink(action: Action, pod: Pod) -> None:
             try:
-                session.emit(POD_EVENT, encode_change(action, pod))
+                session.emit(POD_EVENT, encode_change(action, pod), ts=started[0])
             except PluginError as exc:
                 self.log.warning("the host refused a pod event: %s", exc)
 
-        self.watcher = PodWatcher(self.settings, sink, session.stopping, self.log, self.watch_restarts, self.relists)
+        listed = threading.Event()
+        self.watcher = FirstListWatcher(
+            self.settings, sink, session.stopping, self.log, self.watch_restarts, self.relists, listed=listed
+        )
         session.spawn(self.watcher.run, name="pod-watcher")
+        wait = self.settings.initial_list_wait
+        if wait > 0:
+            if not listed.wait(wait):
+                self.log.warning(
+                    "no pod list from %s within initial_list_wait (%gs): going on without it; the pods "
+                    "get their fields as the API server answers",
+                    self.settings.api_server,
+                    wait,
+                )
+            started[0] = None
 
     def stop_async(self, session: AsyncSession) -> None:
         if self.watcher is not None:
@@ -275,8 +312,11 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     # -- extraction --------------------------------------------------------------------
 
     @per_event
-    def pod_of(self, event: Event) -> tuple[Pod, str] | None:
-        """The pod of the event's thread and the thread's container id, or ``None``."""
+    def identity(self, event: Event) -> tuple[str, str] | None:
+        """The pod uid and container id in the cgroups of the event's thread, or ``None`` (in no pod).
+
+        These need no pod table: they hold from the first event of a pod's process, before (or
+        without) the API server."""
         cols = self.cols
         if event.tid == NO_THREAD or cols is None:
             return None
@@ -291,6 +331,15 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             if found is None:
                 return None
             uid, container = found.pod_uid, found.container_id
+        return uid, container
+
+    @per_event
+    def pod_of(self, event: Event) -> tuple[Pod, str] | None:
+        """The known pod of the event's thread and the thread's container id, or ``None``."""
+        ident = self.identity(event)
+        if ident is None:
+            return None
+        uid, container = ident
         pod = self.pods.get(uid) or self.pods.get(self.mirrors.get(uid, ""))
         if pod is None:
             self.lookup_misses.inc()
@@ -305,9 +354,17 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     def pod_name(self, event: Event) -> str | None:
         return self._attr(event, "name")
 
-    @field("k8s_parse.pod.uid", "UID of the pod of the process")
+    @field(
+        "k8s_parse.pod.uid",
+        "UID of the pod of the process, from its cgroups (also before the API server answered; for a static "
+        "pod, its mirror pod's uid once known)",
+    )
     def pod_uid_field(self, event: Event) -> str | None:
-        return self._attr(event, "uid")
+        ident = self.identity(event)
+        if ident is None:
+            return None
+        mirror = self.mirrors.get(ident[0])
+        return mirror if mirror is not None and mirror in self.pods else ident[0]
 
     @field("k8s_parse.pod.namespace", "Namespace of the pod of the process")
     def pod_namespace(self, event: Event) -> str | None:
@@ -342,6 +399,11 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     def node_name(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].node else found[0].node
+
+    @field("k8s_parse.container.id", "ID of the container of the process, from its cgroups (64 hex digits)")
+    def container_id_field(self, event: Event) -> str | None:
+        ident = self.identity(event)
+        return None if ident is None or not ident[1] else ident[1]
 
     @field("k8s_parse.container.name", "Name of the container of the process, matched by the id in its cgroup")
     def container_name(self, event: Event) -> str | None:
