@@ -324,3 +324,59 @@ def test_replay_gives_the_same_fields_with_or_without_an_api_server(
     assert runs[0] == runs[1]
     assert runs[0][:2] == SHELLS and f"TRACED tid=301 close uid={CURL_UID} ctr={CURL_CID} pod=<NA>" in runs[0]
     assert len(kube.requests("list")) == 1  # the dump's session's: a replay starts no watcher
+
+
+# -- a live Falco ---------------------------------------------------------------------------------
+
+
+def test_a_live_falco_waits_for_the_pods_and_its_captures_carry_them(
+    k8s_lib: Any, kube: FakeKube, tmp_path: Path
+) -> None:
+    """Falco with no driver (the syscall source live, with no syscalls): the first list is in before
+    Falco reads events, a rule sees the pod events, and the capture a rule starts holds the pods
+    (what dump_state wrote, then the pod events), ready for a replay without the API server."""
+    assert FALCO is not None
+    from falco_plugin_tools.host.async_events import ASYNCEVENT_E, decode_async_event
+    from falco_plugin_tools.host.scap import ScapReader
+
+    kube.add(pod_object("web-1", "payments", uid=UID, containers={"nginx": CID}))
+    kube.add(pod_object("db-0", "payments"))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- rule: pod event\n  desc: a k8s_pod event\n  condition: evt.asynctype = k8s_pod\n"
+        "  output: 'POD %evt.asynctype'\n  priority: INFO\n"
+    )
+    config = tmp_path / "falco.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "engine": {"kind": "nodriver"},
+                "plugins": [
+                    {
+                        "name": "k8s_parse",
+                        "library_path": str(k8s_lib.library),
+                        "init_config": {"api_server": kube.url, "initial_list_wait": 30},
+                    }
+                ],
+                "load_plugins": ["k8s_parse"],
+                "rules_files": [str(rules)],
+                "stdout_output": {"enabled": True},
+                "json_output": False,
+                "capture": {"enabled": True, "path_prefix": str(tmp_path / "cap"), "mode": "all_rules"},
+            }
+        )
+    )
+    # -M: nodriver never ends by itself; the pods are in before Falco reads its first event
+    run = subprocess.run([str(FALCO), "-c", str(config), "-M", "2"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len([line for line in run.stdout.splitlines() if "POD k8s_pod" in line]) == 2, run.stdout + run.stderr
+    captured = []
+    for path in sorted(tmp_path.glob("cap_*.scap")):
+        with ScapReader(path) as reader:
+            for ev in reader.events():
+                if ev.type == ASYNCEVENT_E and decode_async_event(ev.raw).name == "k8s_pod":
+                    change = json.loads(decode_async_event(ev.raw).payload)
+                    captured.append((change["action"], change["pod"]["name"]))
+    # The capture opens on the first alert, after that pod event was parsed: it starts with what
+    # dump_state wrote (the pods known then), and the pod events after it follow.
+    assert captured[0][0] == "state" and {name for _, name in captured} == {"web-1", "db-0"}, captured
