@@ -250,6 +250,25 @@ def test_a_static_pod_is_found_through_its_mirror(kube: FakeKube, node: Callable
     }
 
 
+def test_a_cgroup_naming_the_container_wins_over_one_naming_only_the_pod(node: Callable[..., Node]) -> None:
+    """A controller may hold the thread at the pod's level (cgroup v1 cpuset, say) and another in
+    its container: the parser reads on past the first to find the container."""
+    n = node({})
+    pod_only = f"cpuset=/kubepods/burstable/pod{UID}"
+    n.thread(700, ["cpuset=/", pod_only, f"cpu,cpuacct=/kubepods/burstable/pod{UID}/{CID}", "memory=/"])
+    n.thread(701, ["cpuset=/", pod_only, "memory=/"])
+    ev = n.parse(syscall_event(EXECVE_19_X, 700))
+    assert n.fields(ev, "k8s_parse.pod.uid", "k8s_parse.container.id") == {
+        "k8s_parse.pod.uid": UID,
+        "k8s_parse.container.id": CID,
+    }
+    ev = n.parse(syscall_event(EXECVE_19_X, 701))
+    assert n.fields(ev, "k8s_parse.pod.uid", "k8s_parse.container.id") == {
+        "k8s_parse.pod.uid": UID,
+        "k8s_parse.container.id": None,
+    }
+
+
 def test_a_clone_exit_without_parameters_still_parses(node: Callable[..., Node]) -> None:
     n = node({})
     n.thread(600, cgroups_of(UID, CID))

@@ -61,7 +61,7 @@ from falco_plugin import (
 )
 from falco_plugin.params import ParamError
 
-from .cgroups import PodCgroup, pod_of_cgroups
+from .cgroups import PodCgroup, parse_cgroup
 from .config import K8sParseConfig, WatchSettings, resolve
 from .pods import Action, Pod, PodError, decode_change, encode_change
 from .watcher import PodWatcher
@@ -280,16 +280,24 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             entry[cols.container_id] = container
 
     def cgroup_pod(self, entry: Entry) -> PodCgroup | None:
+        """The pod (and container) in the thread's cgroups: the first entry that names both, else
+        the first that names a pod (as :func:`.cgroups.pod_of_cgroups`), reading no entry past it."""
         assert self.cols is not None
         path = self.cols.cgroup_path
-        paths: list[str] = []
+        found: list[PodCgroup] = []
 
-        def collect(cg: Entry) -> bool:
-            paths.append(cg[path])
+        def look(cg: Entry) -> bool:
+            pod = parse_cgroup(cg[path])
+            if pod is None:
+                return True
+            if pod.container_id:
+                found.insert(0, pod)
+                return False  # every controller's path names the same pod and container
+            found.append(pod)
             return True
 
-        entry[self.cols.cgroups].for_each(collect)
-        return pod_of_cgroups(paths)
+        entry[self.cols.cgroups].for_each(look)
+        return found[0] if found else None
 
     # -- capture listening -------------------------------------------------------------
 
