@@ -11,7 +11,9 @@ it (``engine.kind: replay``) with rules that never fire:
 * k8s_parse, a rule that reads two pod fields on every execve
   (``k8s_parse.pod.name = x or k8s_parse.pod.namespace = y``): the fields' cost;
 * the same two with ``bench/reference/k8s_columns.c``, a C plugin whose pod
-  fields are one read of a string column of ``threads`` each (the floor).
+  fields are one read of a string column of ``threads`` each (the floor);
+* the first three again on a capture whose execve exits are of 64 threads
+  in no pod (most of a node's events), marked ``host:``.
 
 Before timing, one run of each plugin with a rule that fires on the first
 execve checks that the fields have the pod's values. Each figure is the best
@@ -64,6 +66,8 @@ def cid(t: int) -> str:
 
 
 def cgroups(t: int) -> list[str]:
+    if t >= PODS + THREADS:  # the host's threads
+        return ["cpu,cpuacct=/user.slice/user-1000.slice", "memory=/user.slice/user-1000.slice", "cpuset=/"]
     p = t % PODS
     pod = f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid(p).replace('-', '_')}.slice"
     path = f"{pod}/cri-containerd-{cid(t)}.scope"
@@ -81,10 +85,13 @@ def execve_exit(tid: int, ts: int) -> bytes:
     return bytes(build_event(EXECVE_X, values, ts=ts, tid=tid))
 
 
-def write_capture(path: Path, events: int) -> Path:
+def write_capture(path: Path, events: int, on_host: bool = False) -> Path:
+    """The pods, then ``events`` execve exits of the threads in them (``on_host``: of as many threads
+    in no pod)."""
+    first = PODS + THREADS if on_host else PODS
     procs = [
         ProcEntry(t, t, 1, "sh", "/bin/sh", "/bin/sh", [], "/", 1024, 0, 0, 0, cgroups=cgroups(t))
-        for t in range(PODS, PODS + THREADS)
+        for t in range(PODS, PODS + 2 * THREADS)
     ]
     with path.open("wb") as out:
         out.write(ScapWriter().proclist(procs).bytes())
@@ -99,7 +106,7 @@ def write_capture(path: Path, events: int) -> Path:
             )
             out.write(block(EV_BLOCK, b"\0\0" + bytes(raw)))
         for n in range(events):
-            raw = execve_exit(PODS + n % THREADS, TS + 1000 + n)
+            raw = execve_exit(first + n % THREADS, TS + 1000 + n)
             out.write(block(EV_BLOCK, b"\0\0" + raw))
     return path
 
@@ -155,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="falco-k8s-bench-") as tmp:
         work = Path(tmp)
         capture = write_capture(work / "bench.scap", n)
+        host = write_capture(work / "host.scap", n, on_host=True)
         empty = write_capture(work / "empty.scap", 0)
         py_lib, c_lib = build(work)
         py, c = PluginConf("k8s_parse", py_lib), PluginConf("k8s_columns_c", c_lib)
@@ -166,18 +174,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SystemExit(f"{conf.name}: the fields do not have the pod's values:\n{out}")
         py_fields = "evt.type = execve and (k8s_parse.pod.name = nope or k8s_parse.pod.namespace = nope)"
         c_fields = "evt.type = execve and (k8sref.pod.name = nope or k8sref.pod.namespace = nope)"
-        configs: list[tuple[str, PluginConf | None, str]] = [
-            ("no plugin", None, NEVER),
-            ("k8s_parse, no field", py, NEVER),
-            ("k8s_parse, 2 fields", py, py_fields),
-            ("C columns, no field", c, NEVER),
-            ("C columns, 2 fields", c, c_fields),
+        configs: list[tuple[str, PluginConf | None, str, Path]] = [
+            ("no plugin", None, NEVER, capture),
+            ("k8s_parse, no field", py, NEVER, capture),
+            ("k8s_parse, 2 fields", py, py_fields, capture),
+            ("C columns, no field", c, NEVER, capture),
+            ("C columns, 2 fields", c, c_fields, capture),
+            ("host: no plugin", None, NEVER, host),
+            ("host: k8s_parse, 0 f.", py, NEVER, host),
+            ("host: k8s_parse, 2 f.", py, py_fields, host),
         ]
         best = [float("inf")] * len(configs)
         fixed = [float("inf")] * len(configs)
         for _ in range(args.repeat):
-            for i, (_, plugin, condition) in enumerate(configs):
-                best[i] = min(best[i], run(falco, work, capture, plugin, condition)[0])
+            for i, (_, plugin, condition, replayed) in enumerate(configs):
+                best[i] = min(best[i], run(falco, work, replayed, plugin, condition)[0])
                 fixed[i] = min(fixed[i], run(falco, work, empty, plugin, condition)[0])
     best = [t - f for t, f in zip(best, fixed, strict=True)]
     base = best[0]
@@ -185,11 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"real Falco replaying {n:,} execve exits of {THREADS} threads in {PODS} pods, best CPU time of {args.repeat}"
     )
     print(f"{'configuration':<22} {'CPU s':>7} {'ns/event':>9} {'vs no plugin':>13}   (start-up excluded)")
-    for (label, _, _), t in zip(configs, best, strict=True):
-        print(f"{label:<22} {t:>7.3f} {t / n * 1e9:>9.0f} {t / base:>12.2f}x")
+    for (label, _, _, replayed), t in zip(configs, best, strict=True):
+        vs = t / (base if replayed == capture else best[5])
+        print(f"{label:<22} {t:>7.3f} {t / n * 1e9:>9.0f} {vs:>12.2f}x")
     ns = [t / n * 1e9 for t in best]
     print(f"k8s_parse: parse {ns[1] - ns[0]:.0f} ns per execve, {(ns[2] - ns[1]) / 2:.0f} ns per field read")
     print(f"C columns: parse {ns[3] - ns[0]:.0f} ns per execve, {(ns[4] - ns[3]) / 2:.0f} ns per field read")
+    print(
+        f"host threads, k8s_parse: parse {ns[6] - ns[5]:.0f} ns per execve, {(ns[7] - ns[6]) / 2:.0f} ns per field read"
+    )
     return 0
 
 

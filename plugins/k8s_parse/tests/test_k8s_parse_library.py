@@ -269,6 +269,23 @@ def test_a_cgroup_naming_the_container_wins_over_one_naming_only_the_pod(node: C
     }
 
 
+def test_a_thread_in_no_pod_is_read_again_only_at_its_next_clone_or_execve(node: Callable[..., Node]) -> None:
+    """Extraction reads a host thread's cgroups no more once the parser has (the column
+    k8s_parse.cgroups_read says so): most events of a node are from threads in no pod."""
+    n = node({})
+    host = n.thread(800, ["cpu,cpuacct=/user.slice", "memory=/user.slice"])
+    ev = n.parse(syscall_event(EXECVE_19_X, 800))
+    assert n.threads[800]["k8s_parse.cgroups_read"] is True
+    assert n.fields(ev, "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": None}
+    host["cgroups"][0]["second"] = f"/kubepods/burstable/pod{UID}/{CID}"  # runc moves it, no event yet
+    assert n.fields(n.event(syscall_event(OPEN_X, 800)), "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": None}
+    ev = n.parse(syscall_event(EXECVE_19_X, 800))  # its execve: read again
+    assert n.fields(ev, "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": UID}
+    # A thread the parser has not seen (no clone, execve or backfill) is read at extraction.
+    n.thread(801, [f"cpu,cpuacct=/kubepods/burstable/pod{UID}/{CID}"])
+    assert n.fields(n.event(syscall_event(OPEN_X, 801)), "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": UID}
+
+
 def test_a_clone_exit_without_parameters_still_parses(node: Callable[..., Node]) -> None:
     n = node({})
     n.thread(600, cgroups_of(UID, CID))

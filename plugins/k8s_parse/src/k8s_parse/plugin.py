@@ -36,6 +36,7 @@ from typing import Any
 
 from falco_plugin import (
     ASYNC_EVENT,
+    BOOL,
     INT64,
     STRING,
     UINT64,
@@ -92,6 +93,9 @@ class ThreadColumns:
     """Our column: the uid of the thread's pod, "" when it is in none."""
     container_id: Field[str]
     """Our column: the id of the thread's container, from its cgroup path."""
+    looked: Field[bool]
+    """Our column: the two above hold what the thread's cgroups say (so a thread in no pod is not
+    read again at every extraction; fields cannot write to tables)."""
 
 
 class FirstListWatcher(PodWatcher):
@@ -166,6 +170,7 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             cgroup_path=cgroups.field("second", STRING),  # libsinsp's cgroups are (controller, path) pairs
             pod_uid=threads.add_field("k8s_parse.pod_uid", STRING),
             container_id=threads.add_field("k8s_parse.container_id", STRING),
+            looked=threads.add_field("k8s_parse.cgroups_read", BOOL),
         )
         self.table = self.tables.export("k8s_pods", STRING, PodRow)
 
@@ -278,6 +283,8 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             entry[cols.pod_uid] = uid
         if entry[cols.container_id] != container:
             entry[cols.container_id] = container
+        if not entry[cols.looked]:
+            entry[cols.looked] = True
 
     def cgroup_pod(self, entry: Entry) -> PodCgroup | None:
         """The pod (and container) in the thread's cgroups: the first entry that names both, else
@@ -313,6 +320,7 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             found = self.cgroup_pod(entry)
             entry[cols.pod_uid] = found.pod_uid if found else ""
             entry[cols.container_id] = found.container_id if found else ""
+            entry[cols.looked] = True
             return True
 
         cols.threads.for_each(backfill)
@@ -333,6 +341,8 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             return None
         uid, container = entry[cols.pod_uid], entry[cols.container_id]
         if not uid:
+            if entry[cols.looked]:
+                return None  # in no pod, as its cgroups said at its last clone/execve
             # A thread the parser has not seen start (no clone/execve since the capture opened
             # and no backfill): its cgroups still tell.
             found = self.cgroup_pod(entry)
