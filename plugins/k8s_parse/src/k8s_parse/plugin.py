@@ -107,6 +107,9 @@ class FirstListWatcher(PodWatcher):
         self.listed = listed
 
     def _list(self) -> None:
+        # PodWatcher._list passes every pod of a list to the sink before it returns. (A hook of
+        # watcher.py's own would be better; tests/test_k8s_parse_library.py's start tests fail if
+        # this override stops being called.)
         super()._list()
         self.listed.set()
 
