@@ -74,13 +74,13 @@ def cgroups(t: int) -> list[str]:
     return [f"cpu,cpuacct={path}", f"memory={path}", "cpuset=/"]
 
 
-def execve_exit(tid: int, ts: int) -> bytes:
+def execve_exit(tid: int, ts: int, cgroup_list: list[str] | None = None) -> bytes:
     values = {
         "res": 0, "exe": "/bin/sh", "args": ["-c", "id"], "tid": tid, "pid": tid, "ptid": 1, "cwd": "/",
         "fdlimit": 1024, "pgft_maj": 0, "pgft_min": 0, "vm_size": 0, "vm_rss": 0, "vm_swap": 0, "comm": "sh",
-        "cgroups": cgroups(tid), "env": [], "tty": 0, "vpgid": tid, "loginuid": 0, "flags": 0, "cap_inheritable": 0,
-        "cap_permitted": 0, "cap_effective": 0, "exe_ino": 0, "exe_ino_ctime": 0, "exe_ino_mtime": 0, "uid": 0,
-        "trusted_exepath": "/bin/sh", "pgid": tid, "gid": 0, "filename": "/bin/sh",
+        "cgroups": cgroup_list or cgroups(tid), "env": [], "tty": 0, "vpgid": tid, "loginuid": 0, "flags": 0,
+        "cap_inheritable": 0, "cap_permitted": 0, "cap_effective": 0, "exe_ino": 0, "exe_ino_ctime": 0,
+        "exe_ino_mtime": 0, "uid": 0, "trusted_exepath": "/bin/sh", "pgid": tid, "gid": 0, "filename": "/bin/sh",
     }  # fmt: skip
     return bytes(build_event(EXECVE_X, values, ts=ts, tid=tid))
 

@@ -8,7 +8,10 @@ k8s_parse loaded and a rule that reads two pod fields on every execve:
 * long: the same start, then N events (default 1,000,000) among which C
   pod changes (default 10,000): pods ``churn-<i>`` added, modified and
   deleted in turn (labels and annotations included), so that none is left
-  at the end; the other events are execve exits of the 64 threads.
+  at the end; the other events are short-lived processes of the 8 pods, a
+  clone exit (in the child), an execve exit and a procexit each, every one
+  in a container of its own (a cgroup path the parser has not seen: its
+  memo of paths must stay bounded).
 
 A sampler reads Falco's resident set size (``VmRSS`` of ``/proc/PID/status``)
 every 20 ms. The short run's peak is Falco's RSS after start-up; the long
@@ -36,16 +39,17 @@ from falco_k8s import (  # noqa: E402
     ASYNC_EVENT,
     EV_BLOCK,
     PODS,
-    THREADS,
     TS,
     build,
     execve_exit,
+    uid,
     write_capture,
 )
 from falco_runner import PluginConf, find_falco, write_config  # noqa: E402
 from k8s_parse.pods import Action, Pod, encode_change  # noqa: E402
 from scapwriter import block, build_event  # noqa: E402
 
+CLONE_20_X, PROCEXIT_1_E = 223, 186
 RULE = "evt.type = execve and (k8s_parse.pod.name = nope or k8s_parse.pod.namespace = nope)"
 ACTIONS: tuple[Action, ...] = ("added", "modified", "deleted")
 
@@ -66,11 +70,41 @@ def churn_event(i: int, ts: int) -> bytes:
     return block(EV_BLOCK, b"\0\0" + bytes(raw))
 
 
+FIRST_CHILD = 100_000
+
+
+def child_cgroups(child: int) -> list[str]:
+    """A cgroup v2 path in one of the 8 pods, in a container of the child's own."""
+    p = child % PODS
+    pod = f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid(p).replace('-', '_')}.slice"
+    return [f"={pod}/cri-containerd-{child:064x}.scope"]
+
+
+def process_event(n: int, ts: int) -> bytes:
+    """Event ``n`` of the process churn: child ``n // 3``'s clone exit, execve exit, then exit."""
+    child, step = FIRST_CHILD + n // 3, n % 3
+    if step == 0:
+        values = {
+            "res": 0, "exe": "/bin/sh", "args": [], "tid": child, "pid": child, "ptid": PODS, "cwd": "/",
+            "fdlimit": 1024, "pgft_maj": 0, "pgft_min": 0, "vm_size": 0, "vm_rss": 0, "vm_swap": 0, "comm": "sh",
+            "cgroups": child_cgroups(child), "flags": 0, "uid": 0, "gid": 0, "vtid": child, "vpid": child,
+            "pidns_init_start_ts": 0,
+        }  # fmt: skip
+        raw = bytes(build_event(CLONE_20_X, values, ts=ts, tid=child))
+    elif step == 1:
+        raw = execve_exit(child, ts, child_cgroups(child))
+    else:
+        raw = bytes(
+            build_event(PROCEXIT_1_E, {"status": 0, "ret": 0, "sig": 0, "core": 0, "reaper_tid": 0}, ts=ts, tid=child)
+        )
+    return block(EV_BLOCK, b"\0\0" + raw)
+
+
 def write_long(path: Path, events: int, changes: int) -> Path:
     changes -= changes % 3  # whole add/modify/delete cycles: no churn pod is left at the end
     write_capture(path, 0)
     every = max(1, events // max(1, changes))
-    made = 0
+    made = steps = 0
     with path.open("ab") as out:
         for n in range(events):
             ts = TS + 1000 + n
@@ -78,7 +112,8 @@ def write_long(path: Path, events: int, changes: int) -> Path:
                 out.write(churn_event(made, ts))
                 made += 1
             else:
-                out.write(block(EV_BLOCK, b"\0\0" + execve_exit(PODS + n % THREADS, ts)))
+                out.write(process_event(steps, ts))
+                steps += 1
     return path
 
 
