@@ -70,6 +70,10 @@ def run_typecheck(session: nox.Session) -> None:
     # bench/falco_parse.py also writes its capture with the test suite's writer (sdk/tests/scapwriter.py)
     session.run("mypy", "bench/falco_parse.py", env={"MYPYPATH": "tests/falco:sdk/tests:bench"})
     session.run("mypy", "bench/falco_profile.py", env={"MYPYPATH": "tests/falco:bench"})
+    session.run("mypy", "bench/falco_k8s.py", env={"MYPYPATH": "tests/falco:sdk/tests:plugins/k8s_parse/src"})
+    session.run(
+        "mypy", "bench/falco_k8s_memory.py", env={"MYPYPATH": "tests/falco:sdk/tests:plugins/k8s_parse/src:bench"}
+    )
 
 
 @nox.session(python=PYTHON)
@@ -145,6 +149,8 @@ def falco(session: nox.Session) -> None:
     session.run("pytest", "--timeout", "300", "tests/falco")
     session.run("python", "bench/falco.py", *session.posargs)
     session.run("python", "bench/falco_parse.py")  # a parsing plugin in Falco replaying a 1M-event capture
+    session.run("python", "bench/falco_k8s.py")  # k8s_parse's parse and field costs, against C columns
+    session.run("python", "bench/falco_k8s_memory.py")  # k8s_parse's RSS over 1M events and 10k pod changes
     if shutil.which("valgrind"):  # instructions per event, by part (bench/falco_profile.py)
         session.run("python", "bench/falco_profile.py")
     else:

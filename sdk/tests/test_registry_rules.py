@@ -156,6 +156,39 @@ def _nothing(r: Reg) -> None:
     pass
 
 
+def FIELD(name: str) -> dict[str, Any]:  # noqa: N802 - reads as a constructor
+    """A field as a library's get_fields reports it."""
+    return {"name": name, "type": "string", "desc": name}
+
+
+def _on_syscall(*names: str) -> Callable[[Reg], None]:
+    """Our plugin's library extracts ``names`` from the syscall source too, as its entry says."""
+    return _both(
+        _set("ours.capabilities.extraction.sources", ["syscall"]),
+        _facts(extract_event_sources=("ours", "syscall"), fields=tuple(FIELD(n) for n in names)),
+    )
+
+
+def _hosted_extractor(name: str, field_name: str) -> Callable[[Reg], None]:
+    """A second plugin of ours, with its folder and a library extracting ``field_name`` from the source ``ours``."""
+
+    def apply(r: Reg) -> None:
+        entry = hosted(name, 42)
+        entry["capabilities"]["extraction"] = {"supported": True, "sources": ["ours"]}
+        r.data["plugins"].append(entry)
+        r.folders[f"plugins/{name}"] = False
+        r.built[f"plugins/{name}"] = replace(
+            OURS_FACTS,
+            name=name,
+            id=42,
+            event_source=name,
+            extract_event_sources=(name, "ours"),
+            fields=(FIELD(field_name),),
+        )
+
+    return apply
+
+
 def _extra_folder(name: str, rules: bool = False) -> Callable[[Reg], None]:
     return lambda r: r.folders.__setitem__(f"plugins/{name}", rules)
 
@@ -284,6 +317,45 @@ CASES = [
         ),
         _facts(extract_event_sources=("ours", "syscall")),
     ),
+    # Fields: against Falco's own, the container plugin's (loaded by Falco by default), k8smeta's, ours.
+    Case(
+        "field-overlap",
+        "ours",
+        # a field of the container plugin's is fine on a source the container plugin does not extract from
+        _facts(fields=(FIELD("container.id"),)),
+        _on_syscall("ours.x", "k8s.pod.name"),
+    ),
+    Case(
+        "field-overlap",
+        "ours",
+        _facts(fields=(FIELD("ours.evt"),)),
+        _facts(fields=(FIELD("evt.source"),)),  # Falco's own field of every plugin source
+    ),
+    Case(
+        "field-overlap",
+        "ours",
+        _on_syscall("ours.pod.name"),
+        _on_syscall("proc.name"),  # Falco's own syscall field
+    ),
+    Case(
+        "field-overlap",
+        "ours",
+        _both(_hosted_extractor("theirs", "theirs.x"), _facts(fields=(FIELD("ours.x"),))),
+        _both(_hosted_extractor("theirs", "ours.x"), _facts(fields=(FIELD("ours.x"),))),
+    ),
+    Case(
+        "field-prefix",
+        "ours",
+        _on_syscall("k8s_ours.pod.name"),
+        # no overlap today, but the container plugin owns k8s.*: its next field could be this one
+        _on_syscall("k8s.pod.namespace"),
+    ),
+    Case(
+        "field-prefix",
+        "ours",
+        _nothing,
+        _on_syscall("k8smeta.pod.owner"),
+    ),
 ]
 
 CASE_IDS = [f"{c.rule}-{i}" for i, c in enumerate(CASES)]
@@ -344,3 +416,12 @@ def test_cli_check_reports_an_unreadable_file(tmp_path: Path, capsys: pytest.Cap
     path.write_text("plugins: [unclosed\n")
     assert cli.main(["registry", "check", "--registry", str(path), "--no-libraries"]) == 1
     assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_k8s_parse_with_its_old_field_names_is_refused_next_to_the_container_plugin(reg: Reg) -> None:
+    """k8s_parse 0.1.0 declared the container plugin's pod fields for the syscall source (issue 22)."""
+    old = ("k8s.pod.name", "k8s.pod.uid", "k8s.pod.namespace", "k8s.ns.name", "k8s.pod.label", "k8s.container.name")
+    _on_syscall(*old)(reg)
+    overlaps = sorted(f.message.split("'")[1] for f in reg.findings() if f.rule == "field-overlap")
+    assert overlaps == ["k8s.ns.name", "k8s.pod.label", "k8s.pod.name", "k8s.pod.uid"]
+    assert [f.rule for f in reg.findings() if "container plugin" in f.message].count("field-prefix") == 1

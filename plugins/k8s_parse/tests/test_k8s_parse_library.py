@@ -8,6 +8,7 @@ parser, capture open, dump_state, metrics.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,19 +49,21 @@ def shared_dir() -> Path:
 CAPTURES = shared_dir() / "captures"
 
 FIELDS = [
-    "k8s.pod.name",
-    "k8s.pod.uid",
-    "k8s.pod.namespace",
-    "k8s.ns.name",
-    "k8s.pod.ip",
-    "k8s.pod.labels",
-    "k8s.pod.label[app]",
-    "k8s.pod.owner.kind",
-    "k8s.pod.owner.name",
-    "k8s.node.name",
-    "k8s.container.name",
+    "k8s_parse.pod.name",
+    "k8s_parse.pod.uid",
+    "k8s_parse.pod.namespace",
+    "k8s_parse.pod.ip",
+    "k8s_parse.pod.labels",
+    "k8s_parse.pod.label[app]",
+    "k8s_parse.pod.owner.kind",
+    "k8s_parse.pod.owner.name",
+    "k8s_parse.node.name",
+    "k8s_parse.container.id",
+    "k8s_parse.container.name",
 ]
 NOTHING = dict.fromkeys(FIELDS)
+HOST_STAMPS = 2**64 - 1
+"""The timestamp of an async event that the host stamps when it takes it."""
 
 UID = "7c4e5a9b-1d2f-4e3a-9b8c-0d1e2f3a4b5c"
 CID = container_id(0xC0FFEE)
@@ -101,22 +104,24 @@ def test_a_process_in_a_pod_gets_every_field(kube: FakeKube, node: Callable[...,
     n.thread(200, cgroups_of(UID, CID))  # the child the host made on the parent's clone exit
     n.parse(clone_exit(100, res=200))
     ev = n.parse(syscall_event(EXECVE_19_X, 200))
-    assert n.threads[200]["k8s.pod.uid"] == UID and n.threads[200]["k8s.container.id"] == CID
-    assert n.threads[100]["k8s.pod.uid"] == ""  # the shim itself runs outside the pod
+    assert n.threads[200]["k8s_parse.pod_uid"] == UID and n.threads[200]["k8s_parse.container_id"] == CID
+    assert n.threads[100]["k8s_parse.pod_uid"] == ""  # the shim itself runs outside the pod
     assert n.fields(ev, *FIELDS) == {
-        "k8s.pod.name": "web-7f9c-abcde",
-        "k8s.pod.uid": UID,
-        "k8s.pod.namespace": "shop",
-        "k8s.ns.name": "shop",
-        "k8s.pod.ip": "10.0.0.5",
-        "k8s.pod.labels": ["app:web", "team:checkout"],
-        "k8s.pod.label[app]": "web",
-        "k8s.pod.owner.kind": "ReplicaSet",
-        "k8s.pod.owner.name": "web-5d9c",
-        "k8s.node.name": "node-1",
-        "k8s.container.name": "nginx",
+        "k8s_parse.pod.name": "web-7f9c-abcde",
+        "k8s_parse.pod.uid": UID,
+        "k8s_parse.pod.namespace": "shop",
+        "k8s_parse.pod.ip": "10.0.0.5",
+        "k8s_parse.pod.labels": ["app:web", "team:checkout"],
+        "k8s_parse.pod.label[app]": "web",
+        "k8s_parse.pod.owner.kind": "ReplicaSet",
+        "k8s_parse.pod.owner.name": "web-5d9c",
+        "k8s_parse.node.name": "node-1",
+        "k8s_parse.container.id": CID,
+        "k8s_parse.container.name": "nginx",
     }
-    assert n.fields(n.event(syscall_event(OPEN_X, 200)), "k8s.pod.label[missing]") == {"k8s.pod.label[missing]": None}
+    assert n.fields(n.event(syscall_event(OPEN_X, 200)), "k8s_parse.pod.label[missing]") == {
+        "k8s_parse.pod.label[missing]": None
+    }
     assert n.registry.violations == []
 
 
@@ -147,14 +152,15 @@ def test_systemd_layout_and_a_thread_seen_before_its_pod(kube: FakeKube, node: C
     n.pump(until=lambda: bool(kube.requests("watch")))
     n.thread(300, cgroups_of(UID, CID, systemd=True))
     ev = n.parse(syscall_event(EXECVE_19_X, 300))
-    assert n.fields(ev, "k8s.pod.name") == {"k8s.pod.name": None}  # the pod is not known yet: no value
+    # The pod is not known yet: its uid and the container id are in the cgroups, the rest has no value.
+    assert n.fields(ev, *FIELDS) == {**NOTHING, "k8s_parse.pod.uid": UID, "k8s_parse.container.id": CID}
     misses = metric(n, "lookup_misses")
     kube.add(web_pod())
     n.pump(until=lambda: bool(n.changes))
     ev = n.parse(syscall_event(OPEN_X, 300))  # not a process event: the column set at execve is used
-    assert n.fields(ev, "k8s.pod.name", "k8s.container.name") == {
-        "k8s.pod.name": "web-7f9c-abcde",
-        "k8s.container.name": "nginx",
+    assert n.fields(ev, "k8s_parse.pod.name", "k8s_parse.container.name") == {
+        "k8s_parse.pod.name": "web-7f9c-abcde",
+        "k8s_parse.container.name": "nginx",
     }
     assert misses >= 1
 
@@ -167,16 +173,17 @@ def test_updates_show_at_once_and_a_deleted_pod_has_no_value_while_its_processes
     n.pump(until=lambda: bool(n.changes))
     n.thread(200, cgroups_of(UID, CID))
     ev = n.parse(syscall_event(EXECVE_19_X, 200))
-    assert n.fields(ev, "k8s.pod.label[app]") == {"k8s.pod.label[app]": "web"}
+    assert n.fields(ev, "k8s_parse.pod.label[app]") == {"k8s_parse.pod.label[app]": "web"}
     kube.modify(UID, lambda o: o["metadata"]["labels"].update(app="web-v2"))
     n.pump(until=lambda: len(n.changes) == 2)
     ev = n.parse(syscall_event(OPEN_X, 200))
-    assert n.fields(ev, "k8s.pod.label[app]") == {"k8s.pod.label[app]": "web-v2"}
+    assert n.fields(ev, "k8s_parse.pod.label[app]") == {"k8s_parse.pod.label[app]": "web-v2"}
     kube.delete(UID)
     n.pump(until=lambda: len(n.changes) == 3)
     ev = n.parse(syscall_event(OPEN_X, 200))
-    assert n.fields(ev, *FIELDS) == NOTHING
-    assert n.threads[200]["k8s.pod.uid"] == UID  # the process still runs, in a pod that is gone
+    # the process still runs, in a pod that is gone: what its cgroups say, nothing else
+    assert n.fields(ev, *FIELDS) == {**NOTHING, "k8s_parse.pod.uid": UID, "k8s_parse.container.id": CID}
+    assert n.threads[200]["k8s_parse.pod_uid"] == UID
     assert metric(n, "pods_known") == 0
 
 
@@ -194,7 +201,7 @@ def test_410_relist_keeps_the_table_exact(kube: FakeKube, node: Callable[..., No
     for i, uid in enumerate([*uids[1:], kube.history[-1][2]["metadata"]["uid"]]):
         n.thread(10 + i, cgroups_of(uid))
         ev = n.parse(syscall_event(EXECVE_19_X, 10 + i))
-        assert n.fields(ev, "k8s.pod.name")["k8s.pod.name"] == f"p{i + 1}"
+        assert n.fields(ev, "k8s_parse.pod.name")["k8s_parse.pod.name"] == f"p{i + 1}"
     assert metric(n, "relists") == 1
     assert [c["action"] for c in n.changes] == ["added"] * 5 + ["added", "deleted"]
 
@@ -206,7 +213,7 @@ def test_capture_open_backfills_existing_threads(kube: FakeKube, node: Callable[
     n.thread(400, cgroups_of(UID, CID))
     n.thread(401, ["cpu=/user.slice"])
     n.plugin.capture_open()
-    assert n.threads[400]["k8s.pod.uid"] == UID and n.threads[401]["k8s.pod.uid"] == ""
+    assert n.threads[400]["k8s_parse.pod_uid"] == UID and n.threads[401]["k8s_parse.pod_uid"] == ""
     assert n.registry.violations == []
 
 
@@ -225,9 +232,9 @@ def test_dump_state_then_replay_without_an_api_server(kube: FakeKube, node: Call
     replay.thread(200, cgroups_of(UID, CID))
     replay.plugin.capture_open()
     ev = replay.parse(syscall_event(OPEN_X, 200))
-    assert replay.fields(ev, "k8s.pod.name", "k8s.container.name") == {
-        "k8s.pod.name": "web-7f9c-abcde",
-        "k8s.container.name": "nginx",
+    assert replay.fields(ev, "k8s_parse.pod.name", "k8s_parse.container.name") == {
+        "k8s_parse.pod.name": "web-7f9c-abcde",
+        "k8s_parse.container.name": "nginx",
     }
 
 
@@ -238,14 +245,54 @@ def test_a_static_pod_is_found_through_its_mirror(kube: FakeKube, node: Callable
     n.pump(until=lambda: bool(n.changes))
     n.thread(500, cgroups_of(static, CID))
     ev = n.parse(syscall_event(EXECVE_19_X, 500))
-    assert n.fields(ev, "k8s.pod.name") == {"k8s.pod.name": "etcd-node-1"}
+    mirror = n.changes[0]["pod"]["uid"]
+    assert n.fields(ev, "k8s_parse.pod.name", "k8s_parse.pod.uid") == {
+        "k8s_parse.pod.name": "etcd-node-1",
+        "k8s_parse.pod.uid": mirror,  # the API server's uid, not the config hash of the cgroups
+    }
+
+
+def test_a_cgroup_naming_the_container_wins_over_one_naming_only_the_pod(node: Callable[..., Node]) -> None:
+    """A controller may hold the thread at the pod's level (cgroup v1 cpuset, say) and another in
+    its container: the parser reads on past the first to find the container."""
+    n = node({})
+    pod_only = f"cpuset=/kubepods/burstable/pod{UID}"
+    n.thread(700, ["cpuset=/", pod_only, f"cpu,cpuacct=/kubepods/burstable/pod{UID}/{CID}", "memory=/"])
+    n.thread(701, ["cpuset=/", pod_only, "memory=/"])
+    ev = n.parse(syscall_event(EXECVE_19_X, 700))
+    assert n.fields(ev, "k8s_parse.pod.uid", "k8s_parse.container.id") == {
+        "k8s_parse.pod.uid": UID,
+        "k8s_parse.container.id": CID,
+    }
+    ev = n.parse(syscall_event(EXECVE_19_X, 701))
+    assert n.fields(ev, "k8s_parse.pod.uid", "k8s_parse.container.id") == {
+        "k8s_parse.pod.uid": UID,
+        "k8s_parse.container.id": None,
+    }
+
+
+def test_a_thread_in_no_pod_is_read_again_only_at_its_next_clone_or_execve(node: Callable[..., Node]) -> None:
+    """Extraction reads a host thread's cgroups no more once the parser has (the column
+    k8s_parse.cgroups_read says so): most events of a node are from threads in no pod."""
+    n = node({})
+    host = n.thread(800, ["cpu,cpuacct=/user.slice", "memory=/user.slice"])
+    ev = n.parse(syscall_event(EXECVE_19_X, 800))
+    assert n.threads[800]["k8s_parse.cgroups_read"] is True
+    assert n.fields(ev, "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": None}
+    host["cgroups"][0]["second"] = f"/kubepods/burstable/pod{UID}/{CID}"  # runc moves it, no event yet
+    assert n.fields(n.event(syscall_event(OPEN_X, 800)), "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": None}
+    ev = n.parse(syscall_event(EXECVE_19_X, 800))  # its execve: read again
+    assert n.fields(ev, "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": UID}
+    # A thread the parser has not seen (no clone, execve or backfill) is read at extraction.
+    n.thread(801, [f"cpu,cpuacct=/kubepods/burstable/pod{UID}/{CID}"])
+    assert n.fields(n.event(syscall_event(OPEN_X, 801)), "k8s_parse.pod.uid") == {"k8s_parse.pod.uid": UID}
 
 
 def test_a_clone_exit_without_parameters_still_parses(node: Callable[..., Node]) -> None:
     n = node({})
     n.thread(600, cgroups_of(UID, CID))
     n.parse(syscall_event(CLONE_20_X, 600, []))  # no res to read: the child is left alone, the thread is done
-    assert n.threads[600]["k8s.pod.uid"] == UID
+    assert n.threads[600]["k8s_parse.pod_uid"] == UID
 
 
 def test_a_host_without_tables_gets_a_plugin_whose_fields_have_no_value(kube: FakeKube, k8s_lib: BuildResult) -> None:
@@ -314,7 +361,7 @@ def test_malformed_pods_and_a_deep_list_are_counted_and_the_good_pods_reach_the_
 
 
 def test_an_unreachable_api_server_is_retried_and_never_blocks_the_host(node: Callable[..., Node]) -> None:
-    n = node({"api_server": "http://127.0.0.1:9", "connect_timeout": 0.2})
+    n = node({"api_server": "http://127.0.0.1:9", "connect_timeout": 0.2, "initial_list_wait": 0})
     n.plugin.async_events.start()
     n.pump(until=lambda: metric(n, "watch_restarts") >= 2)
     n.plugin.async_events.stop()  # returns: the worker stops between retries
@@ -323,10 +370,42 @@ def test_an_unreachable_api_server_is_retried_and_never_blocks_the_host(node: Ca
 
 def test_a_hanging_api_server_does_not_delay_the_stop(kube: FakeKube, node: Callable[..., Node]) -> None:
     kube.faults.append(Fault("list", "hang"))
-    n = watching(node, kube, read_timeout=600)
+    n = watching(node, kube, read_timeout=600, initial_list_wait=0)
     n.pump(until=lambda: bool(kube.requests("list")))
     n.plugin.async_events.stop()
     assert not any("still running" in r.message for r in n.plugin.logs)
+
+
+def test_start_waits_for_the_first_list_and_stamps_its_events_with_the_start_time(
+    kube: FakeKube, node: Callable[..., Node]
+) -> None:
+    """Live Falco: the events read while start_async waited are older than the pod events of the
+    first list, as their timestamps say, so libsinsp hands the pods out first."""
+    kube.add(web_pod())
+    kube.add(pod_object("other", "ops"))
+    n = node({"api_server": kube.url, "initial_list_wait": 60})
+    before = time.time_ns()
+    n.plugin.async_events.start()  # returns once the first list is in
+    first = n.plugin.async_events.drain()
+    assert sorted(json.loads(e.payload)["pod"]["name"] for e in first) == ["other", "web-7f9c-abcde"]
+    assert len({e.ts for e in first}) == 1 and before <= first[0].ts <= time.time_ns()
+    kube.add(pod_object("later", "ops"))  # after the start: the host stamps it when it takes it
+    later = n.plugin.async_events.get()
+    assert json.loads(later.payload)["pod"]["name"] == "later" and later.ts == HOST_STAMPS
+
+
+def test_the_wait_for_the_first_list_is_bounded(kube: FakeKube, node: Callable[..., Node]) -> None:
+    kube.faults.append(Fault("list", "hang"))
+    n = watching(node, kube, read_timeout=600, initial_list_wait=0.05)  # returns: the wait is over
+    assert any("no pod list from" in r.message and "initial_list_wait" in r.message for r in n.plugin.logs)
+    n.plugin.async_events.stop()
+    assert n.plugin.async_events.late_calls == 0
+
+
+def test_without_an_api_server_start_does_not_wait(node: Callable[..., Node]) -> None:
+    n = node({"initial_list_wait": 300})
+    n.plugin.async_events.start()
+    assert n.plugin.async_events.drain() == []
 
 
 @pytest.mark.parametrize(
@@ -359,9 +438,9 @@ def test_replaying_a_real_capture(node: Callable[..., Node], capture: str) -> No
             sync_threads(n.threads, threads)
             host_ev = n.event(ev.raw)
             parsed += n.plugin.parse(host_ev)
-            assert n.fields(host_ev, "k8s.pod.name") == {"k8s.pod.name": None}
+            assert n.fields(host_ev, "k8s_parse.pod.name") == {"k8s_parse.pod.name": None}
     assert parsed > 0 and n.registry.violations == []
-    assert all(e["k8s.pod.uid"] == "" for e in n.threads.entries.values())
+    assert all(e["k8s_parse.pod_uid"] == "" for e in n.threads.entries.values())
 
 
 def metric(n: Node, name: str) -> int | float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["PodCgroup", "normalize_uid", "parse_cgroup", "pod_of_cgroups"]
 
@@ -49,9 +50,13 @@ def normalize_uid(uid: str) -> str:
     return uid.replace("_", "-")
 
 
+@lru_cache(maxsize=8192)
 def parse_cgroup(entry: str) -> PodCgroup | None:
     """The pod of one cgroup entry (a path, or ``controllers=path`` as libsinsp
-    stores them); ``None`` when the path is not a pod's."""
+    stores them); ``None`` when the path is not a pod's.
+
+    Memoized (bounded): every clone and execve of a container's processes
+    asks again about the same few paths, and the answer never changes."""
     path = entry
     if not entry.startswith("/"):  # "cpu,cpuacct=/..." (libsinsp), "4:cpu:/..." or "0::/..." (/proc/PID/cgroup)
         path = entry.partition("=")[2] if "=" in entry else entry.split(":", 2)[-1]

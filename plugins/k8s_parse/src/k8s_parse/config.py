@@ -102,6 +102,13 @@ class K8sParseConfig(Config):
         default=10_000,
         minimum=1,
     )
+    initial_list_wait: float = setting(
+        "Seconds Falco's start may wait for the first pod list, so that the first events are enriched "
+        "(0: do not wait). Bounded so that a slow or unreachable API server delays Falco by at most this",
+        default=5.0,
+        minimum=0,
+        maximum=300,
+    )
     verbosity: Literal["error", "warning", "info", "debug"] = setting(
         "Least severe messages the plugin logs", default="info"
     )
@@ -132,6 +139,8 @@ class WatchSettings:
     max_list_pods: int
     max_list_pages: int
     log_level: int
+    initial_list_wait: float = 0.0
+    """Seconds ``start_async`` waits for the first list (0: none)."""
 
 
 def resolve(config: K8sParseConfig, environ: dict[str, str] | None = None, sa: Path = SERVICE_ACCOUNT) -> WatchSettings:
@@ -183,4 +192,5 @@ def resolve(config: K8sParseConfig, environ: dict[str, str] | None = None, sa: P
         max_list_pods=config.max_list_pods,
         max_list_pages=config.max_list_pages,
         log_level=LOG_LEVELS[config.verbosity],
+        initial_list_wait=config.initial_list_wait,
     )

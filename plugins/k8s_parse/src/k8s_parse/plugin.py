@@ -10,9 +10,14 @@ How the pieces fit (each in its own module):
   that start or change a process (clone/fork/vfork/clone3 and
   execve/execveat exits) reads the thread's cgroups from the host's
   ``threads`` table, finds the pod uid in them (:mod:`.cgroups`) and stores
-  it in a column of its own there (``k8s.pod.uid``);
-* the fields read that column for the thread of the event and look the pod
-  up; a process in no pod (or in a pod not known yet) has no value;
+  it in a column of its own there (``k8s_parse.pod_uid``);
+* the fields read that column for the thread of the event: the pod uid and
+  the container id come from the cgroups alone (a process in no pod has no
+  value), the other fields from the pod table (a pod not known yet: no value);
+* with ``initial_list_wait``, :meth:`K8sParsePlugin.start_async` holds
+  Falco's start until the first pod list is in (bounded), and stamps those
+  events with the time it was called, so that libsinsp delivers them before
+  any syscall event captured meanwhile;
 * a capture file keeps it all: at capture open the existing threads are
   given their pod, :meth:`dump_state` writes every known pod at the start
   of a capture Falco records, and on replay those events rebuild the table.
@@ -25,10 +30,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from falco_plugin import (
     ASYNC_EVENT,
+    BOOL,
     INT64,
     STRING,
     UINT64,
@@ -53,7 +61,7 @@ from falco_plugin import (
 )
 from falco_plugin.params import ParamError
 
-from .cgroups import PodCgroup, pod_of_cgroups
+from .cgroups import PodCgroup, parse_cgroup
 from .config import K8sParseConfig, WatchSettings, resolve
 from .pods import Action, Pod, PodError, decode_change, encode_change
 from .watcher import PodWatcher, WatchCounters
@@ -84,6 +92,25 @@ class ThreadColumns:
     """Our column: the uid of the thread's pod, "" when it is in none."""
     container_id: Field[str]
     """Our column: the id of the thread's container, from its cgroup path."""
+    looked: Field[bool]
+    """Our column: the two above hold what the thread's cgroups say (so a thread in no pod is not
+    read again at every extraction; fields cannot write to tables)."""
+
+
+class FirstListWatcher(PodWatcher):
+    """A :class:`PodWatcher` that sets ``listed`` once its first list has been reported, every pod
+    of it passed to the sink."""
+
+    def __init__(self, *args: Any, listed: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listed = listed
+
+    def _list(self) -> None:
+        # PodWatcher._list passes every pod of a list to the sink before it returns. (A hook of
+        # watcher.py's own would be better; tests/test_k8s_parse_library.py's start tests fail if
+        # this override stops being called.)
+        super()._list()
+        self.listed.set()
 
 
 class PodRow(Row):
@@ -102,7 +129,7 @@ class PodRow(Row):
 
 class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugin):
     name = "k8s_parse"
-    version = "0.1.0"
+    version = "0.2.0"
     description = "Kubernetes pod metadata for every syscall event, from a pod watcher and the process's cgroups"
     contact = "github.com/falcosecurity/plugins"
 
@@ -147,8 +174,9 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             threads=threads,
             cgroups=cgroups,
             cgroup_path=cgroups.field("second", STRING),  # libsinsp's cgroups are (controller, path) pairs
-            pod_uid=threads.add_field("k8s.pod.uid", STRING),
-            container_id=threads.add_field("k8s.container.id", STRING),
+            pod_uid=threads.add_field("k8s_parse.pod_uid", STRING),
+            container_id=threads.add_field("k8s_parse.container_id", STRING),
+            looked=threads.add_field("k8s_parse.cgroups_read", BOOL),
         )
         self.table = self.tables.export("k8s_pods", STRING, PodRow)
 
@@ -157,15 +185,30 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     def start_async(self, session: AsyncSession) -> None:
         if not self.settings.api_server:
             return
+        # While start waits for the first list, its pod events carry the time the wait began:
+        # libsinsp hands out an async event before any captured event with a later timestamp,
+        # so the processes of the first captured events find their pods.
+        started: list[int | None] = [time.time_ns() if self.settings.initial_list_wait > 0 else None]
 
         def sink(action: Action, pod: Pod) -> bool:
             # False (dropped: the host's queue is full, or the session ended) and an exception (refused)
             # both leave the pod undelivered: the watcher sends it again after a pause.
-            return session.emit(POD_EVENT, encode_change(action, pod)) is not False
+            return session.emit(POD_EVENT, encode_change(action, pod), ts=started[0]) is not False
 
+        listed = threading.Event()
         counters = WatchCounters(self.watch_restarts, self.relists, self.pods_malformed, self.pod_events_undelivered)
-        self.watcher = PodWatcher(self.settings, sink, session.stopping, self.log, counters)
+        self.watcher = FirstListWatcher(self.settings, sink, session.stopping, self.log, counters, listed=listed)
         session.spawn(self.watcher.run, name="pod-watcher")
+        wait = self.settings.initial_list_wait
+        if wait > 0:
+            if not listed.wait(wait):
+                self.log.warning(
+                    "no pod list from %s within initial_list_wait (%gs): going on without it; the pods "
+                    "get their fields as the API server answers",
+                    self.settings.api_server,
+                    wait,
+                )
+            started[0] = None
 
     def stop_async(self, session: AsyncSession) -> None:
         if self.watcher is not None:
@@ -244,18 +287,28 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             entry[cols.pod_uid] = uid
         if entry[cols.container_id] != container:
             entry[cols.container_id] = container
+        if not entry[cols.looked]:
+            entry[cols.looked] = True
 
     def cgroup_pod(self, entry: Entry) -> PodCgroup | None:
+        """The pod (and container) in the thread's cgroups: the first entry that names both, else
+        the first that names a pod (as :func:`.cgroups.pod_of_cgroups`), reading no entry past it."""
         assert self.cols is not None
         path = self.cols.cgroup_path
-        paths: list[str] = []
+        found: list[PodCgroup] = []
 
-        def collect(cg: Entry) -> bool:
-            paths.append(cg[path])
+        def look(cg: Entry) -> bool:
+            pod = parse_cgroup(cg[path])
+            if pod is None:
+                return True
+            if pod.container_id:
+                found.insert(0, pod)
+                return False  # every controller's path names the same pod and container
+            found.append(pod)
             return True
 
-        entry[self.cols.cgroups].for_each(collect)
-        return pod_of_cgroups(paths)
+        entry[self.cols.cgroups].for_each(look)
+        return found[0] if found else None
 
     # -- capture listening -------------------------------------------------------------
 
@@ -271,6 +324,7 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             found = self.cgroup_pod(entry)
             entry[cols.pod_uid] = found.pod_uid if found else ""
             entry[cols.container_id] = found.container_id if found else ""
+            entry[cols.looked] = True
             return True
 
         cols.threads.for_each(backfill)
@@ -278,8 +332,11 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     # -- extraction --------------------------------------------------------------------
 
     @per_event
-    def pod_of(self, event: Event) -> tuple[Pod, str] | None:
-        """The pod of the event's thread and the thread's container id, or ``None``."""
+    def identity(self, event: Event) -> tuple[str, str] | None:
+        """The pod uid and container id in the cgroups of the event's thread, or ``None`` (in no pod).
+
+        These need no pod table: they hold from the first event of a pod's process, before (or
+        without) the API server."""
         cols = self.cols
         if event.tid == NO_THREAD or cols is None:
             return None
@@ -288,12 +345,23 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             return None
         uid, container = entry[cols.pod_uid], entry[cols.container_id]
         if not uid:
+            if entry[cols.looked]:
+                return None  # in no pod, as its cgroups said at its last clone/execve
             # A thread the parser has not seen start (no clone/execve since the capture opened
             # and no backfill): its cgroups still tell.
             found = self.cgroup_pod(entry)
             if found is None:
                 return None
             uid, container = found.pod_uid, found.container_id
+        return uid, container
+
+    @per_event
+    def pod_of(self, event: Event) -> tuple[Pod, str] | None:
+        """The known pod of the event's thread and the thread's container id, or ``None``."""
+        ident = self.identity(event)
+        if ident is None:
+            return None
+        uid, container = ident
         pod = self.pods.get(uid) or self.pods.get(self.mirrors.get(uid, ""))
         if pod is None:
             self.lookup_misses.inc()
@@ -304,53 +372,62 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         found = self.pod_of(event)
         return None if found is None else str(getattr(found[0], name))
 
-    @field("k8s.pod.name", "Name of the pod of the process")
+    @field("k8s_parse.pod.name", "Name of the pod of the process")
     def pod_name(self, event: Event) -> str | None:
         return self._attr(event, "name")
 
-    @field("k8s.pod.uid", "UID of the pod of the process")
+    @field(
+        "k8s_parse.pod.uid",
+        "UID of the pod of the process, from its cgroups (also before the API server answered; for a static "
+        "pod, its mirror pod's uid once known)",
+    )
     def pod_uid_field(self, event: Event) -> str | None:
-        return self._attr(event, "uid")
+        ident = self.identity(event)
+        if ident is None:
+            return None
+        mirror = self.mirrors.get(ident[0])
+        return mirror if mirror is not None and mirror in self.pods else ident[0]
 
-    @field("k8s.pod.namespace", "Namespace of the pod of the process")
+    @field("k8s_parse.pod.namespace", "Namespace of the pod of the process")
     def pod_namespace(self, event: Event) -> str | None:
         return self._attr(event, "namespace")
 
-    @field("k8s.ns.name", "Namespace of the pod of the process (alias of k8s.pod.namespace)")
-    def ns_name(self, event: Event) -> str | None:
-        return self._attr(event, "namespace")
-
-    @field("k8s.pod.ip", "First IP address of the pod of the process")
+    @field("k8s_parse.pod.ip", "First IP address of the pod of the process")
     def pod_ip(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].ip else found[0].ip
 
-    @field("k8s.pod.labels", "Labels of the pod of the process, as key:value")
+    @field("k8s_parse.pod.labels", "Labels of the pod of the process, as key:value")
     def pod_labels(self, event: Event) -> list[str] | None:
         found = self.pod_of(event)
         return None if found is None else [f"{k}:{v}" for k, v in sorted(found[0].labels.items())]
 
-    @field("k8s.pod.label", "Value of one label of the pod of the process: k8s.pod.label[app]")
+    @field("k8s_parse.pod.label", "Value of one label of the pod of the process: k8s_parse.pod.label[app]")
     def pod_label(self, event: Event, key: str) -> str | None:
         found = self.pod_of(event)
         return None if found is None else found[0].labels.get(key)
 
-    @field("k8s.pod.owner.kind", "Kind of the controller owning the pod (ReplicaSet, DaemonSet, Job...)")
+    @field("k8s_parse.pod.owner.kind", "Kind of the controller owning the pod (ReplicaSet, DaemonSet, Job...)")
     def owner_kind(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].owner_kind else found[0].owner_kind
 
-    @field("k8s.pod.owner.name", "Name of the controller owning the pod")
+    @field("k8s_parse.pod.owner.name", "Name of the controller owning the pod")
     def owner_name(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].owner_name else found[0].owner_name
 
-    @field("k8s.node.name", "Node the pod of the process runs on")
+    @field("k8s_parse.node.name", "Node the pod of the process runs on")
     def node_name(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None or not found[0].node else found[0].node
 
-    @field("k8s.container.name", "Name of the container of the process, matched by the id in its cgroup")
+    @field("k8s_parse.container.id", "ID of the container of the process, from its cgroups (64 hex digits)")
+    def container_id_field(self, event: Event) -> str | None:
+        ident = self.identity(event)
+        return None if ident is None or not ident[1] else ident[1]
+
+    @field("k8s_parse.container.name", "Name of the container of the process, matched by the id in its cgroup")
     def container_name(self, event: Event) -> str | None:
         found = self.pod_of(event)
         return None if found is None else found[0].container_name(found[1])

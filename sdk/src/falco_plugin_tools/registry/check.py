@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from falco_plugin_tools.registry.built import BuiltFacts
+from falco_plugin_tools.registry.fields import Declarer, concrete_sources, falco_and_known
 from falco_plugin_tools.registry.model import (
     CAPABILITIES,
     MAX_PUBLIC_ID,
@@ -59,6 +60,10 @@ RULES: dict[str, str] = {
     "built-source": "the entry's event source is the library's",
     "built-capabilities": "the entry's supported capabilities are the library's",
     "built-sources": "the entry's extraction/parsing/async sources are the library's",
+    "field-overlap": "no field of a hosted plugin is declared for one of its event sources by Falco, a registry plugin "
+    "whose fields are known (fields.yaml) or another hosted plugin: Falco would refuse to load both",
+    "field-prefix": "the prefixes of a hosted plugin's fields (before the first dot) are used by no other extractor "
+    "of its event sources",
 }
 
 _TOP_KEYS = {"plugins", "reserved_sources"}
@@ -361,12 +366,55 @@ def _check_built(label: str, entry: dict[str, Any], facts: BuiltFacts, r: _Repor
             r.add(label, "built-sources", f"{cap} sources are {shown}, the library's are {', '.join(built) or 'none'}")
 
 
+def extract_sources(facts: BuiltFacts) -> frozenset[str] | None:
+    """The event sources a library's fields apply to (``None``: every source), as the plugin API defines them."""
+    if "extraction" not in facts.capabilities:
+        return frozenset()
+    if facts.extract_event_sources:
+        return frozenset(facts.extract_event_sources)
+    return frozenset({facts.event_source}) if "sourcing" in facts.capabilities else None
+
+
+def _check_fields(hosted: list[tuple[str, BuiltFacts]], known: Mapping[str, Any] | None, r: _Report) -> None:
+    ours = [
+        (label, Declarer(f"hosted plugin {label}", frozenset(f["name"] for f in facts.fields), extract_sources(facts)))
+        for label, facts in hosted
+    ]
+    others = falco_and_known(known)
+    for label, me in ours:
+        theirs = others + [d for other, d in ours if other != label]
+        overlaps: set[tuple[str, str]] = set()
+        shared: set[tuple[str, str]] = set()
+        for source in concrete_sources(me.sources):
+            for them in (d for d in theirs if d.applies(source)):
+                for name in sorted(me.fields & them.fields):
+                    if (name, them.who) not in overlaps:
+                        overlaps.add((name, them.who))
+                        r.add(
+                            label,
+                            "field-overlap",
+                            f"field {name!r} is also declared by {them.who} for source {source!r}: "
+                            "Falco refuses to load both",
+                        )
+                their_prefixes = them.prefixes()
+                for pfx, mine in sorted(me.prefixes().items()):
+                    if pfx in their_prefixes and (pfx, them.who) not in shared:
+                        shared.add((pfx, them.who))
+                        r.add(
+                            label,
+                            "field-prefix",
+                            f"field prefix {pfx + '.'!r} ({mine}) is also used by {them.who} for source {source!r} "
+                            f"({their_prefixes[pfx]}): give the fields a prefix of their own",
+                        )
+
+
 def check(
     data: dict[str, Any],
     *,
     root: Path | None = None,
     built: Mapping[str, BuiltFacts | str] | None = None,
     upstream: dict[str, Any] | None = None,
+    known_fields: Mapping[str, Any] | None = None,
 ) -> list[Finding]:
     """Every finding for a loaded registry.
 
@@ -375,6 +423,8 @@ def check(
     reports, or to why there is none; folders absent from it are not matched
     against a library. ``upstream`` is an upstream registry to check hosted
     entries against, for collisions the mirror does not know yet.
+    ``known_fields`` replaces the packaged ``fields.yaml`` (Falco's fields and
+    the known upstream plugins') the field rules hold built libraries against.
     """
     r = _Report()
     entries = _check_structure(data, r)
@@ -386,9 +436,12 @@ def check(
         _check_folders(entries, plugin_folders(root), r)
         _check_rules_url(entries, root, r)
     by_folder = {hosted_folder(e): (label, e) for label, e in entries if is_hosted(e)}
+    extractors: list[tuple[str, BuiltFacts]] = []
     for folder, facts in (built or {}).items():
         if isinstance(facts, str):
             r.add(folder, "built-library", facts)
         elif folder in by_folder:
             _check_built(*by_folder[folder], facts, r)
+            extractors.append((by_folder[folder][0], facts))
+    _check_fields(extractors, known_fields, r)
     return r.findings

@@ -1,0 +1,1 @@
+"""Test fixture: a stand-in extractor for the syscall source (field names, no values)."""
