@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "falco_plugin_tools.package",
         "unpack a plugin archive and load it in the C host with an empty environment",
     ),
+    "release-check": (
+        "falco_plugin_tools.release",
+        "compare a built plugin with its previous release: fail when the version bump is smaller than the change",
+    ),
     "docs": (
         "falco_plugin_tools.docs",
         "regenerate the fields/config tables of plugin READMEs (--check: fail on drift)",
