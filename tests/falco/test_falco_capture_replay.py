@@ -76,3 +76,28 @@ def test_sinsp_example_reads_the_same_values_from_the_capture(
     assert done.returncode == 0, done.stderr
     theirs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert [r["dummy.value"] for r in theirs] == alerted[len(alerted) - len(theirs) :]
+
+
+def test_falco_replays_the_capture_the_replay_check_writes(
+    falco: Path, plugin_build: Callable[[str], BuildResult], tmp_path: Path
+) -> None:
+    from falco_plugin_tools.host.scap import read_scap
+    from falco_plugin_tools.replay_check import replay_check
+
+    library = plugin_build("dummy").library
+    capture = tmp_path / "check.scap"
+    check = replay_check(library, capture, open_params=json.dumps({"start": 50, "maxEvents": 100}), n=60, skip=10)
+    assert check.ok, check.report()
+    rules = tmp_path / "every_sample.yaml"
+    rules.write_text(EVERY_SAMPLE)
+    config = falco_config(
+        [PluginConf("dummy_py", library, {"jitter": 10})],
+        rules=[rules],
+        engine={"kind": "replay", "replay": {"capture_file": str(capture)}},
+    )
+    run = run_falco(falco, write_config(tmp_path / "falco.yaml", config), timeout=120)
+    assert run.returncode == 0, run.describe()
+    written = [int(e.params()["event_data"]) for e in read_scap(capture)[1]]
+    assert len(written) == 60
+    assert [a["output_fields"]["dummy.value"] for a in run.alerts] == written
+    assert {a["source"] for a in run.alerts} == {"dummy_py"}

@@ -1,0 +1,79 @@
+"""``falco-plugin replay-check``: fields that read the plugin's state instead of the event are what it finds.
+
+The check records a plugin's events with every field, writes them to a
+``.scap`` as Falco's capture does, replays the file through a fresh instance
+and reports each field whose values differ.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from falco_plugin_tools import cli
+from falco_plugin_tools.host.scap import read_scap
+from falco_plugin_tools.replay_check import Difference, replay_check
+from harness import Built
+
+REALHOST = Path(__file__).resolve().parents[2] / "shared" / "realhost"
+
+
+def test_the_check_finds_the_field_that_reads_the_plugins_state(built: Built, tmp_path: Path) -> None:
+    library = built("replay_state").library
+    check = replay_check(library, tmp_path / "out.scap", open_params="20", n=5, skip=2)
+    assert not check.ok
+    # fxt_replay.produced counted the 2 skipped events too; the fresh instance produced none
+    assert check.differences == [Difference("fxt_replay.produced", k, k + 2, 0) for k in range(1, 6)]
+    assert check.fields == ["fxt_replay.value", "fxt_replay.produced"]
+    assert "FAIL: 1 field(s) do not survive the replay: fxt_replay.produced" in check.report()
+
+
+def test_the_capture_holds_the_recorded_events_after_the_skipped_ones(built: Built, tmp_path: Path) -> None:
+    out = tmp_path / "out.scap"
+    replay_check(built("replay_state").library, out, open_params="20", n=5, skip=2)
+    _, events = read_scap(out)
+    assert [e.params()["event_data"] for e in events] == [b"3", b"4", b"5", b"6", b"7"]
+
+
+def test_the_reference_source_plugin_survives_its_replay(built: Built, tmp_path: Path) -> None:
+    params = json.dumps({"start": 100, "maxEvents": 400})
+    check = replay_check(built("dummy").library, tmp_path / "out.scap", open_params=params, n=300, skip=50)
+    assert check.ok, check.report()
+    assert (check.events, check.fields) == (300, ["dummy.value", "dummy.strvalue"])
+    assert check.unchecked == ["dummy.divisible"]
+
+
+def test_the_command_exits_1_on_a_difference_and_0_without(
+    built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["replay-check", "--open-params", "10", "-n", "3"]
+    assert cli.main([*args, str(built("replay_state").library)]) == 1
+    assert "fxt_replay.produced  1      1         0" in capsys.readouterr().out
+    assert cli.main([*args[:1], "-n", "3", str(built("dummy").library)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "OK: every field has the same values after the replay"
+    assert cli.main([*args, str(tmp_path / "libmissing.so")]) == 2
+    assert "libmissing.so" in capsys.readouterr().err
+
+
+def test_the_written_capture_replays_in_sinsp_example(built: Built, tmp_path: Path) -> None:
+    tool = REALHOST / "sinsp-example"
+    if not tool.is_file():
+        pytest.skip(f"no sinsp-example at {tool}")
+    library = built("dummy").library
+    out = tmp_path / "out.scap"
+    params = json.dumps({"start": 7, "maxEvents": 100})
+    assert replay_check(library, out, open_params=params, n=40, skip=5).ok
+    done = subprocess.run(
+        [str(tool), "-j", "-s", str(out), "-p", f"{library}|{{}}", "-o", "*%evt.num %evt.source %dummy.value"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    theirs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    ours = [int(e.params()["event_data"]) for e in read_scap(out)[1]]
+    assert [(r["evt.num"], r["evt.source"], r["dummy.value"]) for r in theirs] == [
+        (n, "dummy_py", v) for n, v in enumerate(ours, start=1)
+    ]
