@@ -24,7 +24,11 @@ The check runs it:
 
 With ``--skip K`` a source plugin's first K events are produced but not
 written, as when Falco starts a capture mid-stream: then ``dump_state`` has
-state to write.
+state to write. ``--wait-async N`` lets a plugin learn state before the
+capture starts (its first N async events, parsed live, not written: only
+``dump_state`` can carry them over). ``--replay-init-config`` gives the fresh
+instance its own config: one that talks to a live service must replay from
+the capture alone, as Falco replaying a file offline would.
 """
 
 from __future__ import annotations
@@ -114,6 +118,8 @@ class ReplayCheck:
     unchecked: list[str]
     """Fields that need an argument: the check cannot guess one."""
     differences: list[Difference] = field(default_factory=list)
+    recorded: list[Values | None] = field(default_factory=list)
+    """The first instance's values, by event (None: a dump_state event, which it never saw)."""
 
     @property
     def ok(self) -> bool:
@@ -170,14 +176,20 @@ def _async(handle: PluginHandle) -> Iterator[bytes]:
             yield _stamped(e.raw, time.time_ns())
 
 
-def _dump_state(handle: PluginHandle, ts: int) -> list[bytes]:
-    if "async" not in handle.info.capabilities or not handle.library.has("dump_state"):
+def _dump_state(handle: PluginHandle, ts: int, enabled: bool) -> list[bytes]:
+    if not enabled or "async" not in handle.info.capabilities or not handle.library.has("dump_state"):
         return []
     return [_stamped(e.raw, ts) for e in handle.async_events.dump_state()]
 
 
 def _record_source(
-    handle: PluginHandle, params: str, n: int, skip: int, requests: dict[str, FieldRequest], out: Path
+    handle: PluginHandle,
+    params: str,
+    n: int,
+    skip: int,
+    requests: dict[str, FieldRequest],
+    out: Path,
+    dump_state: bool,
 ) -> tuple[list[Values | None], int]:
     """A source plugin's stream: the recorded values of each written event (None: not compared)."""
     from falco_plugin_tools.host.events import HostEvent
@@ -189,7 +201,7 @@ def _record_source(
         for event in capture.events(limit=skip + n):
             if writer is None and event.num > skip:
                 writer = ScapFile(fh)
-                for raw in _dump_state(handle, event.ts):
+                for raw in _dump_state(handle, event.ts, dump_state):
                     writer.event(raw)
                     recorded.append(None)  # written for the replay's sake; the live instance never saw it
                     state += 1
@@ -237,7 +249,7 @@ def _capture_head(path: Path) -> bytes:
 
 
 def _record_capture(
-    handle: PluginHandle, source: Path, n: int, requests: dict[str, FieldRequest], out: Path
+    handle: PluginHandle, source: Path, n: int, requests: dict[str, FieldRequest], out: Path, dump_state: bool
 ) -> tuple[list[Values | None], int]:
     """A given capture replayed through the first instance; its first ``n`` shown events are written."""
     from falco_plugin_tools.host.events import HostEvent
@@ -262,7 +274,7 @@ def _record_capture(
                 if ev.num is not None and ev.num > last:
                     break
                 if writer.events == 0 and state == 0:
-                    for raw in _dump_state(handle, ev.ts):
+                    for raw in _dump_state(handle, ev.ts, dump_state):
                         writer.event(raw)
                         recorded.append(None)
                         state += 1
@@ -277,6 +289,24 @@ def _record_capture(
     return recorded, state
 
 
+def _wait_async(handle: PluginHandle, count: int, requests: dict[str, FieldRequest], timeout_s: float) -> None:
+    """The plugin's first ``count`` async events, parsed as libsinsp parses them live (not written)."""
+    import queue
+
+    from falco_plugin_tools.host.events import HostEvent
+
+    deadline = time.monotonic() + timeout_s
+    for got in range(count):
+        try:
+            e = handle.async_events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise ReplayCheckError(
+                f"{handle.info.name} pushed {got} async events in {timeout_s:g}s, not {count}"
+            ) from None
+        raw = _stamped(e.raw, time.time_ns())
+        _seen(handle, HostEvent(raw, num=0, source=_source_of(handle, raw)), requests)
+
+
 def replay_check(
     library: str | Path,
     out: str | Path,
@@ -286,6 +316,10 @@ def replay_check(
     capture: str | Path | None = None,
     n: int = 100,
     skip: int = 0,
+    wait_async: int = 0,
+    replay_init_config: str | None = None,
+    dump_state: bool = True,
+    timeout_s: float = 30.0,
 ) -> ReplayCheck:
     """Record, write, replay and compare (see the module docs); ``out`` is the capture written."""
     from falco_plugin_tools.host import PluginLibrary
@@ -298,17 +332,21 @@ def replay_check(
         with lib.init(init_config, forward_logs=True, tables=TableRegistry(threads_table())) as first:
             if "async" in first.info.capabilities:
                 first.async_events.start()
+            elif wait_async:
+                raise ReplayCheckError(f"{first.info.name} has no async events to wait for")
             try:
+                _wait_async(first, wait_async, requests, timeout_s)
                 if capture is not None:
-                    recorded, state = _record_capture(first, Path(capture), n, requests, path)
+                    recorded, state = _record_capture(first, Path(capture), n, requests, path, dump_state)
                 else:
-                    recorded, state = _record_source(first, open_params, n, skip, requests, path)
+                    recorded, state = _record_source(first, open_params, n, skip, requests, path, dump_state)
             finally:
                 if "async" in first.info.capabilities:
                     first.async_events.stop()
-        check = ReplayCheck(lib.info.name, path, len(recorded), state, list(requests), unchecked)
+        check = ReplayCheck(lib.info.name, path, len(recorded), state, list(requests), unchecked, recorded=recorded)
         registry = TableRegistry(threads_table())
-        with lib.init(init_config, forward_logs=True, tables=registry) as fresh:
+        fresh_config = init_config if replay_init_config is None else replay_init_config
+        with lib.init(fresh_config, forward_logs=True, tables=registry) as fresh:
             replayed = [_values(fresh, r.event, requests) for r in Replay(path, [fresh], registry["threads"]).events()]
     if len(replayed) != len(recorded):
         raise ReplayCheckError(f"{path}: {len(recorded)} events written but {len(replayed)} replayed")
@@ -335,6 +373,17 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--capture", type=Path, help="replay this capture through the plugin instead of opening it")
     parser.add_argument("-n", "--events", type=int, default=100, help="events to record (default 100)")
     parser.add_argument("--skip", type=int, default=0, help="source events produced before the capture starts")
+    parser.add_argument(
+        "--wait-async",
+        type=int,
+        default=0,
+        metavar="N",
+        help="async events to let the plugin learn first (not written)",
+    )
+    parser.add_argument("--replay-init-config", help="init config of the replaying instance (default: --init-config)")
+    parser.add_argument(
+        "--no-dump-state", action="store_true", help="leave dump_state's events out, to see which fields need them"
+    )
     parser.add_argument("--out", type=Path, help="where to write the capture (default: a temporary file, removed)")
 
 
@@ -343,8 +392,8 @@ def main(args: argparse.Namespace) -> int:
 
     from falco_plugin_tools.host.errors import HostError
 
-    if args.events < 1 or args.skip < 0:
-        print("falco-plugin replay-check: --events must be >= 1 and --skip >= 0", file=sys.stderr)
+    if args.events < 1 or args.skip < 0 or args.wait_async < 0:
+        print("falco-plugin replay-check: --events must be >= 1, --skip and --wait-async >= 0", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="replay-check-") as tmp:
         out = args.out or Path(tmp) / "replay-check.scap"
@@ -357,6 +406,9 @@ def main(args: argparse.Namespace) -> int:
                 capture=args.capture,
                 n=args.events,
                 skip=args.skip,
+                wait_async=args.wait_async,
+                replay_init_config=args.replay_init_config,
+                dump_state=not args.no_dump_state,
             )
         except (HostError, ReplayCheckError, OSError) as e:
             print(f"falco-plugin replay-check: {e}", file=sys.stderr)
