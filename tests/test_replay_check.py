@@ -22,19 +22,43 @@ REALHOST = Path(__file__).resolve().parents[2] / "shared" / "realhost"
 
 def test_the_check_finds_the_field_that_reads_the_plugins_state(built: Built, tmp_path: Path) -> None:
     library = built("replay_state").library
-    check = replay_check(library, tmp_path / "out.scap", open_params="20", n=5, skip=2)
+    check = replay_check(library, tmp_path / "out.scap", open_params="20", n=7, skip=2)
     assert not check.ok
-    # fxt_replay.produced counted the 2 skipped events too; the fresh instance produced none
-    assert check.differences == [Difference("fxt_replay.produced", k, k + 2, 0) for k in range(1, 6)]
-    assert check.fields == ["fxt_replay.value", "fxt_replay.produced"]
+    # The file: the label dump_state wrote (label-1, from a skipped event), events 3, 4, 5, label-5, events 6..9.
+    # fxt_replay.produced counted every event made, the skipped ones too; the fresh instance made none.
+    produced = {3: 2, 4: 3, 5: 4, 6: 6, 7: 7, 8: 8, 9: 9}  # value -> its number in the file
+    assert check.differences == [Difference("fxt_replay.produced", num, value, 0) for value, num in produced.items()]
+    # fxt_replay.label reads state too, but state the capture rebuilds: dump_state, then the plugin's own events
+    assert "fxt_replay.label" in check.fields
+    assert [v and v["fxt_replay.label"] for v in check.recorded] == [None] + ["label-1"] * 3 + [None] + [
+        "label-5"
+    ] * 4 + [None]
     assert "FAIL: 1 field(s) do not survive the replay: fxt_replay.produced" in check.report()
 
 
-def test_the_capture_holds_the_recorded_events_after_the_skipped_ones(built: Built, tmp_path: Path) -> None:
+def test_without_dump_state_the_state_learned_before_the_capture_is_lost(built: Built, tmp_path: Path) -> None:
+    check = replay_check(built("replay_state").library, tmp_path / "out.scap", open_params="20", n=7, skip=2,
+                         dump_state=False)  # fmt: skip
+    lost = [(d.event, d.recorded, d.replayed) for d in check.differences if d.field == "fxt_replay.label"]
+    assert lost == [(1, "label-1", None), (2, "label-1", None), (3, "label-1", None)]
+
+
+def test_the_capture_holds_the_state_then_the_recorded_events_after_the_skipped_ones(
+    built: Built, tmp_path: Path
+) -> None:
     out = tmp_path / "out.scap"
-    replay_check(built("replay_state").library, out, open_params="20", n=5, skip=2)
+    replay_check(built("replay_state").library, out, open_params="20", n=7, skip=2)
     _, events = read_scap(out)
-    assert [e.params()["event_data"] for e in events] == [b"3", b"4", b"5", b"6", b"7"]
+    shown = [(e.type_name, e.params()["event_data" if e.type == 322 else "data"]) for e in events]
+    assert shown == [
+        ("fxt_label", b"label-1"),
+        *[("pluginevent", b"%d" % n) for n in (3, 4, 5)],
+        ("fxt_label", b"label-5"),
+        *[("pluginevent", b"%d" % n) for n in (6, 7, 8, 9)],
+        ("fxt_label", b"label-9"),
+    ]
+    # async events carry the open source plugin's id, as libsinsp writes it in them live
+    assert {e.params()["plugin_id"] for e in events} == {999_111}
 
 
 def test_the_reference_source_plugin_survives_its_replay(built: Built, tmp_path: Path) -> None:
@@ -77,3 +101,31 @@ def test_the_written_capture_replays_in_sinsp_example(built: Built, tmp_path: Pa
     assert [(r["evt.num"], r["evt.source"], r["dummy.value"]) for r in theirs] == [
         (n, "dummy_py", v) for n, v in enumerate(ours, start=1)
     ]
+
+
+def test_sinsp_example_rebuilds_the_state_from_the_capture_as_the_check_did(built: Built, tmp_path: Path) -> None:
+    tool = REALHOST / "sinsp-example"
+    if not tool.is_file():
+        pytest.skip(f"no sinsp-example at {tool}")
+    library = built("replay_state").library
+    out = tmp_path / "out.scap"
+    check = replay_check(library, out, open_params="20", n=7, skip=2)
+    done = subprocess.run(
+        [str(tool), "-j", "-s", str(out), "-p", f"{library}|", "-o", "*%evt.num %fxt_replay.value %fxt_replay.label"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    theirs = {
+        row["evt.num"]: (row["fxt_replay.value"], row["fxt_replay.label"])
+        for row in map(json.loads, (line for line in done.stdout.splitlines() if line.startswith("{")))
+        if row.get("fxt_replay.value") is not None
+    }
+    recorded = {
+        num: (v["fxt_replay.value"], v["fxt_replay.label"])
+        for num, v in enumerate(check.recorded, start=1)
+        if v is not None and v["fxt_replay.value"] is not None
+    }
+    assert theirs == recorded
+    assert theirs[2] == (3, "label-1")  # known from the dumped state alone

@@ -87,11 +87,15 @@ class ScapFile:
         self.events += 1
 
 
-def _stamped(raw: bytes, ts: int) -> bytes:
-    """An async event whose timestamp says "stamp me" gets one, as libsinsp stamps it on arrival."""
-    if _HEADER.unpack_from(raw)[0] != NO_VALUE:
-        return raw
-    return struct.pack("<Q", ts) + raw[8:]
+_ASYNC_PLUGIN_ID = _HEADER.size + 12  # after the three u32 parameter lengths
+
+
+def _as_live(raw: bytes, ts: int, plugin_id: int) -> bytes:
+    """An async event as libsinsp takes it in live: the open source plugin's id written in it (0 when
+    no source plugin is open: the syscall source), and a timestamp if it asks to be stamped."""
+    if _HEADER.unpack_from(raw)[0] == NO_VALUE:
+        raw = struct.pack("<Q", ts) + raw[8:]
+    return raw[:_ASYNC_PLUGIN_ID] + struct.pack("<I", plugin_id) + raw[_ASYNC_PLUGIN_ID + 4 :]
 
 
 Values = dict[str, Any]
@@ -170,16 +174,16 @@ def _seen(handle: PluginHandle, event: Any, requests: dict[str, FieldRequest]) -
     return _values(handle, event, requests)
 
 
-def _async(handle: PluginHandle) -> Iterator[bytes]:
+def _async(handle: PluginHandle, plugin_id: int) -> Iterator[bytes]:
     if "async" in handle.info.capabilities and handle.async_events.running:
         for e in handle.async_events.drain():
-            yield _stamped(e.raw, time.time_ns())
+            yield _as_live(e.raw, time.time_ns(), plugin_id)
 
 
-def _dump_state(handle: PluginHandle, ts: int, enabled: bool) -> list[bytes]:
+def _dump_state(handle: PluginHandle, ts: int, enabled: bool, plugin_id: int) -> list[bytes]:
     if not enabled or "async" not in handle.info.capabilities or not handle.library.has("dump_state"):
         return []
-    return [_stamped(e.raw, ts) for e in handle.async_events.dump_state()]
+    return [_as_live(e.raw, ts, plugin_id) for e in handle.async_events.dump_state()]
 
 
 def _record_source(
@@ -201,12 +205,12 @@ def _record_source(
         for event in capture.events(limit=skip + n):
             if writer is None and event.num > skip:
                 writer = ScapFile(fh)
-                for raw in _dump_state(handle, event.ts, dump_state):
+                for raw in _dump_state(handle, event.ts, dump_state, handle.info.id):
                     writer.event(raw)
                     recorded.append(None)  # written for the replay's sake; the live instance never saw it
                     state += 1
             values = _seen(handle, event, requests)
-            pushed = list(_async(handle))
+            pushed = list(_async(handle, handle.info.id))
             if writer is not None:
                 writer.event(event.raw)
                 recorded.append(values)
@@ -261,7 +265,7 @@ def _record_capture(
     for r in Replay(source, [handle], table).events(limit=n):
         values = _values(handle, r.event, requests)  # Replay has parsed it already
         pushed = [(raw, _seen(handle, HostEvent(raw, num=r.event.num, source=_source_of(handle, raw)), requests))
-                  for raw in _async(handle)]  # fmt: skip
+                  for raw in _async(handle, 0)]  # fmt: skip
         live[r.event.num] = (values, pushed)
     last = max(live, default=0)
     head = _capture_head(source)
@@ -274,7 +278,7 @@ def _record_capture(
                 if ev.num is not None and ev.num > last:
                     break
                 if writer.events == 0 and state == 0:
-                    for raw in _dump_state(handle, ev.ts, dump_state):
+                    for raw in _dump_state(handle, ev.ts, dump_state, 0):
                         writer.event(raw)
                         recorded.append(None)
                         state += 1
@@ -289,7 +293,9 @@ def _record_capture(
     return recorded, state
 
 
-def _wait_async(handle: PluginHandle, count: int, requests: dict[str, FieldRequest], timeout_s: float) -> None:
+def _wait_async(
+    handle: PluginHandle, count: int, requests: dict[str, FieldRequest], timeout_s: float, plugin_id: int
+) -> None:
     """The plugin's first ``count`` async events, parsed as libsinsp parses them live (not written)."""
     import queue
 
@@ -303,7 +309,7 @@ def _wait_async(handle: PluginHandle, count: int, requests: dict[str, FieldReque
             raise ReplayCheckError(
                 f"{handle.info.name} pushed {got} async events in {timeout_s:g}s, not {count}"
             ) from None
-        raw = _stamped(e.raw, time.time_ns())
+        raw = _as_live(e.raw, time.time_ns(), plugin_id)
         _seen(handle, HostEvent(raw, num=0, source=_source_of(handle, raw)), requests)
 
 
@@ -335,7 +341,9 @@ def replay_check(
             elif wait_async:
                 raise ReplayCheckError(f"{first.info.name} has no async events to wait for")
             try:
-                _wait_async(first, wait_async, requests, timeout_s)
+                # live, async events belong to the open source plugin's source (syscall for a capture)
+                live_id = first.info.id if capture is None else 0
+                _wait_async(first, wait_async, requests, timeout_s, live_id)
                 if capture is not None:
                     recorded, state = _record_capture(first, Path(capture), n, requests, path, dump_state)
                 else:
