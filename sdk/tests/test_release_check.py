@@ -141,6 +141,12 @@ RULES = [
         "2.0.0",
         "init key jitter now required",
     ),
+    (
+        "init bound tightened",
+        {"init_schema": schema(jitter={"type": "integer", "default": 10, "minimum": 1})},
+        "2.0.0",
+        "init key jitter: minimum None -> 1",
+    ),
     ("field added", {"fields": fields(sample_new=fld())}, "1.5.0", "field sample.new added"),
     (
         "description of a field",
@@ -285,3 +291,8 @@ def test_the_command_prints_the_table_and_fails_on_a_small_bump(
     assert capsys.readouterr().out.splitlines()[-1] == "OK"
     assert cli.main(["release-check", str(now), "--previous", str(tmp_path / "missing.json")]) == 2
     assert "missing.json: no such file or folder" in capsys.readouterr().err
+
+
+def test_a_rename_is_one_change_not_a_removal_and_an_addition() -> None:
+    changes = compare(BEFORE, after("2.0.0", fields={**fields(sample_value=None), "sample.val": fld()}))
+    assert [(c.what, c.level) for c in changes] == [("field sample.value renamed to sample.val", MAJOR)]

@@ -21,7 +21,7 @@ The rules (:func:`compare`), each change with the smallest bump it needs:
   list-ness or argument changed, a semantic change declared with
   ``--semantic-change FIELD``, the event source or plugin id changed, the init
   schema narrowed (a key removed, its type changed, allowed values removed, a
-  key newly required);
+  bound tightened, a key newly required);
 * minor: a field added;
 * patch: anything else (descriptions, new optional init keys, ...); the
   required API version raised is noted (older Falco versions stop loading it).
@@ -42,7 +42,7 @@ import json
 import re
 import sys
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -344,6 +344,8 @@ def _field_changes(before: ReleaseFacts, after: ReleaseFacts, semantic: Sequence
             ),
             None,
         )
+        if twin is not None:
+            added.remove(twin)  # reported as the rename, not as an addition too
         out.append(Change(f"field {name} renamed to {twin}" if twin else f"field {name} removed", MAJOR))
     for name, old in before.fields.items():
         new = after.fields.get(name)
@@ -372,6 +374,19 @@ def _schema_type(s: Mapping[str, Any]) -> Any:
     return sorted(t) if isinstance(t, list) else t
 
 
+# Bounds that narrow what a config may hold when they appear or tighten.
+_BOUNDS: dict[str, Callable[[Any, Any], bool]] = {
+    "minimum": lambda now, was: now > was,
+    "exclusiveMinimum": lambda now, was: now > was,
+    "minLength": lambda now, was: now > was,
+    "minItems": lambda now, was: now > was,
+    "maximum": lambda now, was: now < was,
+    "exclusiveMaximum": lambda now, was: now < was,
+    "maxLength": lambda now, was: now < was,
+    "maxItems": lambda now, was: now < was,
+}
+
+
 def _schema_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, where: str = "") -> list[Change]:
     """How a config valid for ``before`` may fail ``after`` (narrowing: major); other differences: patch."""
     old, new = before or {}, after or {}
@@ -379,6 +394,10 @@ def _schema_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] |
     out: list[Change] = []
     if _schema_type(old) != _schema_type(new) and where:
         return [Change(f"init key {where}: type {_schema_type(old)} -> {_schema_type(new)}", MAJOR)]
+    for bound, tighter in _BOUNDS.items():
+        was, now = old.get(bound), new.get(bound)
+        if now is not None and (was is None or tighter(now, was)):
+            out.append(Change(f"{label}: {bound} {was} -> {now}", MAJOR))
     if "enum" in old or "enum" in new:
         gone = [v for v in old.get("enum", []) if v not in new.get("enum", old.get("enum", []))]
         if "enum" in new and "enum" not in old:
