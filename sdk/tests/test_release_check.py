@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -253,9 +252,11 @@ def test_the_build_writes_the_facts_the_library_reports(dummy_library: Path) -> 
 
 
 def test_a_package_archive_carries_the_facts(dummy_library: Path, tmp_path: Path) -> None:
-    archive = tmp_path / "dummy_py-0.1.0-linux-x86_64.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(dummy_library.with_suffix(".site") / FACTS_FILE, f"{dummy_library.stem}.site/{FACTS_FILE}")
+    from falco_plugin_tools.package import package_plugin
+    from falco_plugin_tools.registry.built import read_library
+
+    project = Path(__file__).resolve().parents[2] / "plugins" / "dummy"
+    archive = package_plugin(project, dummy_library, read_library(dummy_library), tmp_path)[0].path
     assert load_facts(archive) == load_facts(dummy_library)
 
 
@@ -296,3 +297,16 @@ def test_the_command_prints_the_table_and_fails_on_a_small_bump(
 def test_a_rename_is_one_change_not_a_removal_and_an_addition() -> None:
     changes = compare(BEFORE, after("2.0.0", fields={**fields(sample_value=None), "sample.val": fld()}))
     assert [(c.what, c.level) for c in changes] == [("field sample.value renamed to sample.val", MAJOR)]
+
+
+def test_the_build_digest_follows_the_sources_and_ignores_caches(tmp_path: Path) -> None:
+    from falco_plugin_tools.release import source_digest
+
+    (tmp_path / "src" / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "plugin.py").write_text("VALUE = 1\n")
+    first = source_digest(tmp_path)
+    (tmp_path / "src" / "pkg" / "__pycache__" / "plugin.cpython-311.pyc").write_bytes(b"\0")
+    assert source_digest(tmp_path) == first
+    (tmp_path / "src" / "pkg" / "plugin.py").write_text("VALUE = 2\n")
+    assert source_digest(tmp_path) not in (first, None)
+    assert source_digest(tmp_path / "src" / "pkg") is None  # no src/ folder: no digest
