@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from falco_plugin_tools.build import BuildResult
-from scapwriter import ScapWriter, build_event
+from scapwriter import ScapWriter, build_event, sample_event
 from test_scap import CODE, SINSP_FIELDS, captures, sinsp_example, sinsp_rows
 
 TABLES_PARSE = Path(__file__).resolve().parents[2] / "tests" / "plugins" / "tables_parse"
@@ -133,3 +133,44 @@ def test_a_plugin_event_without_a_plugin_id_is_an_error_naming_the_event(tmp_pat
     assert done.returncode != 0
     assert "event 1 (offset" in done.stderr and "without a 4-byte plugin id" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- initial state: what a capture starts with is parsed, not shown ---------------------------------------------------
+
+
+@pytest.fixture
+def leading_state(tmp_path: Path) -> Path:
+    """A capture that starts with state events (dump_state's async events, a user, a group), as Falco's do."""
+    w = ScapWriter()
+    w.event(async_event(0, "state_a", b"1", ts=1))
+    w.event(sample_event(CODE["PPME_USER_ADDED_E"], ts=1, tid=1)[0])
+    w.event(sample_event(CODE["PPME_GROUP_ADDED_E"], ts=1, tid=1)[0])
+    w.event(async_event(DUMMY_ID, "state_b", b"2", ts=2))
+    w.event(build_event(CODE["PPME_SYSCALL_CLOSE_X"], {"res": 0}, ts=3, tid=1))
+    w.event(async_event(0, "later", b"3", ts=4))  # after the first other event: an event like any other
+    w.event(sample_event(CODE["PPME_USER_ADDED_E"], ts=5, tid=1)[0])
+    return w.save(tmp_path / "leading_state.scap")
+
+
+LEADING_SHOWN = [(5, "close"), (6, "later"), (7, "useradded")]
+
+
+def test_the_state_events_a_capture_starts_with_are_numbered_but_not_shown(
+    leading_state: Path, dummy_library: Path
+) -> None:
+    # Failed before: events 1-4 were shown too.
+    rows = replay(dummy_library, leading_state, ["evt.num", "evt.type"])
+    assert [(rows[n]["evt.num"], rows[n]["evt.type"]) for n in sorted(rows)] == LEADING_SHOWN
+
+
+def test_the_leading_state_events_agree_with_sinsp_example(leading_state: Path) -> None:
+    tool = sinsp_example()
+    done = subprocess.run(
+        [str(tool), "-a", "-j", "-s", str(leading_state), "-o", "*%evt.num %evt.type"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["evt.num"], r["evt.type"]) for r in rows] == LEADING_SHOWN

@@ -62,8 +62,8 @@ def test_every_field_survives_a_replay_without_the_api_server(
     assert (check.events, check.state_events) == (7, 1)  # the dumped pod, then the 6 execs
     assert check.unchecked == ["k8s.pod.label"]
     # the fields had values to lose: the pod's process (events 2, 4, 6 of the file) is in web-1
-    names = [v and v["k8s.pod.name"] for v in check.recorded]
-    assert names == [None, "web-1", None, "web-1", None, "web-1", None]
+    names = {num: v["k8s.pod.name"] for num, v in check.recorded.items()}
+    assert names == {2: "web-1", 3: None, 4: "web-1", 5: None, 6: "web-1", 7: None}
 
 
 def test_without_the_dumped_state_the_replay_loses_the_pods(

@@ -122,8 +122,9 @@ class ReplayCheck:
     unchecked: list[str]
     """Fields that need an argument: the check cannot guess one."""
     differences: list[Difference] = field(default_factory=list)
-    recorded: list[Values | None] = field(default_factory=list)
-    """The first instance's values, by event (None: a dump_state event, which it never saw)."""
+    recorded: dict[int, Values] = field(default_factory=dict)
+    """The first instance's values, by the event's number in the written capture (dump_state's
+    events, which it never saw, are not among them: libsinsp does not show them either)."""
 
     @property
     def ok(self) -> bool:
@@ -194,11 +195,12 @@ def _record_source(
     requests: dict[str, FieldRequest],
     out: Path,
     dump_state: bool,
-) -> tuple[list[Values | None], int]:
-    """A source plugin's stream: the recorded values of each written event (None: not compared)."""
+) -> tuple[list[Values], int]:
+    """A source plugin's stream: the recorded values of each event the replay will show, and how many
+    dump_state events lead the file (libsinsp takes them as initial state: parsed, never shown)."""
     from falco_plugin_tools.host.events import HostEvent
 
-    recorded: list[Values | None] = []
+    recorded: list[Values] = []
     with handle.open(params) as capture, out.open("wb") as fh:
         writer: ScapFile | None = None
         state = 0
@@ -207,7 +209,6 @@ def _record_source(
                 writer = ScapFile(fh)
                 for raw in _dump_state(handle, event.ts, dump_state, handle.info.id):
                     writer.event(raw)
-                    recorded.append(None)  # written for the replay's sake; the live instance never saw it
                     state += 1
             values = _seen(handle, event, requests)
             pushed = list(_async(handle, handle.info.id))
@@ -254,7 +255,7 @@ def _capture_head(path: Path) -> bytes:
 
 def _record_capture(
     handle: PluginHandle, source: Path, n: int, requests: dict[str, FieldRequest], out: Path, dump_state: bool
-) -> tuple[list[Values | None], int]:
+) -> tuple[list[Values], int]:
     """A given capture replayed through the first instance; its first ``n`` shown events are written."""
     from falco_plugin_tools.host.events import HostEvent
     from falco_plugin_tools.host.replay import Replay
@@ -269,7 +270,7 @@ def _record_capture(
         live[r.event.num] = (values, pushed)
     last = max(live, default=0)
     head = _capture_head(source)
-    recorded: list[Values | None] = []
+    recorded: list[Values] = []
     state = 0
     with out.open("wb") as fh:
         writer = ScapFile(fh, head)
@@ -280,7 +281,6 @@ def _record_capture(
                 if writer.events == 0 and state == 0:
                     for raw in _dump_state(handle, ev.ts, dump_state, 0):
                         writer.event(raw)
-                        recorded.append(None)
                         state += 1
                 writer.event(ev.stored, ev.cpu, ev.flags)
                 if ev.num is None or not ev.shown:
@@ -351,16 +351,16 @@ def replay_check(
             finally:
                 if "async" in first.info.capabilities:
                     first.async_events.stop()
-        check = ReplayCheck(lib.info.name, path, len(recorded), state, list(requests), unchecked, recorded=recorded)
+        check = ReplayCheck(lib.info.name, path, len(recorded) + state, state, list(requests), unchecked)
         registry = TableRegistry(threads_table())
         fresh_config = init_config if replay_init_config is None else replay_init_config
         with lib.init(fresh_config, forward_logs=True, tables=registry) as fresh:
-            replayed = [_values(fresh, r.event, requests) for r in Replay(path, [fresh], registry["threads"]).events()]
+            replay = Replay(path, [fresh], registry["threads"])
+            replayed = [(r.event.num, _values(fresh, r.event, requests)) for r in replay.events()]
     if len(replayed) != len(recorded):
-        raise ReplayCheckError(f"{path}: {len(recorded)} events written but {len(replayed)} replayed")
-    for num, (before, after) in enumerate(zip(recorded, replayed, strict=True), start=1):
-        if before is None:
-            continue
+        raise ReplayCheckError(f"{path}: {len(recorded)} events to compare but {len(replayed)} replayed")
+    for before, (num, after) in zip(recorded, replayed, strict=True):
+        check.recorded[num] = before
         for name in requests:
             if before.get(name) != after.get(name):
                 check.differences.append(Difference(name, num, before.get(name), after.get(name)))
