@@ -163,7 +163,7 @@ RULES = [
         "API version raised",
         {"required_api_version": "3.10.0"},
         "1.4.3",
-        "required API version raised 3.4.0 -> 3.10.0 (Falco versions older than that API no longer load it)",
+        "required API version raised 3.4.0 -> 3.10.0 (older Falco versions no longer load it)",
     ),
     ("nothing but the code", {"build": "sha256:two"}, "1.4.3", None),
 ]
@@ -195,9 +195,9 @@ def test_the_largest_change_decides_and_every_change_is_listed() -> None:
     assert result.minimum == "2.0.0"
     rows = [line.split("  ") for line in result.table().splitlines()[1:4]]
     assert [[cell.strip() for cell in row if cell.strip()] for row in rows] == [
-        ["change", "needs"],
-        ["field sample.tags removed", "major"],
-        ["field sample.new added", "minor"],
+        ["needs", "change"],
+        ["major", "field sample.tags removed"],
+        ["minor", "field sample.new added"],
     ]
     assert result.table().splitlines()[-1] == "FAIL"
 

@@ -449,7 +449,7 @@ def compare(before: ReleaseFacts, after: ReleaseFacts, semantic: Sequence[str] =
         out.append(
             Change(
                 f"required API version raised {before.required_api_version} -> {after.required_api_version}"
-                " (Falco versions older than that API no longer load it)",
+                " (older Falco versions no longer load it)",
                 PATCH,
             )
         )
@@ -493,9 +493,8 @@ class CheckResult:
         b, a = self.before, self.after
         lines = [f"release check: {b.name} {b.version} -> {a.name} {a.version}"]
         if self.changes:
-            width = max(len(c.what) for c in self.changes)
-            lines.append(f"  {'change'.ljust(width)}  needs")
-            lines += [f"  {c.what.ljust(width)}  {LEVELS[c.level]}" for c in self.changes]
+            lines.append("  needs  change")
+            lines += [f"  {LEVELS[c.level].ljust(5)}  {c.what}" for c in self.changes]
         else:
             lines.append("  no change")
         if self.minimum is not None:
