@@ -175,10 +175,12 @@ def _seen(handle: PluginHandle, event: Any, requests: dict[str, FieldRequest]) -
     return _values(handle, event, requests)
 
 
-def _async(handle: PluginHandle, plugin_id: int) -> Iterator[bytes]:
+def _async(handle: PluginHandle, plugin_id: int, ts: int) -> Iterator[bytes]:
+    """The async events pushed since the last call; one asking to be stamped gets ``ts``, the time of
+    the event they follow (not the clock: a capture's own time may be years back)."""
     if "async" in handle.info.capabilities and handle.async_events.running:
         for e in handle.async_events.drain():
-            yield _as_live(e.raw, time.time_ns(), plugin_id)
+            yield _as_live(e.raw, ts, plugin_id)
 
 
 def _dump_state(handle: PluginHandle, ts: int, enabled: bool, plugin_id: int) -> list[bytes]:
@@ -211,7 +213,7 @@ def _record_source(
                     writer.event(raw)
                     state += 1
             values = _seen(handle, event, requests)
-            pushed = list(_async(handle, handle.info.id))
+            pushed = list(_async(handle, handle.info.id, event.ts))
             if writer is not None:
                 writer.event(event.raw)
                 recorded.append(values)
@@ -266,7 +268,7 @@ def _record_capture(
     for r in Replay(source, [handle], table).events(limit=n):
         values = _values(handle, r.event, requests)  # Replay has parsed it already
         pushed = [(raw, _seen(handle, HostEvent(raw, num=r.event.num, source=_source_of(handle, raw)), requests))
-                  for raw in _async(handle, 0)]  # fmt: skip
+                  for raw in _async(handle, 0, r.event.ts)]  # fmt: skip
         live[r.event.num] = (values, pushed)
     last = max(live, default=0)
     head = _capture_head(source)
