@@ -282,9 +282,9 @@ class PluginHandle:
 
         Returns the value (a list for list fields), or ``None`` when the
         plugin gives no value or does not extract from this event's type or
-        source (or the event has no known source). A failing ``extract_fields`` raises :class:`ExtractionError`
-        with the plugin's last error; ``strict=False`` gives ``None`` instead,
-        which is what libsinsp does.
+        source (or the event has no known source). A failing ``extract_fields``
+        raises :class:`ExtractionError` with the plugin's last error;
+        ``strict=False`` gives ``None`` instead, which is what libsinsp does.
         """
         state = self._state
         request = field if isinstance(field, FieldRequest) else self.library.field(field)

@@ -5,9 +5,8 @@ is among the plugin's parse event types (resolved after init: the plugin's
 list, or, when it gives none, every type for plugins compatible with the
 ``syscall`` source and plugin events only otherwise) and whose source is
 among its parse sources (an empty list: every source; never an event of no
-known source). The call carries the
-table reader and writer vtables; a failure stops the capture with the
-plugin's error.
+known source). The call carries the table reader and writer vtables; a
+failure stops the capture with the plugin's error.
 """
 
 from __future__ import annotations
