@@ -28,6 +28,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "falco_plugin_tools.oci.cli",
         "push a packaged plugin or rules archive to an OCI registry, as falcoctl installs it",
     ),
+    "release-check": (
+        "falco_plugin_tools.release",
+        "compare a built plugin with its previous release: fail when the version bump is smaller than the change",
+    ),
+    "replay-check": (
+        "falco_plugin_tools.replay_check",
+        "record a plugin's events with every field, write them to a .scap, replay it in a fresh instance, compare",
+    ),
     "docs": (
         "falco_plugin_tools.docs",
         "regenerate the fields/config tables of plugin READMEs (--check: fail on drift)",

@@ -47,10 +47,12 @@ from falco_plugin_tools.registry.model import (
 
 __all__ = ["Identity", "ScaffoldError", "ScaffoldResult", "scaffold"]
 
-# Build outputs and caches are not part of a project.
+# Build outputs and caches are not part of a project, nor the reference's record of its
+# last release (release-facts.json): a new plugin has never been released.
 _IGNORE = shutil.ignore_patterns(
     "lib*.so", "lib*.so.tmp", "lib*.site", "__pycache__", "*.pyc", "*.egg-info",
     ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist", ".nox", ".venv",
+    "release-facts.json",
 )  # fmt: skip
 
 

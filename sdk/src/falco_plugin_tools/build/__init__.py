@@ -40,13 +40,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from falco_plugin_tools import abi
-from falco_plugin_tools.build import standalone as standalone_mod
 from falco_plugin._internal.capabilities import c_string, implemented, implemented_features
 from falco_plugin._internal.spec import PluginSpec, resolve
 from falco_plugin._internal.version import GLUE_CONTRACT, SDK_VERSION
 from falco_plugin.errors import SDKError
+from falco_plugin_tools import abi
+from falco_plugin_tools.build import standalone as standalone_mod
 from falco_plugin_tools.build.sitedir import SiteDirError, write_site_dir
+from falco_plugin_tools.release import write_build_facts
 
 __all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]
 
@@ -232,6 +233,8 @@ def build_plugin(
             standalone_mod.write_plugin_metadata(site_dir, library, home, grafted)
         except standalone_mod.StandaloneError as exc:
             raise BuildError(f"--standalone: {exc}") from exc
+    # The release's facts travel with the build (and so in its package): `falco-plugin release-check` reads them.
+    write_build_facts(spec, site_dir, project)
     return BuildResult(library=library, site_dir=site_dir, spec=spec)
 
 

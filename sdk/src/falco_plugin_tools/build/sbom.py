@@ -208,21 +208,21 @@ def _license_of(metadata: Metadata) -> dict[str, str]:
 
 
 def _python_component(
-    site_dir: Path, name: str, version: str, license: dict[str, str], license_files: list[Path], files: list[str]
+    site_dir: Path, name: str, version: str, licence: dict[str, str], license_files: list[Path], files: list[str]
 ) -> Component:
     """A Python distribution; without a licence file of its own, the build machine's text of its
     single SPDX licence (``/usr/share/common-licenses``) is shipped for it, where there is one."""
     base = site_dir.parent
-    if not license_files and license.get("id") and (COMMON_LICENSES / license["id"]).is_file():
+    if not license_files and licence.get("id") and (COMMON_LICENSES / licence["id"]).is_file():
         target = site_dir / SITE_LICENSES / f"{name}-{version}" / "LICENSE"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(COMMON_LICENSES / license["id"], target)
+        shutil.copyfile(COMMON_LICENSES / licence["id"], target)
         license_files = [target]
     return Component(
         name=name,
         version=version,
         purl=f"pkg:pypi/{name.lower().replace('_', '-')}@{urllib.parse.quote(version, safe='')}",
-        license=license,
+        license=licence,
         license_file=str(sorted(license_files)[0].relative_to(base)) if license_files else "",
         files=tuple(sorted(files)),
     )
@@ -265,8 +265,8 @@ def _python_components(site_dir: Path) -> list[Component]:
             installed = None
         files = sorted(str(p.relative_to(site_dir.parent)) for p in site_dir.glob("*.so") if name in p.name)
         licenses = [p for p in sorted(folder.rglob("*")) if p.is_file()]
-        license = _license_of(installed) if installed is not None else {"name": "unknown"}
-        out.append(_python_component(site_dir, name, version, license, licenses, files))
+        licence = _license_of(installed) if installed is not None else {"name": "unknown"}
+        out.append(_python_component(site_dir, name, version, licence, licenses, files))
     if (site_dir / "falco_plugin").is_dir():
         from falco_plugin._internal.version import SDK_VERSION
 
@@ -301,7 +301,9 @@ def write_site_sbom(site_dir: Path, home: Path, libraries: Mapping[Path, str]) -
             )
         )
     in_site = {src: f"{site_dir.name}/{rel}" for src, rel in libraries.items()}
-    grafted = _debian_components(base, in_site, lambda package: f"{site_dir.name}/{SITE_LICENSES}/debian-{package}/copyright")
+    grafted = _debian_components(
+        base, in_site, lambda package: f"{site_dir.name}/{SITE_LICENSES}/debian-{package}/copyright"
+    )
     known = {c.purl for c in components}
     components += [c for c in grafted if c.purl not in known]
     components += _python_components(site_dir)

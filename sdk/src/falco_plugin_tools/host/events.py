@@ -33,12 +33,14 @@ class HostEvent:
     """One event, owned by the host (a copy: plugin memory only lives until its next call).
 
     ``num`` counts events from 1 per capture like libsinsp; ``source`` is the
-    event source name extractors see as ``evtsrc``.
+    event source name extractors see as ``evtsrc``, None for an event of no
+    known source (a capture's plugin event whose plugin is not loaded), which
+    no plugin parses or extracts from, as in libsinsp.
     """
 
     __slots__ = ("num", "raw", "source", "ts", "tid", "type", "nparams", "_input")
 
-    def __init__(self, raw: bytes, num: int = 0, source: str = "syscall") -> None:
+    def __init__(self, raw: bytes, num: int = 0, source: str | None = "syscall") -> None:
         if len(raw) < HEADER_SIZE:
             raise HostError(f"event of {len(raw)} bytes is shorter than an event header")
         self.raw = bytes(raw)

@@ -282,15 +282,17 @@ class PluginHandle:
 
         Returns the value (a list for list fields), or ``None`` when the
         plugin gives no value or does not extract from this event's type or
-        source. A failing ``extract_fields`` raises :class:`ExtractionError`
-        with the plugin's last error; ``strict=False`` gives ``None`` instead,
-        which is what libsinsp does.
+        source (or the event has no known source). A failing ``extract_fields``
+        raises :class:`ExtractionError` with the plugin's last error;
+        ``strict=False`` gives ``None`` instead, which is what libsinsp does.
         """
         state = self._state
         request = field if isinstance(field, FieldRequest) else self.library.field(field)
         codes = self.extract_event_types
         sources = self.info.extract_event_sources
-        if (codes is not None and event.type not in codes) or (sources and event.source not in sources):
+        if event.source is None or (codes is not None and event.type not in codes):
+            return None  # libsinsp: no extraction from an event of no known source
+        if sources and event.source not in sources:
             return None
         info = request.field
         ask = self._asks.get(request.text)

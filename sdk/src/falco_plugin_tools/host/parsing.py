@@ -4,9 +4,9 @@ libsinsp calls a parser's ``plugin_parse_event`` for every event whose type
 is among the plugin's parse event types (resolved after init: the plugin's
 list, or, when it gives none, every type for plugins compatible with the
 ``syscall`` source and plugin events only otherwise) and whose source is
-among its parse sources (an empty list: every source). The call carries the
-table reader and writer vtables; a failure stops the capture with the
-plugin's error.
+among its parse sources (an empty list: every source; never an event of no
+known source). The call carries the table reader and writer vtables; a
+failure stops the capture with the plugin's error.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def parses(handle: PluginHandle, event: HostEvent) -> bool:
     """Whether libsinsp would hand ``event`` to this plugin's parser."""
     if "parsing" not in handle.info.capabilities:
         return False
+    if event.source is None:
+        return False  # libsinsp rejects events of no known source before anything else
     codes = handle.parse_event_types
     sources = handle.info.parse_event_sources
     return (codes is None or event.type in codes) and (not sources or event.source in sources)

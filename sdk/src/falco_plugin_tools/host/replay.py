@@ -4,7 +4,14 @@ For each event of the file (``host/scap.py``), in order: the thread state is
 updated first (``host/threads.py``, libsinsp's own parsers), the ``threads``
 table the plugins see is brought up to date from it, every plugin that parses
 the event's type and source parses it, and then, for the events libsinsp
-hands to its consumers, fields are extracted. Capture listeners get
+hands to its consumers, fields are extracted.
+
+Each event gets the source libsinsp gives it in a capture: a plugin event
+(or an async event) carrying a plugin id belongs to the source of the loaded
+source plugin with that id, and to no source at all when no loaded plugin
+has that id (no parser or extractor sees it then); every other event,
+async events with id 0 included, is a ``syscall`` event. One file can so
+hold the events of several sources. Capture listeners get
 ``capture_open`` before the first event and ``capture_close`` after the last.
 
 Next to the plugins' fields, a few of libsinsp's own core fields can be
@@ -14,11 +21,14 @@ event and which process a line is about, as ``sinsp-example -s FILE`` does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from falco_plugin._internal.layout import HEADER_SIZE, PLUGIN_EVENT
+from falco_plugin.event import ASYNC_EVENT
 from falco_plugin_tools.host.errors import HostError
 from falco_plugin_tools.host.events import HostEvent
 from falco_plugin_tools.host.handle import PluginHandle, Value
@@ -26,7 +36,31 @@ from falco_plugin_tools.host.scap import ScapEvent, ScapReader
 from falco_plugin_tools.host.tables import HostTable, feed_thread
 from falco_plugin_tools.host.threads import ThreadInfo, ThreadTable
 
-__all__ = ["CORE_FIELDS", "Replay", "ReplayedEvent", "is_core_field"]
+__all__ = ["CORE_FIELDS", "Replay", "ReplayedEvent", "event_source", "is_core_field"]
+
+SYSCALL_SOURCE = "syscall"
+_U32 = struct.Struct("<I")
+
+
+def event_source(ev: ScapEvent, sources: Mapping[int, str]) -> str | None:
+    """The source libsinsp gives ``ev`` in a capture, ``sources`` being the loaded source plugins by id.
+
+    Plugin events and async events carry a plugin id as their first
+    parameter (a u32; both types have 4-byte parameter lengths). A non-zero
+    id names the source of the plugin with that id, or no source (None) when
+    no loaded plugin has it; id 0, and every other event, is ``syscall``.
+    """
+    if ev.type not in (PLUGIN_EVENT, ASYNC_EVENT):
+        return SYSCALL_SOURCE
+    raw, nparams = ev.raw, ev.nparams
+    values = HEADER_SIZE + 4 * nparams
+    if nparams < 1 or len(raw) < values + 4 or _U32.unpack_from(raw, HEADER_SIZE)[0] != 4:
+        # libsinsp fails on it too (its plugin id parameter is not a u32): say which event.
+        raise HostError(f"event {ev.num} (offset {ev.offset}): {ev.name} event without a 4-byte plugin id")
+    plugin_id = _U32.unpack_from(raw, values)[0]
+    if plugin_id == 0:
+        return SYSCALL_SOURCE
+    return sources.get(plugin_id)
 
 
 @dataclass(frozen=True)
@@ -96,6 +130,7 @@ CORE_FIELDS: dict[str, Callable[[ReplayedEvent], Value | None]] = {
     "evt.num": lambda r: r.event.num,
     "evt.time": lambda r: r.scap.ts,
     "evt.type": lambda r: r.scap.type_name,
+    "evt.source": lambda r: r.event.source,
     "evt.dir": lambda r: ">" if r.scap.is_enter else "<",
     "thread.tid": lambda r: r.scap.tid,
     "thread.vtid": _thread("vtid", unknown=-1),
@@ -130,6 +165,10 @@ class Replay:
         self.capture = capture
         self.plugins = list(plugins)
         self.table = threads
+        # libsinsp's plugin manager: the source of each loaded source plugin, by plugin id.
+        self.sources = {
+            p.info.id: p.info.event_source for p in self.plugins if "sourcing" in p.info.capabilities and p.info.id
+        }
 
     def events(self, limit: int | None = None) -> Iterator[ReplayedEvent]:
         """The events libsinsp shows, in order, each parsed by the plugins first (up to ``limit`` of them)."""
@@ -149,7 +188,7 @@ class Replay:
                         feed_thread(self.table, thread)
                     if ev.num is None:
                         continue  # libscap's converter drops it: libsinsp never sees it
-                    event = HostEvent(ev.raw, num=ev.num, source="syscall")
+                    event = HostEvent(ev.raw, num=ev.num, source=event_source(ev, self.sources))
                     for p in self.plugins:
                         p.parse(event)
                     if not ev.shown:

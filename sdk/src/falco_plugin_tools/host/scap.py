@@ -12,7 +12,9 @@ converter drops some events of old captures (enter events whose data it keeps
 for the matching exit event, unused and obsolete types) before libsinsp
 counts them, so those get no number. libsinsp then numbers every other event
 from 1, including a few that it uses for state only and does not show to its
-consumers (:attr:`ScapEvent.shown` says which).
+consumers (:attr:`ScapEvent.shown` says which): some enter events, events
+flagged state-only, and the state events a capture starts with (async events
+such as the plugins' dump_state output, users, groups, containers).
 
 Events are given as libsinsp sees them: blocks of the old layout (without
 the parameter count in the header) get the current header, and events of old
@@ -84,6 +86,28 @@ _HIDDEN_AFTER_PARSE = frozenset(
         "PPME_SOCKET_CONNECT_E",
         "PPME_SYSCALL_EXECVE_19_E",
         "PPME_SYSCALL_EXECVEAT_E",
+    )
+)
+
+
+# Events libsinsp takes as initial state when a capture starts with them
+# (consume_initialstate_events): it numbers and parses every one of them up
+# to the first event of another type, and shows none of those to its
+# consumers. Async events are among them: a capture Falco writes starts with
+# the plugins' dump_state events.
+_INITIAL_STATE = frozenset(
+    code
+    for code, name in tbl.CODES.items()
+    if name
+    in (
+        "PPME_CONTAINER_E",
+        "PPME_CONTAINER_JSON_E",
+        "PPME_CONTAINER_JSON_2_E",
+        "PPME_USER_ADDED_E",
+        "PPME_USER_DELETED_E",
+        "PPME_GROUP_ADDED_E",
+        "PPME_GROUP_DELETED_E",
+        "PPME_ASYNCEVENT_E",
     )
 )
 
@@ -279,6 +303,8 @@ class ScapReader:
         self.machine_info: bytes = b""
         self.version: tuple[int, int] = (0, 0)
         self._num = 0
+        self._initial_state = True
+        """Still in the events a capture starts with that libsinsp consumes as initial state."""
         self._converter = Converter() if convert else None
         self.errors: list[str] = []
         """Events libscap would fail to convert (and not deliver), with their offsets."""
@@ -460,7 +486,9 @@ class ScapReader:
         final_type = EVT_HEADER.unpack_from(delivered)[3]
         if self._converter is None:
             final_type = (sinsp_verdict(code, nparams) or (code, 0))[0]
-        shown = final_type not in _HIDDEN_AFTER_PARSE and not flags & SCAP_DF_STATE_ONLY
+        if final_type not in _INITIAL_STATE:
+            self._initial_state = False
+        shown = final_type not in _HIDDEN_AFTER_PARSE and not flags & SCAP_DF_STATE_ONLY and not self._initial_state
         return ScapEvent(raw=delivered, cpu=cpu, flags=flags, num=self._num, shown=shown, offset=offset, stored=raw)
 
 
