@@ -173,6 +173,16 @@ def test_init_time_misuse_names_the_table_and_field(
         ("bad_value", "writing field fxt.count of table threads: expected uint64, got str"),
         ("overflow", "writing field fxt.count of table threads: -1 does not fit in uint64"),
         ("released", "reading table threads: the entry was released"),
+        (
+            "foreign_read",
+            "reading field name of table threads.file_descriptors: the entry belongs to table threads; use an "
+            "accessor obtained from table threads",
+        ),
+        (
+            "foreign_write",
+            "writing field name of table threads.file_descriptors: the entry belongs to table threads; use an "
+            "accessor obtained from table threads",
+        ),
         ("fd_add_twice", "adding to table threads.file_descriptors: the entry was not made by this table's create()"),
     ],
 )
@@ -413,6 +423,47 @@ def test_without_a_thread_pool_subscribe_fails_precisely(
         "capture_open failed for plugin fxt_export: capture_open: routines.subscribe: the host refused the routine (it "
         "may have no thread pool)"
     )
+
+
+class _Owner:
+    """Just enough of a raw-layer State for the registry's vtables: a name and an error slot."""
+
+    def __init__(self) -> None:
+        self.library = type("Lib", (), {"name": "owner"})()
+        self.error = ""
+
+    def set_owner_error(self, message: str) -> None:
+        self.error = message
+
+
+def test_the_host_refuses_a_field_of_another_table_on_an_entry(registry: TableRegistry) -> None:
+    """What a plugin not built with the SDK's glue meets: the host's own vtables refuse a
+    file_descriptors field on a threads entry (libsinsp would read it at a foreign offset)."""
+    from falco_plugin_tools.host._ffi import Rc, ffi
+
+    owner = _Owner()
+    o = ffi.new_handle(owner)
+    init = registry.init_input()
+    threads = init.get_table(o, b"threads", 4)
+    fds_field = init.fields_ext.get_table_field(threads, b"file_descriptors", 10)
+    key = ffi.new("ss_plugin_state_data *")
+    key.s64 = 42
+    entry = registry.reader_ext.get_table_entry(threads, key)
+    out = ffi.new("ss_plugin_state_data *")
+    assert registry.reader_ext.read_entry_field(threads, entry, fds_field, out) == Rc.SUCCESS
+    fds = out.table
+    name_field = init.fields_ext.get_table_field(fds, b"name", 9)
+    assert registry.reader_ext.read_entry_field(threads, entry, name_field, out) == Rc.FAILURE
+    assert owner.error == (
+        "read_entry_field: field 'name' belongs to table 'file_descriptors', not to table 'threads' of the entry"
+    )
+    data = ffi.new("ss_plugin_state_data *")
+    data.str = c = ffi.new("char[]", b"x")
+    assert registry.writer_ext.write_entry_field(threads, entry, name_field, data) == Rc.FAILURE
+    assert owner.error.startswith("write_entry_field: field 'name' belongs to table 'file_descriptors'")
+    assert registry["threads"][42]["comm"] == "bash" and c  # nothing written
+    registry.reader_ext.release_table_entry(threads, entry)
+    assert registry.violations == []
 
 
 def test_host_tables_are_plain_python() -> None:

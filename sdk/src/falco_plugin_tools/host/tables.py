@@ -78,6 +78,8 @@ class FieldDef:
     """For table-typed fields: the schema of each entry's subtable."""
     index: int = 0
     handle: Any = None
+    table: str = ""
+    """The name of the schema the field belongs to (set by :class:`TableSchema`)."""
 
 
 @dataclass
@@ -92,13 +94,14 @@ class TableSchema:
     def __post_init__(self) -> None:
         for i, f in enumerate(self.fields):
             f.index = i
+            f.table = self.name
             f.handle = ffi.new_handle(f)
 
     def find(self, name: str) -> FieldDef | None:
         return next((f for f in self.fields if f.name == name), None)
 
     def add(self, name: str, type_: int) -> FieldDef:
-        f = FieldDef(name, type_, dynamic=True, index=len(self.fields))
+        f = FieldDef(name, type_, dynamic=True, index=len(self.fields), table=self.name)
         f.handle = ffi.new_handle(f)
         self.fields.append(f)
         return f
@@ -592,17 +595,23 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         return reg._give_entry(entry)
 
     def own_entry_field(ref: _TableRef, e: Any, f: Any, op: str) -> tuple[HostEntry, FieldDef] | None:
-        """The entry and field ``op`` was handed, when they belong to ``ref``'s table."""
+        """The entry and field ``op`` was handed, when they belong to ``ref``'s table. libsinsp would
+        read a field of another table at that field's offset in the entry (garbage, or a crash): refuse it."""
         entry, fd, table = reg._obj(e), reg._obj(f), ref.table
-        if (
-            isinstance(table, HostTable)
-            and isinstance(entry, HostEntry)
-            and isinstance(fd, FieldDef)
-            and entry.table.schema is table.schema
-        ):
-            return entry, fd
-        reg._fail(ref, f"{op}: invalid entry or field for table '{ref.table.name}'")
-        return None
+        if not (isinstance(table, HostTable) and isinstance(entry, HostEntry) and isinstance(fd, FieldDef)):
+            reg._fail(ref, f"{op}: invalid entry or field for table '{ref.table.name}'")
+            return None
+        if entry.table.schema is not table.schema:
+            reg._fail(ref, f"{op}: the entry belongs to table '{entry.table.name}', not to table '{table.name}'")
+            return None
+        schema = table.schema
+        if not (fd.index < len(schema.fields) and schema.fields[fd.index] is fd):
+            reg._fail(
+                ref,
+                f"{op}: field '{fd.name}' belongs to table '{fd.table}', not to table '{table.name}' of the entry",
+            )
+            return None
+        return entry, fd
 
     def read_entry_field(t: Any, e: Any, f: Any, out: Any) -> int:
         ref = ref_of(t)

@@ -314,10 +314,28 @@ static int fp_table_live(fp_Table *t, const char *what) {
 
 /* ---- entries ---------------------------------------------------------------- */
 
+/* An accessor is only meaningful on entries of the table it was obtained from:
+ * libsinsp reads the field at the accessor's offset in whatever entry it is
+ * given, so an accessor of another table reads (or writes) garbage. Tables are
+ * told apart by name: every subtable of one kind shares its accessors and is
+ * named "<table>.<field>" whichever entry it was read from. */
+static int fp_acc_fits(fp_Acc *a, fp_Entry *o, const char *what) {
+    int cmp = PyUnicode_Compare(a->table, o->table->name);
+    if (cmp == 0) {
+        return 1;
+    }
+    if (!PyErr_Occurred()) {
+        PyErr_Format(fp_table_error,
+                     "%s field %U of table %U: the entry belongs to table %U; use an accessor obtained from table %U",
+                     what, a->name, a->table, o->table->name, o->table->name);
+    }
+    return 0;
+}
+
 static PyObject *fp_entry_get(PyObject *self, PyObject *field) {
     fp_Entry *o = (fp_Entry *)self;
     fp_Acc *a = fp_acc_of(field);
-    if (!a || !fp_entry_ok(o, "reading")) {
+    if (!a || !fp_entry_ok(o, "reading") || !fp_acc_fits(a, o, "reading")) {
         return NULL;
     }
     ss_plugin_state_data out;
@@ -337,7 +355,7 @@ static PyObject *fp_entry_get(PyObject *self, PyObject *field) {
 static int fp_entry_set(PyObject *self, PyObject *field, PyObject *value) {
     fp_Entry *o = (fp_Entry *)self;
     fp_Acc *a = fp_acc_of(field);
-    if (!a || !fp_entry_ok(o, "writing")) {
+    if (!a || !fp_entry_ok(o, "writing") || !fp_acc_fits(a, o, "writing")) {
         return -1;
     }
     if (!value) {

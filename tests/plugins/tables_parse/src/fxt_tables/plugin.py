@@ -88,6 +88,10 @@ class TablesPlugin(ParsePlugin, ExtractPlugin):
             entry[self.count] = cast(Any, "many")  # a str in a uint64 field
         if m == "overflow":
             entry[self.count] = -1
+        if m == "foreign_read":
+            entry[self.fd_name]  # an accessor of the file_descriptors subtable on a threads entry
+        if m == "foreign_write":
+            entry[self.fd_name] = "x"
         if m == "released":
             entry.release()
             entry[self.count]
