@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -314,3 +315,55 @@ def test_the_host_may_clear_the_handler_from_inside_it(lib: PluginLibrary) -> No
         n = events.queue.qsize()
         time.sleep(0.3)
         assert events.queue.qsize() == n and events.late_calls == 0
+
+
+# -- SIGPIPE: a worker writing to a peer that has gone ----------------------------------
+
+
+@pytest.fixture
+def closing_peer() -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that accepts each connection and closes it at once."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    done.set()
+    thread.join()
+    server.close()
+
+
+def test_workers_writing_to_a_closed_peer_do_not_kill_a_host_that_keeps_sigpipe_default(
+    library_path: Path, run_chost: RunChost, closing_peer: str
+) -> None:
+    """The C host leaves SIGPIPE at its default action, as Falco does: a worker's write to a peer that
+    closed (and stop_async shutting the socket under a sendall) must be an EPIPE error in that worker,
+    not the end of the process, and the plugin must not have changed the host's disposition."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=0, sink=closing_peer),
+        "--async-seconds",
+        "0.05",
+        "--async-cycles",
+        "40",
+    )
+    assert proc.returncode == 0, f"rc {proc.returncode}: {proc.stderr}"
+    lines = proc.stdout.splitlines()
+    assert "signals: unchanged" in lines
+    assert not any("CHANGED" in line for line in lines)
+    (summary,) = [line for line in lines if line.startswith("async events=")]
+    assert summary.endswith(" cycles=40")
+    assert "async sample epipe" in lines  # the writes did meet a closed peer

@@ -25,6 +25,7 @@ counted (:meth:`AsyncPlugin.async_stats`) and dropped, and ``emit`` returns
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +34,22 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 from .errors import PluginError
 from .plugin import Plugin
 
-__all__ = ["AsyncPlugin", "AsyncSession", "AsyncStats", "Emit"]
+__all__ = ["AsyncPlugin", "AsyncSession", "AsyncStats", "Emit", "block_sigpipe"]
+
+
+def block_sigpipe() -> None:
+    """Make the calling thread immune to SIGPIPE, leaving the process's disposition alone.
+
+    Falco keeps SIGPIPE at its default action (end the process), and a plugin
+    library must not change the host's dispositions. A write to a socket or
+    pipe whose peer has gone raises SIGPIPE in the thread that wrote; with the
+    signal blocked in that thread's mask the write fails with ``EPIPE``
+    (``BrokenPipeError``) instead. Threads the SDK starts (async workers) call
+    this first; call it at the start of any thread of your own that writes to
+    sockets or pipes. A no-op where the platform has no thread signal masks.
+    """
+    if hasattr(signal, "pthread_sigmask") and hasattr(signal, "SIGPIPE"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
 
 
 class Emit(Protocol):
@@ -96,6 +112,9 @@ class AsyncSession:
     def spawn(self, target: Callable[..., object], *args: Any, name: str | None = None) -> threading.Thread:
         """Run ``target(*args)`` on a new daemon thread owned by this session.
 
+        The thread blocks SIGPIPE (see :func:`block_sigpipe`): a write to a peer
+        that has gone is a ``BrokenPipeError`` in the worker, never the host's end.
+
         An exception escaping ``target`` is logged (at error level, with its
         traceback at debug level) and ends only that worker.
         """
@@ -104,6 +123,7 @@ class AsyncSession:
 
         def run() -> None:
             try:
+                block_sigpipe()
                 target(*args)
             except BaseException as exc:
                 log.error("async worker %s failed: %s: %s", label, type(exc).__name__, exc)

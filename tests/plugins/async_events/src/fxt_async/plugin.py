@@ -11,10 +11,17 @@ which no handler can take yet (it counts as dropped). ``fail`` names the
 hooks that raise (``start_async``, ``stop_async``, ``dump_state``), or
 ``bad_name`` to emit an undeclared event name from ``start_async``. The
 ``emitted`` metric counts the events the host took.
+
+``sink`` (``host:port``) adds a worker that connects there and sends until the
+session ends, reconnecting whenever the peer has gone: each write that meets a
+closed peer (``EPIPE``, which also raises SIGPIPE) emits ``sample`` ``epipe``;
+``stop_async`` shuts the socket down under the worker, mid-``sendall``.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 from falco_plugin import (
@@ -41,6 +48,7 @@ class AsyncConfig(Config):
     stubborn: bool = setting("Add a worker that ignores the stop signal", default=False)
     dump: int = setting("Events dump_state emits", default=2, minimum=0)
     fail: list[str] = setting("Hooks that raise", default=[])
+    sink: str = setting("host:port a worker writes to until stopped", default="")
 
 
 class Idle(SourceInstance):
@@ -73,6 +81,8 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
         self.late: list[bool] = []
         """What each stubborn worker's emit returned after its session ended."""
         self.early = self.emit("sample", b"too early")
+        self.sock: socket.socket | None = None
+        self.sock_lock = threading.Lock()
 
     def set_config(self, config: AsyncConfig) -> None:
         self.config = config
@@ -90,6 +100,31 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
             session.spawn(self.work, session, k, name=f"w{k}")
         if self.config.stubborn:
             session.spawn(self.stubborn, session, name="stubborn")
+        if self.config.sink:
+            session.spawn(self.pour, session, name="sink")
+
+    def pour(self, session: AsyncSession) -> None:
+        host, _, port = self.config.sink.rpartition(":")
+        chunk = b"x" * 65536
+        while not session.stopped:
+            try:
+                sock = socket.create_connection((host, int(port)), timeout=5)
+            except OSError:
+                session.wait(0.01)
+                continue
+            with self.sock_lock:
+                self.sock = sock
+            try:
+                while True:
+                    sock.sendall(chunk)
+            except BrokenPipeError:
+                session.emit("sample", b"epipe")
+            except OSError:
+                pass
+            finally:
+                with self.sock_lock:
+                    self.sock = None
+                sock.close()
 
     def work(self, session: AsyncSession, worker: int) -> None:
         i = 0
@@ -106,6 +141,12 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
         self.late.append(session.emit("sample", b"late"))
 
     def stop_async(self, session: AsyncSession) -> None:
+        with self.sock_lock:
+            if self.sock is not None:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)  # the worker's next write meets EPIPE
+                except OSError:
+                    pass  # the peer reset it already
         if "stop_async" in self.config.fail:
             raise RuntimeError("injected failure in stop_async")
 
