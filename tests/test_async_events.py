@@ -367,3 +367,61 @@ def test_workers_writing_to_a_closed_peer_do_not_kill_a_host_that_keeps_sigpipe_
     (summary,) = [line for line in lines if line.startswith("async events=")]
     assert summary.endswith(" cycles=40")
     assert "async sample epipe" in lines  # the writes did meet a closed peer
+
+
+# -- back-pressure: a host whose queue is full ----------------------------------------
+
+
+def metric_values(stdout: str) -> dict[str, str]:
+    """``metric <name> <type> <value_type> <value>`` lines of the C host -> name: value."""
+    return {p[1]: p[4] for p in (line.split() for line in stdout.splitlines()) if p[:1] == ["metric"]}
+
+
+def test_a_full_host_queue_slows_emit_down_and_loses_nothing(library_path: Path, run_chost: RunChost) -> None:
+    """The C host's queue holds 50 events and drains 20,000 a second: a worker emitting 3,000 at once
+    meets it full many times; emit waits and offers the event again, so every event arrives."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=1, count=3000),
+        "--async-seconds",
+        "2",
+        "--async-queue",
+        "50:20000",
+        "--metrics",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (summary,) = [line for line in proc.stdout.splitlines() if line.startswith("async events=")]
+    assert summary.startswith("async events=3000 late=0 ")
+    assert int(summary.split("queue_full=")[1]) > 0  # the queue did refuse events
+    metrics = metric_values(proc.stdout)
+    assert (metrics["emitted"], metrics["sdk.async.delivered"], metrics["sdk.async.refused"]) == ("3000", "3000", "0")
+
+
+def test_an_event_still_refused_at_the_deadline_is_counted_logged_and_emit_returns_false(
+    library_path: Path, run_chost: RunChost
+) -> None:
+    """A queue of 10 that never drains: the 3 events after it filled are offered for the fixture's
+    async_emit_deadline (0.2 s) each, then emit returns False; the worker carries on."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=1, count=13),
+        "--async-seconds",
+        "2",
+        "--async-queue",
+        "10:0",
+        "--metrics",
+        "--quiet",
+        env={"CHOST_LOG": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = metric_values(proc.stdout)
+    assert (metrics["emitted"], metrics["sdk.async.delivered"], metrics["sdk.async.refused"]) == ("10", "10", "3")
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("log[4] fxt_async: ")]
+    # The first refusal is logged at warning with the host's reason; the next two within 10 s are only counted.
+    assert warnings == [
+        "log[4] fxt_async: emit: the host did not take async event 'sample' within 0.2 s "
+        "(async event queue is full); it is dropped"
+    ]

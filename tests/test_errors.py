@@ -240,23 +240,34 @@ def test_error_text_is_bounded_by_the_api_maximum(state: State) -> None:
     assert len(error.encode()) <= 1023  # PLUGIN_MAX_ERRLEN includes the NUL
 
 
-def test_plugin_errors_are_logged_with_their_traceback_at_debug_severity(lib: Library, state: State) -> None:
+def test_plugin_errors_are_logged_at_warning_and_with_their_traceback_at_debug(lib: Library, state: State) -> None:
     before = len(lib.logs)
     assert state.set_config(config("event_to_string")) == Rc.SUCCESS
     state.event_to_string(EVENT)
     logged = lib.logs[before:]
-    assert [(sev, comp) for sev, comp, _ in logged] == [(7, "fxt_faulty")]
-    message = logged[0][2]
+    assert [(sev, comp) for sev, comp, _ in logged] == [(4, "fxt_faulty"), (7, "fxt_faulty")]
+    assert logged[0][2] == "event_to_string: ValueError: injected failure in event_to_string"
+    message = logged[1][2]
     assert message.startswith("event_to_string: ValueError: injected failure in event_to_string\nTraceback")
     assert "in event_to_string" in message
 
 
-def test_operator_facing_plugin_errors_are_not_logged_as_tracebacks(lib: Library, state: State) -> None:
+def test_only_the_first_failure_of_an_entry_point_is_logged_then_a_count(lib: Library, state: State) -> None:
+    """Without debug logging a failing entry point still shows, once: the message at warning; the
+    failures after it are counted and summed up at most every FailureLog.INTERVAL seconds."""
+    assert state.set_config(config("event_to_string", exc="PluginError")) == Rc.SUCCESS
+    before = len(lib.logs)
+    for _ in range(50):
+        state.event_to_string(EVENT)
+    assert lib.logs[before:] == [(4, "fxt_faulty", "event_to_string: injected failure in event_to_string")]
+
+
+def test_operator_facing_plugin_errors_are_logged_without_tracebacks(lib: Library, state: State) -> None:
     before = len(lib.logs)
     assert state.set_config(config("event_to_string", exc="PluginError")) == Rc.SUCCESS
     state.event_to_string(EVENT)
     assert state.last_error == "event_to_string: injected failure in event_to_string"
-    assert lib.logs[before:] == []
+    assert lib.logs[before:] == [(4, "fxt_faulty", "event_to_string: injected failure in event_to_string")]
 
 
 def test_timeout_is_not_an_error(loaded: Callable[[str], Library]) -> None:

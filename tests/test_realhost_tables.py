@@ -84,6 +84,25 @@ def test_an_accessor_of_another_table_is_refused_in_falco_not_a_crash(built: Bui
     assert "Warning curl comm=curl" in out, out
 
 
+@pytest.mark.parametrize("libs_logger", [True, False])
+def test_a_failing_parser_is_logged_once_in_falco_with_libs_logger(
+    built: Built, tmp_path: Path, libs_logger: bool
+) -> None:
+    """libsinsp ignores a failed parse_event: the SDK logs the first failure at warning through the
+    host's logger, which Falco prints when libs_logger is enabled (at warning severity or lower)."""
+    out = _falco(
+        tmp_path,
+        [("fxt_tables", built("tables_parse").library)],
+        "evt.type = execve and evt.dir = < and proc.name = curl",
+        "curl comm=%fxt.comm",
+        init_config='{"misuse": "bad_value"}',
+        extra=f"libs_logger: {{enabled: {str(libs_logger).lower()}, severity: warning}}\nlog_stderr: true\n"
+        "log_level: info\n",
+    )
+    message = "parse_event: writing field fxt.count of table threads: expected uint64, got str"
+    assert out.count(message) == (1 if libs_logger else 0), out
+
+
 def test_falco_lets_a_plugin_read_a_table_another_exported(built: Built, tmp_path: Path) -> None:
     out = _falco(
         tmp_path,

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from .errors import PluginError
+from .metrics import SdkCounter
 from .plugin import Plugin
 
 __all__ = ["AsyncPlugin", "AsyncSession", "AsyncStats", "Emit", "block_sigpipe"]
@@ -58,11 +59,14 @@ class Emit(Protocol):
     Sends one async event; ``name`` must be one of the plugin's
     ``async_events``, ``payload`` any bytes-like object. ``ts`` (nanoseconds
     since the epoch) and ``tid`` default to "let the host fill it in".
-    Returns ``True`` when the host took the event, ``False`` when it was
-    dropped because no handler is set (or this session has stopped). Raises
-    ``ValueError`` for an undeclared name, ``TypeError`` for a payload that is
-    not bytes-like, :class:`~falco_plugin.PluginError` when the host refuses
-    the event. Thread-safe; the GIL is released while the host handles it.
+    Returns ``True`` when the host took the event, ``False`` when it did not:
+    dropped because no handler is set (or this session has stopped), or
+    still refused by the host (a full queue) after
+    :attr:`AsyncPlugin.async_emit_deadline` seconds of retries (counted as
+    refused, and logged: the first refusal of each event name at warning).
+    Raises ``ValueError`` for an undeclared name, ``TypeError`` for a payload
+    that is not bytes-like. Thread-safe; the GIL is released while the host
+    handles it.
     """
 
     def __call__(self, name: str, payload: Any = b"", *, ts: int | None = None, tid: int | None = None) -> bool: ...
@@ -76,7 +80,7 @@ class AsyncStats(NamedTuple):
     dropped: int
     """Emitted while no handler was set, or from a session that had stopped."""
     refused: int
-    """Handed to the host, which returned a failure (``emit`` raised)."""
+    """Handed to the host, which still refused it at the emit deadline (``emit`` returned ``False``)."""
 
 
 class AsyncSession:
@@ -181,6 +185,16 @@ class AsyncPlugin(Plugin):
     ``None``, the default, means any. Exports ``plugin_get_async_event_sources``."""
     async_stop_timeout: ClassVar[float] = 5.0
     """How long, in seconds, the SDK waits for a session's workers when it ends."""
+    # Reported with the plugin's metrics (Falco: <plugin>.sdk.async.*), read from the SDK's own counts.
+    _sdk_async_delivered = SdkCounter("async.delivered", "Async events the host took", source=1)
+    _sdk_async_dropped = SdkCounter("async.dropped", "Async events emitted while no handler was set", source=2)
+    _sdk_async_refused = SdkCounter(
+        "async.refused", "Async events the host still refused at the emit deadline (lost)", source=3
+    )
+    async_emit_deadline: ClassVar[float] = 1.0
+    """Back-pressure: how long, in seconds, ``emit`` keeps offering an event the host refuses (a full
+    queue) before it gives up, counts it as refused and returns ``False``; the emitting thread waits
+    meanwhile (without the GIL). ``0`` gives up at the first refusal."""
 
     def emit(self, name: str, payload: Any = b"", *, ts: int | None = None, tid: int | None = None) -> bool:
         """Send an async event now, from any thread (see :class:`Emit`).

@@ -13,7 +13,7 @@
  *
  * OPTIONS belong to the library named last (before any, to the first one):
  *   --config S  --open S  --fields f1,f2  -n N  --bench-source N  --bench-extract N
- *   --async-seconds S  --async-cycles N  --dump-state  --metrics  --bench-metrics N  --events FILE
+ *   --async-seconds S  --async-cycles N  --async-queue CAP:RATE  --dump-state  --metrics  --bench-metrics N  --events FILE
  * --threads reads each source on its own thread; otherwise one batch is taken
  * from each source in turn until all have ended. --quiet prints no events.
  * --engine-work LINES touches LINES cache lines of a large buffer before each
@@ -37,7 +37,10 @@
  * events=<n> late=<calls after the clear> per_s=<rate> stop_ms=<time the
  * clear took>" follows; without -n, that library's source is not read.
  * --async-cycles N repeats the set/wait/clear N times (a live capture opened
- * and closed N times) and adds " cycles=N" to that line.
+ * and closed N times) and adds " cycles=N" to that line. --async-queue CAP:RATE
+ * puts a queue of CAP events drained at RATE per second (0: never) in front of
+ * the count, as libsinsp has one: a full queue refuses the event with "async
+ * event queue is full", and " queue_full=<refusals>" joins that line.
  * With --fields, the fields of every async event received are extracted once the
  * handler is cleared, in order, and printed as "evt <num> <field>=<value>..." lines.
  * --dump-state prints "dump <name> <payload>" per event of plugin_dump_state;
@@ -114,6 +117,10 @@ typedef struct {
     long max_events, bench_source, bench_extract;
     double async_seconds;
     long async_cycles; /* --async-cycles: how many set/clear rounds (default 1) */
+    /* --async-queue CAP:RATE: a bounded queue in front of the count, drained at RATE events/s (0: never),
+     * as libsinsp's; a full queue refuses the event ("async event queue is full"). Guarded by async_lock. */
+    double queue_cap, queue_rate, queue_pending, queue_t;
+    unsigned long async_refused;
     int dump, metrics;
     long bench_metrics;
     const char *async_names; /* the get_async_events JSON */
@@ -390,6 +397,21 @@ static ss_plugin_rc async_handler(ss_plugin_owner_t *o, const ss_plugin_event *e
         snprintf(err, HOST_ERRLEN, "incompatible async event '%s'", name);
         return SS_PLUGIN_FAILURE;
     }
+    if (p->queue_cap > 0) {
+        pthread_mutex_lock(&p->async_lock);
+        double t = now_ns();
+        p->queue_pending -= p->queue_t > 0 ? (t - p->queue_t) / 1e9 * p->queue_rate : 0;
+        p->queue_pending = p->queue_pending < 0 ? 0 : p->queue_pending;
+        p->queue_t = t;
+        int full = p->queue_pending + 1 > p->queue_cap;
+        p->queue_pending += full ? 0 : 1;
+        p->async_refused += full ? 1 : 0;
+        pthread_mutex_unlock(&p->async_lock);
+        if (full) {
+            snprintf(err, HOST_ERRLEN, "async event queue is full");
+            return SS_PLUGIN_FAILURE;
+        }
+    }
     __atomic_fetch_add(&p->async_count, 1, __ATOMIC_SEQ_CST);
     if (p->nreq && p->api.extract_fields) { /* --fields: extracted from once the handler is cleared */
         ss_plugin_event *copy = malloc(evt->len);
@@ -482,6 +504,9 @@ static int run_async(plugin_t *p) {
     line_start(p, stdout);
     printf("async events=%lu late=%lu per_s=%.0f stop_ms=%.1f", __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST),
            __atomic_load_n(&p->async_late, __ATOMIC_SEQ_CST), (double)n / ((t1 - t0) / 1e9), (t2 - t1) / 1e6);
+    if (p->queue_cap > 0) {
+        printf(" queue_full=%lu", p->async_refused);
+    }
     printf(cycles > 1 ? " cycles=%ld\n" : "\n", cycles);
     if (rc != SS_PLUGIN_SUCCESS) {
         error(p, "set_async_event_handler(NULL): %s", p->api.get_last_error(p->s));
@@ -857,7 +882,7 @@ static void unload(plugin_t *ps, int n) {
 static int usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s LIB [--config S] [--open S] [--fields a,b] [-n N] [--bench-source N] [--bench-extract N]\n"
-            "       [--async-seconds S] [--async-cycles N] [--dump-state] [--metrics] [--bench-metrics N] [--events FILE]\n"
+            "       [--async-seconds S] [--async-cycles N] [--async-queue CAP:RATE] [--dump-state] [--metrics] [--bench-metrics N] [--events FILE]\n"
             "       [--lib LIB [same options]]... [--threads] [--quiet] [--engine-work LINES] [--engine-spin INSTR]\n",
             argv0);
     return 2;
@@ -887,6 +912,10 @@ int main(int argc, char **argv) {
             p->bench_extract = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--async-seconds") && i + 1 < argc) {
             p->async_seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--async-queue") && i + 1 < argc) {
+            char *rest;
+            p->queue_cap = strtod(argv[++i], &rest);
+            p->queue_rate = *rest == ':' ? strtod(rest + 1, NULL) : 0;
         } else if (!strcmp(argv[i], "--async-cycles") && i + 1 < argc) {
             p->async_cycles = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--dump-state")) {

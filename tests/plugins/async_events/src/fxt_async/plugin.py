@@ -73,6 +73,7 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
     event_source = "fxt_async"
     async_events = ("sample", "state")
     async_stop_timeout = 1.0
+    async_emit_deadline = 0.2
     emitted = Counter("emitted", "Async events the host took")
 
     def init(self, config: AsyncConfig) -> None:
