@@ -339,3 +339,21 @@ def test_a_field_value_of_the_wrong_type_is_that_fields_error_in_both_hosts(
     run = host.run(built("faulty").library, init_config=config(f"badvalue:extract:{name}", count=2), fields=[spec])
     assert run.failure is None
     assert [e.errors for e in run.events] == [{spec: f"extracting {spec}: {reason}"}] * 2
+
+
+def test_falco_plugin_run_prints_a_field_error_next_to_the_field_and_exits_1(
+    built: Built, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Falco shows a failed field as <NA> and says nothing; the SDK's runner says what failed, where."""
+    from falco_plugin_tools.cli import main
+
+    library = str(built("faulty").library)
+    args = ["run", library, "--fields", "faulty.text,faulty.number", "-n", "2"]
+    rc = main([*args, "--init-config", config("extract:faulty.number", count=2)])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 1
+    error = "<error: extracting faulty.number: ValueError: injected failure in extract:faulty.number>"
+    fields = [line.split(" ", 2)[2] for line in out[:2]]
+    assert fields == [f"faulty.text=faulty {n} faulty.number={error}" for n in (1, 2)]
+    assert out[2].endswith(" errors=2")
+    assert main([*args, "--init-config", config(count=2)]) == 0  # nothing failed: status 0
