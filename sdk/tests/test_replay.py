@@ -62,3 +62,27 @@ def test_the_parsers_column_is_extracted_for_each_event_of_the_capture(
         assert int(count) > counts.get(row["thread.tid"], 0)
         counts[row["thread.tid"]] = int(count)
     assert counts, "the parser tagged no thread"
+
+
+@pytest.mark.parametrize("capture", captures() or [None], ids=lambda p: p.name if p else "none")
+def test_a_failing_parser_is_logged_and_the_replay_goes_on_as_in_falco(
+    capture: Path | None, build_plugin_project: Callable[[Path], BuildResult]
+) -> None:
+    """libsinsp ignores a failed parse_event and goes on (Falco exits 0): so does the replay, every event
+    shown, the first failure logged at warning by the plugin, the failures counted, exit status 1."""
+    if capture is None:
+        pytest.skip("no captures in <repo>/../shared/captures")
+    library = build_plugin_project(TABLES_PARSE).library
+    cmd = [sys.executable, "-m", "falco_plugin_tools.cli", "run", str(library), "--capture", str(capture)]
+    fields = ["--fields", "evt.num,proc.name,fxt.comm"]
+    good = subprocess.run([*cmd, *fields], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [*cmd, *fields, "--init-config", '{"misuse": "bad_value"}'], capture_output=True, text=True, timeout=300
+    )
+    assert good.returncode == 0, good.stderr
+    assert bad.returncode == 1, bad.stderr
+    shown = [line for line in bad.stdout.splitlines() if line.startswith("#")]
+    assert shown == [line for line in good.stdout.splitlines() if line.startswith("#")]
+    warning = "WARNING fxt_tables: parse_event: writing field fxt.count of table threads: expected uint64, got str"
+    assert bad.stderr.splitlines().count(warning) == 1, bad.stderr
+    assert " errors=" in bad.stdout.splitlines()[-1]

@@ -250,6 +250,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
                     out.write(json.dumps(record) + "\n")
                 else:
                     out.write(f"#{r.event.num}{_pairs(values, errors)}\n")
+            failed += plugin.parse_failures  # each logged by the plugin (the first at warning)
         if not args.json:
             out.write(f"-- events={count} capture={args.capture}" + (f" errors={failed}" if failed else "") + "\n")
     return 1 if failed else 0

@@ -151,7 +151,7 @@ class Replay:
                         continue  # libscap's converter drops it: libsinsp never sees it
                     event = HostEvent(ev.raw, num=ev.num, source="syscall")
                     for p in self.plugins:
-                        p.parse(event)
+                        p.parse(event, strict=False)  # as libsinsp: a failed parse is not the end
                     if not ev.shown:
                         continue
                     yield ReplayedEvent(ev, event, thread, state)
