@@ -103,6 +103,23 @@ def test_a_failing_parser_is_logged_once_in_falco_with_libs_logger(
     assert out.count(message) == (1 if libs_logger else 0), out
 
 
+def test_an_unknown_table_reads_the_same_in_falco_as_in_the_python_host(built: Built, tmp_path: Path) -> None:
+    """libsinsp refuses a table it does not have without a reason; the SDK's message names what the host has."""
+    falco = _realhost_binary("FALCO", "falco")
+    capture = _capture(falco)
+    lib = built("tables_parse").library
+    (tmp_path / "falco.yaml").write_text(
+        f"engine:\n  kind: replay\n  replay:\n    capture_file: {capture}\nload_plugins: [fxt_tables]\n"
+        f'plugins:\n  - name: fxt_tables\n    library_path: {lib}\n    init_config: \'{{"misuse": "unknown_table"}}\'\n'
+        "rules_files: []\n"
+    )
+    done = subprocess.run([str(falco), "-c", str(tmp_path / "falco.yaml")], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "opening table no_such_table with int64 keys: the host has no table of that name (it has: " in (
+        done.stdout + done.stderr
+    ), done.stdout + done.stderr
+
+
 def test_falco_lets_a_plugin_read_a_table_another_exported(built: Built, tmp_path: Path) -> None:
     out = _falco(
         tmp_path,

@@ -144,8 +144,11 @@ def test_a_host_with_no_tables_gets_a_precise_init_error(libs: Callable[[str], P
 @pytest.mark.parametrize(
     ("misuse", "message"),
     [
-        ("unknown_table", "opening table no_such_table with int64 keys: table 'no_such_table' does not exist"),
-        ("wrong_key", "opening table threads with string keys: table 'threads' has key type int64, not string"),
+        (
+            "unknown_table",
+            "opening table no_such_table with int64 keys: the host has no table of that name (it has: threads)",
+        ),
+        ("wrong_key", "opening table threads with string keys: the table's keys are int64"),
         ("unknown_field", "getting field no_such_field of table threads: the table has no such field"),
         ("wrong_type", "getting field comm of table threads: the field has type string, not int64"),
         ("int_no_width", "an integer field needs an explicit width: INT8..INT64 or UINT8..UINT64"),
@@ -184,6 +187,12 @@ def test_init_time_misuse_names_the_table_and_field(
             "accessor obtained from table threads",
         ),
         ("fd_add_twice", "adding to table threads.file_descriptors: the entry was not made by this table's create()"),
+        (
+            "erase_in_for_each",
+            "erasing from table threads.file_descriptors: not while for_each iterates it (collect the keys in the "
+            "callback, then change the table after for_each returns)",
+        ),
+        ("raise_in_for_each", "ValueError: the callback gives up"),
     ],
 )
 def test_parse_time_misuse_fails_the_call_with_a_precise_error(
@@ -285,7 +294,7 @@ def test_an_exported_table_goes_away_with_its_plugin(
     libs: Callable[[str], PluginLibrary], registry: TableRegistry
 ) -> None:
     libs("tables_export").init("", tables=registry).destroy()
-    with pytest.raises(HostError, match="table 'fxt_procs' does not exist"):
+    with pytest.raises(HostError, match=r"opening table fxt_procs with int64 keys: the host has no table of that name"):
         libs("tables_reader").init("", tables=registry)
 
 

@@ -113,6 +113,14 @@ class TablesPlugin(ParsePlugin, ExtractPlugin):
                 fds.add(4, fd)  # not made by create(): an error
         if m == "fd_erase":
             fds.erase(3)
+        if m == "erase_in_for_each":
+            fds.for_each(lambda fd: fds.erase(3) is None)
+        if m == "raise_in_for_each":
+
+            def fail(fd: Entry) -> bool:
+                raise ValueError("the callback gives up")
+
+            fds.for_each(fail)
 
     # -- extraction ------------------------------------------------------------
 
