@@ -120,6 +120,23 @@ def test_an_unknown_table_reads_the_same_in_falco_as_in_the_python_host(built: B
     ), done.stdout + done.stderr
 
 
+@pytest.mark.parametrize("which", ["lo", "hi", "under", "over"])
+def test_falco_stores_each_integer_width_to_both_ends_and_refuses_one_past(
+    built: Built, tmp_path: Path, which: str
+) -> None:
+    """The same writes as test_tables' through libsinsp's own tables (what the glue refuses never reaches it)."""
+    from test_tables import BOUNDS
+
+    out = _falco(
+        tmp_path,
+        [("fxt_tables", built("tables_parse").library)],
+        "evt.type = execve and evt.dir = < and proc.name = curl",
+        "widths %fxt.widths",
+        init_config=f'{{"misuse": "widths:{which}"}}',
+    )
+    assert f"Warning widths {BOUNDS[which]}" in out, out
+
+
 def test_falco_lets_a_plugin_read_a_table_another_exported(built: Built, tmp_path: Path) -> None:
     out = _falco(
         tmp_path,

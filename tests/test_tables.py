@@ -565,3 +565,28 @@ def test_a_table_exported_by_a_python_plugin_is_read_by_a_plugin_written_in_c(
         assert reader.extract(ev, "creader.row[12]") == "from python/1"
         assert reader.extract(ev, "creader.row[99]") is None
     assert registry.violations == []
+
+
+# -- every integer width, both ends, through the glue's write ---------------------------
+
+WIDTH_NAMES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+BOUNDS = {
+    "lo": "int8=-128 int16=-32768 int32=-2147483648 int64=-9223372036854775808 uint8=0 uint16=0 uint32=0 uint64=0",
+    "hi": "int8=127 int16=32767 int32=2147483647 int64=9223372036854775807 uint8=255 uint16=65535 "
+    "uint32=4294967295 uint64=18446744073709551615",
+    "under": " ".join(f"{t}:refused" for t in WIDTH_NAMES),
+    "over": " ".join(f"{t}:refused" for t in WIDTH_NAMES),
+}
+
+
+@pytest.mark.parametrize("which", list(BOUNDS))
+def test_each_integer_width_takes_both_its_ends_and_refuses_one_past(
+    libs: Callable[[str], PluginLibrary], registry: TableRegistry, which: str
+) -> None:
+    """One past either end is a TableError (the value is not stored as it wraps: 300 would be 44 in a
+    uint8); the ends themselves are stored and read back exactly. Real Falco: test_realhost_tables."""
+    p = tables_plugin(libs, registry, f"widths:{which}")
+    ev = syscall_event(42)
+    p.parse(ev)
+    assert p.extract(ev, "fxt.widths") == BOUNDS[which]
+    assert registry.violations == []

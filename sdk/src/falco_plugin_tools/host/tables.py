@@ -472,7 +472,8 @@ def _check_value(code: int, value: Any) -> str | None:
         return None if isinstance(value, str) else "expected a string"
     if code == ST["bool"]:
         return None
-    lo, hi = _LIMITS.get(code, (0, 2 ** (8 << (code - 5)) - 1))
+    # Not _LIMITS.get(code, default): the unsigned default would be computed (a negative shift) for signed codes.
+    lo, hi = _LIMITS[code] if code in _LIMITS else (0, 2 ** (8 << (code - 5)) - 1)
     return None if lo <= int(value) <= hi else f"{value} does not fit in {ST_NAME[code]}"
 
 
