@@ -425,3 +425,22 @@ def test_an_event_still_refused_at_the_deadline_is_counted_logged_and_emit_retur
         "log[4] fxt_async: emit: the host did not take async event 'sample' within 0.2 s "
         "(async event queue is full); it is dropped"
     ]
+
+
+def test_an_event_carries_the_ts_and_tid_its_emit_gave_each_in_its_own_header_field(lib: PluginLibrary) -> None:
+    """ts and tid land in their own header fields; one not given is 2**64-1 ("the host fills it in")."""
+    with lib.init(config(workers=1, count=8, stamp=True)) as handle:
+        events = handle.async_events
+        events.start()
+        got = received(events, 8)
+        events.stop()
+    ts0 = 1_700_000_000_000_000_000
+    expected = []
+    for i in range(8):
+        ts, tid = ts0 + i, 4_000 + i
+        if i % 4 == 1:
+            tid = U64_MAX
+        elif i % 4 == 3:
+            ts = U64_MAX
+        expected.append((f"w0 {i}".encode(), ts, tid))
+    assert [(e.payload, e.ts, e.tid) for e in got] == expected

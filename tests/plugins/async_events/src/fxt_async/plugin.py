@@ -2,6 +2,7 @@
 
 Each of ``workers`` workers emits ``count`` ``sample`` events (``0``: until the
 session ends), ``interval`` seconds apart, with payload ``w<worker> <i>``.
+``stamp`` makes workers set ``ts`` and ``tid`` (see ``work``).
 ``stubborn`` adds a worker that ignores the end of its session for two
 seconds (longer than ``async_stop_timeout``) and then tries to emit.
 ``dump`` is how many ``state`` events ``dump_state`` emits before a last one
@@ -49,6 +50,7 @@ class AsyncConfig(Config):
     dump: int = setting("Events dump_state emits", default=2, minimum=0)
     fail: list[str] = setting("Hooks that raise", default=[])
     sink: str = setting("host:port a worker writes to until stopped", default="")
+    stamp: bool = setting("Workers set each event's ts and tid themselves", default=False)
 
 
 class Idle(SourceInstance):
@@ -130,7 +132,11 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
     def work(self, session: AsyncSession, worker: int) -> None:
         i = 0
         while not session.stopped and (self.config.count == 0 or i < self.config.count):
-            if session.emit("sample", f"w{worker} {i}".encode()):
+            # Stamped: ts and tid each differ per event and from each other; the even events set only one.
+            stamps = {"ts": 1_700_000_000_000_000_000 + i, "tid": 4_000 + 10 * worker + i} if self.config.stamp else {}
+            if stamps and i % 2:
+                stamps.pop("tid" if i % 4 == 1 else "ts")
+            if session.emit("sample", f"w{worker} {i}".encode(), **stamps):
                 self.emitted.inc()
             i += 1
             if self.config.interval and session.wait(self.config.interval):
