@@ -444,3 +444,20 @@ def test_an_event_carries_the_ts_and_tid_its_emit_gave_each_in_its_own_header_fi
             ts = U64_MAX
         expected.append((f"w0 {i}".encode(), ts, tid))
     assert [(e.payload, e.ts, e.tid) for e in got] == expected
+
+
+def test_a_paced_plugin_never_fills_a_queue_that_drains_faster_than_its_rate(
+    library_path: Path, run_chost: RunChost
+) -> None:
+    """libsinsp drops what its full queue cannot take and says nothing to the plugin: pacing is the
+    only defence. The C host's queue holds 100 events and drains 4,000 a second; 1,000 events emitted
+    at once but paced at 2,000 a second (bursts of 50) never find it full."""
+    common = ["--async-seconds", "2", "--async-queue", "100:4000", "--metrics", "--quiet"]
+    paced = run_chost(library_path, "--config", config(workers=1, count=1000, rate=2000, burst=50), *common)
+    assert paced.returncode == 0, paced.stderr
+    (summary,) = [line for line in paced.stdout.splitlines() if line.startswith("async events=")]
+    assert summary.startswith("async events=1000 ") and summary.endswith(" queue_full=0")
+    assert metric_values(paced.stdout)["sdk.async.delivered"] == "1000"
+    unpaced = run_chost(library_path, "--config", config(workers=1, count=1000), *common)
+    (summary,) = [line for line in unpaced.stdout.splitlines() if line.startswith("async events=")]
+    assert not summary.endswith(" queue_full=0")  # the same burst unpaced does fill it

@@ -191,6 +191,14 @@ class AsyncPlugin(Plugin):
     _sdk_async_refused = SdkCounter(
         "async.refused", "Async events the host still refused at the emit deadline (lost)", source=3
     )
+    async_emit_rate: float | None = None
+    """Pacing: at most this many events per second from this plugin state (a token bucket of
+    :attr:`async_emit_burst` events), ``emit`` waiting (without the GIL) for its turn; ``None``, the
+    default, does not pace. For hosts that drop what they cannot take without saying so (libsinsp's
+    queue of 1000 events, shared by all plugins), and so that one plugin's burst does not crowd out
+    another's events. Read when the host sets a handler: ``init`` may set it from the config."""
+    async_emit_burst: int = 100
+    """How many events may go at once before :attr:`async_emit_rate` applies."""
     async_emit_deadline: ClassVar[float] = 1.0
     """Back-pressure: how long, in seconds, ``emit`` keeps offering an event the host refuses (a full
     queue) before it gives up, counts it as refused and returns ``False``; the emitting thread waits

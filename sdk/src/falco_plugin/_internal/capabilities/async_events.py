@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ...asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
-from ...errors import SpecError
+from ...errors import PluginError, SpecError
 from ...plugin import Plugin
 from ..names import SOURCE_RE
 from . import ASYNC, CapabilitySpec, Implementation, c_string
@@ -174,6 +174,20 @@ class AsyncState(_StateBase):
             except BaseException as exc:  # noqa: BLE001 - the start failure is the one to report
                 self.log.debug("stopping the refused async session failed too: %s", exc)
             raise
+
+    def async_pacing(self) -> tuple[float, float]:
+        """(events per second, burst) for the session the host is starting; (0, 0): unpaced. Read
+        from the plugin object, so that its ``init`` may set them from its config."""
+        plugin = self.plugin
+        assert isinstance(plugin, AsyncPlugin)
+        rate, burst = plugin.async_emit_rate, plugin.async_emit_burst
+        if rate is None:
+            return (0.0, 0.0)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            raise PluginError(f"async_emit_rate must be a positive number of events per second or None, not {rate!r}")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise PluginError(f"async_emit_burst must be a whole number of events >= 1, not {burst!r}")
+        return (float(rate), float(burst))
 
     def async_stop(self) -> None:
         """End the session (if any) and close the gate: after this returns no

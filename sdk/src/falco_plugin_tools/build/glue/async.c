@@ -15,6 +15,7 @@
  * emits after destroy finds a closed gate (its event is dropped and counted),
  * never freed memory.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -30,6 +31,11 @@ typedef struct fp_gate {
     _Atomic uint64_t inflight; /* handler calls under way */
     _Atomic uint64_t delivered, dropped, refused;
     uint64_t last_gen;
+    /* Pacing (AsyncPlugin.async_emit_rate): a token bucket of pace_burst events refilled at pace_rate
+     * per second; 0: unpaced. Set while the gate is closed, read by emitters after it opens. */
+    double pace_rate, pace_burst, pace_tokens;
+    uint64_t pace_ns;
+    pthread_mutex_t pace_lock;
 } fp_gate;
 
 typedef struct fp_emitter {
@@ -50,13 +56,20 @@ struct fp_async_state {
     int active; /* a handler is set and its session started */
 };
 
-static void fp_gate_free(PyObject *cap) { free(PyCapsule_GetPointer(cap, "fp_gate")); }
+static void fp_gate_free(PyObject *cap) {
+    fp_gate *g = (fp_gate *)PyCapsule_GetPointer(cap, "fp_gate");
+    if (g) {
+        pthread_mutex_destroy(&g->pace_lock);
+    }
+    free(g);
+}
 
 static PyObject *fp_gate_new(fp_gate **out) {
     fp_gate *g = (fp_gate *)calloc(1, sizeof *g);
     if (!g) {
         return PyErr_NoMemory();
     }
+    pthread_mutex_init(&g->pace_lock, NULL);
     PyObject *cap = PyCapsule_New(g, "fp_gate", fp_gate_free);
     if (!cap) {
         free(g);
@@ -121,6 +134,35 @@ static int fp_gate_try(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, cha
     return rc == SS_PLUGIN_SUCCESS ? 1 : -1;
 }
 
+/* Pacing: wait for a token of the bucket (GIL released). 1: go, 0: the gate closed meanwhile
+ * (dropped), -1: no token before `until` (err set). */
+static int fp_gate_pace(fp_gate *g, uint64_t gen, uint64_t until, char *err) {
+    for (;;) {
+        pthread_mutex_lock(&g->pace_lock);
+        uint64_t t = fp_mono_ns();
+        double tokens = g->pace_tokens + (double)(t - g->pace_ns) / 1e9 * g->pace_rate;
+        g->pace_tokens = tokens < g->pace_burst ? tokens : g->pace_burst;
+        g->pace_ns = t;
+        if (g->pace_tokens >= 1.0) {
+            g->pace_tokens -= 1.0;
+            pthread_mutex_unlock(&g->pace_lock);
+            return 1;
+        }
+        uint64_t wait = (uint64_t)((1.0 - g->pace_tokens) / g->pace_rate * 1e9) + 1;
+        pthread_mutex_unlock(&g->pace_lock);
+        uint64_t open = atomic_load(&g->open_gen);
+        if (open == 0 || (gen != 0 && open != gen)) {
+            return 0;
+        }
+        if (t + wait > until) {
+            snprintf(err, PLUGIN_ERRLEN, "the plugin's async_emit_rate (%g events/s) left no room for it", g->pace_rate);
+            return -1;
+        }
+        struct timespec pause = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+        nanosleep(&pause, NULL);
+    }
+}
+
 /* Back-pressure: a host refuses an event when it cannot take it now (a full
  * queue); the SDK has already checked everything else about it. The event is
  * offered again, with pauses doubling from 50 us to 10 ms, until `deadline_ns`
@@ -129,7 +171,13 @@ static int fp_gate_try(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, cha
  * refused at the deadline (err set). Not called from inside the handler: a
  * host's own thread must never wait on itself. */
 static int fp_gate_send(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, char *err, uint64_t deadline_ns) {
-    int r = fp_gate_try(g, gen, evt, err);
+    int r = 1;
+    if (g->pace_rate > 0 && fp_in_handler != g) {
+        r = fp_gate_pace(g, gen, fp_mono_ns() + (deadline_ns ? deadline_ns : UINT64_MAX / 2), err);
+    }
+    if (r > 0) {
+        r = fp_gate_try(g, gen, evt, err);
+    }
     if (r < 0 && fp_in_handler != g && deadline_ns > 0) {
         uint64_t until = fp_mono_ns() + deadline_ns;
         long pause_ns = 50000;
@@ -426,6 +474,23 @@ FP_EXPORT ss_plugin_rc plugin_set_async_event_handler(ss_plugin_t *s, ss_plugin_
      * old session still ends before the new one starts. */
     ss_plugin_rc rc = fp_async_stop(st) == 0 ? SS_PLUGIN_SUCCESS : SS_PLUGIN_FAILURE;
     if (handler && rc == SS_PLUGIN_SUCCESS) {
+        /* The pacing of this session, as the plugin says now (it may set it in init). */
+        double rate = 0, burst = 0;
+        PyObject *pacing = PyObject_CallMethod(st->py, "async_pacing", NULL);
+        if (!pacing || !PyArg_ParseTuple(pacing, "dd", &rate, &burst)) {
+            Py_XDECREF(pacing);
+            fp_fail(st, "set_async_event_handler");
+            PyGILState_Release(gil);
+            return SS_PLUGIN_FAILURE;
+        }
+        Py_DECREF(pacing);
+        fp_gate *pg = fp_state_gate(st);
+        pthread_mutex_lock(&pg->pace_lock);
+        pg->pace_rate = rate;
+        pg->pace_burst = burst;
+        pg->pace_tokens = burst;
+        pg->pace_ns = fp_mono_ns();
+        pthread_mutex_unlock(&pg->pace_lock);
         /* Open before the plugin starts: its workers may emit at once. */
         uint64_t gen = fp_gate_open(fp_state_gate(st), handler, owner);
         PyObject *emit = fp_emitter_new(st->async->gate_obj, gen, st);

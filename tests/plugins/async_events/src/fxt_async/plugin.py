@@ -51,6 +51,8 @@ class AsyncConfig(Config):
     fail: list[str] = setting("Hooks that raise", default=[])
     sink: str = setting("host:port a worker writes to until stopped", default="")
     stamp: bool = setting("Workers set each event's ts and tid themselves", default=False)
+    rate: float = setting("async_emit_rate (0: unpaced)", default=0, minimum=0)
+    burst: int = setting("async_emit_burst", default=100, minimum=1)
 
 
 class Idle(SourceInstance):
@@ -80,6 +82,8 @@ class AsyncFixture(AsyncPlugin, SourcePlugin):
 
     def init(self, config: AsyncConfig) -> None:
         self.config = config
+        self.async_emit_rate = config.rate or None
+        self.async_emit_burst = config.burst
         self.sessions = 0
         self.late: list[bool] = []
         """What each stubborn worker's emit returned after its session ended."""
