@@ -357,3 +357,34 @@ def test_falco_plugin_run_prints_a_field_error_next_to_the_field_and_exits_1(
     assert fields == [f"faulty.text=faulty {n} faulty.number={error}" for n in (1, 2)]
     assert out[2].endswith(" errors=2")
     assert main([*args, "--init-config", config(count=2)]) == 0  # nothing failed: status 0
+
+
+def test_after_the_first_failure_a_count_is_logged_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FailureLog, the runtime's: the first failure of a kind at once, then one line per INTERVAL with
+    how many failed since and the latest message; kinds are independent."""
+    import logging
+
+    from falco_plugin._internal import runtime
+
+    now = [100.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(f"{record.levelname} {record.getMessage()}")
+
+    log = logging.Logger("t")
+    log.addHandler(Keep())
+    failures = runtime.FailureLog(log)
+    for i in range(5):
+        failures("parse_event", f"parse_event: bad {i}")
+        now[0] += 1
+    failures("extracting a.b", "extracting a.b: no")
+    now[0] += runtime.FailureLog.INTERVAL
+    failures("parse_event", "parse_event: bad 5")
+    assert records == [
+        "WARNING parse_event: bad 0",
+        "WARNING extracting a.b: no",
+        "WARNING parse_event: bad 5 (5 failures of parse_event in the last 15 s)",
+    ]
