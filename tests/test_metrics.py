@@ -145,8 +145,9 @@ def test_metric_names_are_checked_at_build_time() -> None:
         resolve(Dup)
     with pytest.raises(SpecError, match=r"Bad\.a: metric name 'has space'"):
         resolve(Bad)
-    assert "plugin_get_metrics" not in resolve(_Base).symbols()  # no metrics of its own: no SDK rows either
+    assert "plugin_get_metrics" in resolve(_Base).symbols()  # no metrics of its own: the glue's sdk.errors
     assert resolve(_Base).features == {}
+    assert resolve(_Base).required_api_version == "3.4.0"  # which older hosts need not know
 
 
 def test_outside_a_library_metrics_behave_the_same_in_pure_python() -> None:
@@ -178,3 +179,19 @@ def test_the_c_host_reads_the_metrics(library_path: Path, run_chost: RunChost) -
         "metric lag non_monotonic d 0",
         "metric sdk.errors monotonic u64 0",
     ]
+
+
+def test_a_plugin_without_metrics_reports_its_failures_as_sdk_errors(built: Built) -> None:
+    """Falco shows nothing of a failing field but <NA>: every plugin's metrics count its failures."""
+    import json
+
+    with PluginLibrary.load(built("faulty").library) as lib:
+        assert lib.info.required_api_version == "3.4.0"  # unchanged by the symbol
+        config = json.dumps({"fail": ["extract:faulty.number"], "exc": "ValueError", "count": 3})
+        with lib.init(config) as handle:
+            assert handle.metrics() == [MetricValue("sdk.errors", "monotonic", "u64", 0)]
+            with handle.open("") as capture:
+                events = list(capture.events(limit=2))
+            for event in events:
+                assert handle.extract(event, "faulty.number", strict=False) is None
+            assert handle.metrics() == [MetricValue("sdk.errors", "monotonic", "u64", 2)]

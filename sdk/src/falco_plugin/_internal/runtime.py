@@ -234,14 +234,10 @@ class State:
         self._raw_config = raw
         self._started = False
         self.failures = FailureLog(self.log)
-        self.error_count: Any = None
-        """The ``sdk.errors`` metric cell, for a plugin with metrics (set by the metrics glue)."""
 
     def note_failure(self, context: str, text: str) -> None:
-        """A call into the plugin failed with ``text`` (``context``: the entry point or field): count
-        it, and log it (see :class:`FailureLog`)."""
-        if self.error_count is not None:
-            self.error_count.inc()
+        """A call into the plugin failed with ``text`` (``context``: the entry point or field): log it
+        (see :class:`FailureLog`; the glue counts it, the ``sdk.errors`` metric)."""
         self.failures(context, text)
 
     def attach_tables(self, glue: Any, state_addr: int) -> None:

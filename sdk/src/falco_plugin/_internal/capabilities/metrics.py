@@ -24,8 +24,8 @@ else:
 
 _VALUE_TYPES = {"u64": 2, "s64": 3, "double": 4}  # ss_plugin_metric_value_type
 
-ERRORS = SdkCounter("errors", "Failed calls into the plugin (each also logged; see the SDK README)")
-"""Every failure the runtime reports (``runtime.State.note_failure``)."""
+ERRORS = SdkCounter("errors", "Failed calls into the plugin (each also logged; see the SDK README)", source=4)
+"""Every failed call, counted by the glue (a plugin without metrics reports it alone)."""
 
 
 class MetricsSpec(CapabilitySpec):
@@ -86,11 +86,9 @@ class MetricsState(_StateBase):
 
     def metrics_attach(self, cells: tuple[Any, ...]) -> None:
         """The C cells, the plugin's metrics then the SDK's: the plugin's shadow the class's
-        declarations on this plugin object; the error count's is the state's."""
+        declarations on this plugin object (the SDK's rows are read from the glue's own counts)."""
         for metric, cell in zip(self.metrics_spec.rows, cells, strict=True):
-            if metric is ERRORS:
-                self.error_count = cell
-            elif not isinstance(metric, SdkCounter):
+            if not isinstance(metric, SdkCounter):
                 self.plugin.__dict__[metric.attr] = cell
 
 
