@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -318,31 +317,6 @@ def test_the_host_may_clear_the_handler_from_inside_it(lib: PluginLibrary) -> No
 
 
 # -- SIGPIPE: a worker writing to a peer that has gone ----------------------------------
-
-
-@pytest.fixture
-def closing_peer() -> Iterator[str]:
-    """A TCP server on 127.0.0.1 that accepts each connection and closes it at once."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.getsockname()[1]}"
-    done.set()
-    thread.join()
-    server.close()
 
 
 def test_workers_writing_to_a_closed_peer_do_not_kill_a_host_that_keeps_sigpipe_default(
