@@ -435,3 +435,22 @@ def test_a_paced_plugin_never_fills_a_queue_that_drains_faster_than_its_rate(
     unpaced = run_chost(library_path, "--config", config(workers=1, count=1000), *common)
     (summary,) = [line for line in unpaced.stdout.splitlines() if line.startswith("async events=")]
     assert not summary.endswith(" queue_full=0")  # the same burst unpaced does fill it
+
+
+def test_an_event_without_a_turn_at_the_deadline_is_not_sent(library_path: Path, run_chost: RunChost) -> None:
+    """Paced at 1 event a second (burst 1) with the fixture's 0.2 s deadline: the first of three
+    events goes, the next two find no turn in time and are refused, not sent past the pacing."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=1, count=3, rate=1, burst=1),
+        "--async-seconds",
+        "1",
+        "--metrics",
+        "--quiet",
+        env={"CHOST_LOG": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = metric_values(proc.stdout)
+    assert (metrics["emitted"], metrics["sdk.async.delivered"], metrics["sdk.async.refused"]) == ("1", "1", "2")
+    assert "left no room for it" in proc.stderr  # the reason, in the warning

@@ -167,25 +167,27 @@ static int fp_gate_pace(fp_gate *g, uint64_t gen, uint64_t until, char *err) {
  * queue); the SDK has already checked everything else about it. The event is
  * offered again, with pauses doubling from 50 us to 10 ms, until `deadline_ns`
  * has passed since the first refusal or the gate closes; the emitting thread
- * waits (without the GIL) meanwhile. 1: delivered, 0: dropped, -1: still
- * refused at the deadline (err set). Not called from inside the handler: a
- * host's own thread must never wait on itself. */
+ * waits (without the GIL) meanwhile. A paced gate first waits for its turn,
+ * up to the same deadline. 1: delivered, 0: dropped, -1: refused, or no turn,
+ * at the deadline (err set). An emit from inside the host's handler neither
+ * waits nor retries: the host's thread must never wait on itself. */
 static int fp_gate_send(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, char *err, uint64_t deadline_ns) {
+    int inside = fp_in_handler == g;
     int r = 1;
-    if (g->pace_rate > 0 && fp_in_handler != g) {
+    if (g->pace_rate > 0 && !inside) {
         r = fp_gate_pace(g, gen, fp_mono_ns() + (deadline_ns ? deadline_ns : UINT64_MAX / 2), err);
     }
     if (r > 0) {
         r = fp_gate_try(g, gen, evt, err);
-    }
-    if (r < 0 && fp_in_handler != g && deadline_ns > 0) {
-        uint64_t until = fp_mono_ns() + deadline_ns;
-        long pause_ns = 50000;
-        while (r < 0 && fp_mono_ns() < until) {
-            struct timespec pause = {0, pause_ns};
-            nanosleep(&pause, NULL);
-            pause_ns = pause_ns < 10000000 ? pause_ns * 2 : 10000000;
-            r = fp_gate_try(g, gen, evt, err);
+        if (r < 0 && !inside && deadline_ns > 0) {
+            uint64_t until = fp_mono_ns() + deadline_ns;
+            long pause_ns = 50000;
+            while (r < 0 && fp_mono_ns() < until) {
+                struct timespec pause = {0, pause_ns};
+                nanosleep(&pause, NULL);
+                pause_ns = pause_ns < 10000000 ? pause_ns * 2 : 10000000;
+                r = fp_gate_try(g, gen, evt, err);
+            }
         }
     }
     atomic_fetch_add(r > 0 ? &g->delivered : r == 0 ? &g->dropped : &g->refused, 1);
