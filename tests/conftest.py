@@ -9,7 +9,9 @@ per test session (``"dummy"`` is the reference plugin in ``plugins/dummy``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,28 @@ def loaded(built: Built) -> Callable[[str], Library]:
         return cache[name]
 
     return get
+
+
+@pytest.fixture
+def closing_peer() -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that accepts each connection and closes it at once."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    done.set()
+    thread.join()
+    server.close()

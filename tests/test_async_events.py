@@ -314,3 +314,143 @@ def test_the_host_may_clear_the_handler_from_inside_it(lib: PluginLibrary) -> No
         n = events.queue.qsize()
         time.sleep(0.3)
         assert events.queue.qsize() == n and events.late_calls == 0
+
+
+# -- SIGPIPE: a worker writing to a peer that has gone ----------------------------------
+
+
+def test_workers_writing_to_a_closed_peer_do_not_kill_a_host_that_keeps_sigpipe_default(
+    library_path: Path, run_chost: RunChost, closing_peer: str
+) -> None:
+    """The C host leaves SIGPIPE at its default action, as Falco does: a worker's write to a peer that
+    closed (and stop_async shutting the socket under a sendall) must be an EPIPE error in that worker,
+    not the end of the process, and the plugin must not have changed the host's disposition."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=0, sink=closing_peer),
+        "--async-seconds",
+        "0.05",
+        "--async-cycles",
+        "40",
+    )
+    assert proc.returncode == 0, f"rc {proc.returncode}: {proc.stderr}"
+    lines = proc.stdout.splitlines()
+    assert "signals: unchanged" in lines
+    assert not any("CHANGED" in line for line in lines)
+    (summary,) = [line for line in lines if line.startswith("async events=")]
+    assert summary.endswith(" cycles=40")
+    assert "async sample epipe" in lines  # the writes did meet a closed peer
+
+
+# -- back-pressure: a host whose queue is full ----------------------------------------
+
+
+def metric_values(stdout: str) -> dict[str, str]:
+    """``metric <name> <type> <value_type> <value>`` lines of the C host -> name: value."""
+    return {p[1]: p[4] for p in (line.split() for line in stdout.splitlines()) if p[:1] == ["metric"]}
+
+
+def test_a_full_host_queue_slows_emit_down_and_loses_nothing(library_path: Path, run_chost: RunChost) -> None:
+    """The C host's queue holds 50 events and drains 20,000 a second: a worker emitting 3,000 at once
+    meets it full many times; emit waits and offers the event again, so every event arrives."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=1, count=3000),
+        "--async-seconds",
+        "2",
+        "--async-queue",
+        "50:20000",
+        "--metrics",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (summary,) = [line for line in proc.stdout.splitlines() if line.startswith("async events=")]
+    assert summary.startswith("async events=3000 late=0 ")
+    assert int(summary.split("queue_full=")[1]) > 0  # the queue did refuse events
+    metrics = metric_values(proc.stdout)
+    assert (metrics["emitted"], metrics["sdk.async.delivered"], metrics["sdk.async.refused"]) == ("3000", "3000", "0")
+
+
+def test_an_event_still_refused_at_the_deadline_is_counted_logged_and_emit_returns_false(
+    library_path: Path, run_chost: RunChost
+) -> None:
+    """A queue of 10 that never drains: the 3 events after it filled are offered for the fixture's
+    async_emit_deadline (0.2 s) each, then emit returns False; the worker carries on."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=1, count=13),
+        "--async-seconds",
+        "2",
+        "--async-queue",
+        "10:0",
+        "--metrics",
+        "--quiet",
+        env={"CHOST_LOG": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = metric_values(proc.stdout)
+    assert (metrics["emitted"], metrics["sdk.async.delivered"], metrics["sdk.async.refused"]) == ("10", "10", "3")
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("log[4] fxt_async: ")]
+    # The first refusal is logged at warning with the host's reason; the next two within 10 s are only counted.
+    assert warnings == [
+        "log[4] fxt_async: emit: the host did not take async event 'sample' within 0.2 s "
+        "(async event queue is full); it is dropped"
+    ]
+
+
+def test_an_event_carries_the_ts_and_tid_its_emit_gave_each_in_its_own_header_field(lib: PluginLibrary) -> None:
+    """ts and tid land in their own header fields; one not given is 2**64-1 ("the host fills it in")."""
+    with lib.init(config(workers=1, count=8, stamp=True)) as handle:
+        events = handle.async_events
+        events.start()
+        got = received(events, 8)
+        events.stop()
+    ts0 = 1_700_000_000_000_000_000
+    expected = []
+    for i in range(8):
+        ts, tid = ts0 + i, 4_000 + i
+        if i % 4 == 1:
+            tid = U64_MAX
+        elif i % 4 == 3:
+            ts = U64_MAX
+        expected.append((f"w0 {i}".encode(), ts, tid))
+    assert [(e.payload, e.ts, e.tid) for e in got] == expected
+
+
+def test_a_paced_plugin_never_fills_a_queue_that_drains_faster_than_its_rate(
+    library_path: Path, run_chost: RunChost
+) -> None:
+    """libsinsp drops what its full queue cannot take and says nothing to the plugin: pacing is the
+    only defence. The C host's queue holds 100 events and drains 4,000 a second; 1,000 events emitted
+    at once but paced at 2,000 a second (bursts of 50) never find it full."""
+    common = ["--async-seconds", "2", "--async-queue", "100:4000", "--metrics", "--quiet"]
+    paced = run_chost(library_path, "--config", config(workers=1, count=1000, rate=2000, burst=50), *common)
+    assert paced.returncode == 0, paced.stderr
+    (summary,) = [line for line in paced.stdout.splitlines() if line.startswith("async events=")]
+    assert summary.startswith("async events=1000 ") and summary.endswith(" queue_full=0")
+    assert metric_values(paced.stdout)["sdk.async.delivered"] == "1000"
+    unpaced = run_chost(library_path, "--config", config(workers=1, count=1000), *common)
+    (summary,) = [line for line in unpaced.stdout.splitlines() if line.startswith("async events=")]
+    assert not summary.endswith(" queue_full=0")  # the same burst unpaced does fill it
+
+
+def test_an_event_without_a_turn_at_the_deadline_is_not_sent(library_path: Path, run_chost: RunChost) -> None:
+    """Paced at 1 event a second (burst 1) with the fixture's 0.2 s deadline: the first of three
+    events goes, the next two find no turn in time and are refused, not sent past the pacing."""
+    proc = run_chost(
+        library_path,
+        "--config",
+        config(workers=1, count=3, rate=1, burst=1),
+        "--async-seconds",
+        "1",
+        "--metrics",
+        "--quiet",
+        env={"CHOST_LOG": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = metric_values(proc.stdout)
+    assert (metrics["emitted"], metrics["sdk.async.delivered"], metrics["sdk.async.refused"]) == ("1", "1", "2")
+    assert "left no room for it" in proc.stderr  # the reason, in the warning

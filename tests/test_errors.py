@@ -240,23 +240,34 @@ def test_error_text_is_bounded_by_the_api_maximum(state: State) -> None:
     assert len(error.encode()) <= 1023  # PLUGIN_MAX_ERRLEN includes the NUL
 
 
-def test_plugin_errors_are_logged_with_their_traceback_at_debug_severity(lib: Library, state: State) -> None:
+def test_plugin_errors_are_logged_at_warning_and_with_their_traceback_at_debug(lib: Library, state: State) -> None:
     before = len(lib.logs)
     assert state.set_config(config("event_to_string")) == Rc.SUCCESS
     state.event_to_string(EVENT)
     logged = lib.logs[before:]
-    assert [(sev, comp) for sev, comp, _ in logged] == [(7, "fxt_faulty")]
-    message = logged[0][2]
+    assert [(sev, comp) for sev, comp, _ in logged] == [(4, "fxt_faulty"), (7, "fxt_faulty")]
+    assert logged[0][2] == "event_to_string: ValueError: injected failure in event_to_string"
+    message = logged[1][2]
     assert message.startswith("event_to_string: ValueError: injected failure in event_to_string\nTraceback")
     assert "in event_to_string" in message
 
 
-def test_operator_facing_plugin_errors_are_not_logged_as_tracebacks(lib: Library, state: State) -> None:
+def test_only_the_first_failure_of_an_entry_point_is_logged_then_a_count(lib: Library, state: State) -> None:
+    """Without debug logging a failing entry point still shows, once: the message at warning; the
+    failures after it are counted and summed up at most every FailureLog.INTERVAL seconds."""
+    assert state.set_config(config("event_to_string", exc="PluginError")) == Rc.SUCCESS
+    before = len(lib.logs)
+    for _ in range(50):
+        state.event_to_string(EVENT)
+    assert lib.logs[before:] == [(4, "fxt_faulty", "event_to_string: injected failure in event_to_string")]
+
+
+def test_operator_facing_plugin_errors_are_logged_without_tracebacks(lib: Library, state: State) -> None:
     before = len(lib.logs)
     assert state.set_config(config("event_to_string", exc="PluginError")) == Rc.SUCCESS
     state.event_to_string(EVENT)
     assert state.last_error == "event_to_string: injected failure in event_to_string"
-    assert lib.logs[before:] == []
+    assert lib.logs[before:] == [(4, "fxt_faulty", "event_to_string: injected failure in event_to_string")]
 
 
 def test_timeout_is_not_an_error(loaded: Callable[[str], Library]) -> None:
@@ -328,3 +339,52 @@ def test_a_field_value_of_the_wrong_type_is_that_fields_error_in_both_hosts(
     run = host.run(built("faulty").library, init_config=config(f"badvalue:extract:{name}", count=2), fields=[spec])
     assert run.failure is None
     assert [e.errors for e in run.events] == [{spec: f"extracting {spec}: {reason}"}] * 2
+
+
+def test_falco_plugin_run_prints_a_field_error_next_to_the_field_and_exits_1(
+    built: Built, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Falco shows a failed field as <NA> and says nothing; the SDK's runner says what failed, where."""
+    from falco_plugin_tools.cli import main
+
+    library = str(built("faulty").library)
+    args = ["run", library, "--fields", "faulty.text,faulty.number", "-n", "2"]
+    rc = main([*args, "--init-config", config("extract:faulty.number", count=2)])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 1
+    error = "<error: extracting faulty.number: ValueError: injected failure in extract:faulty.number>"
+    fields = [line.split(" ", 2)[2] for line in out[:2]]
+    assert fields == [f"faulty.text=faulty {n} faulty.number={error}" for n in (1, 2)]
+    assert out[2].endswith(" errors=2")
+    assert main([*args, "--init-config", config(count=2)]) == 0  # nothing failed: status 0
+
+
+def test_after_the_first_failure_a_count_is_logged_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FailureLog, the runtime's: the first failure of a kind at once, then one line per INTERVAL with
+    how many failed since and the latest message; kinds are independent."""
+    import logging
+
+    from falco_plugin._internal import runtime
+
+    now = [100.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(f"{record.levelname} {record.getMessage()}")
+
+    log = logging.Logger("t")
+    log.addHandler(Keep())
+    failures = runtime.FailureLog(log)
+    for i in range(5):
+        failures("parse_event", f"parse_event: bad {i}")
+        now[0] += 1
+    failures("extracting a.b", "extracting a.b: no")
+    now[0] += runtime.FailureLog.INTERVAL
+    failures("parse_event", "parse_event: bad 5")
+    assert records == [
+        "WARNING parse_event: bad 0",
+        "WARNING extracting a.b: no",
+        "WARNING parse_event: bad 5 (5 failures of parse_event in the last 15 s)",
+    ]

@@ -208,3 +208,21 @@ def test_index_and_key_arguments_of_every_kind_in_both_hosts(built: Built, host:
             "faulty.flag": "true",
         }
     ] * 2
+
+
+def test_the_field_extract_one_returns_owns_its_memory(xo: State) -> None:
+    """``extract_one`` hands back the ``ss_plugin_extract_field`` the plugin filled: it must stay valid
+    while the caller reads it, however much the host allocates in between (the Python host replaying a
+    capture read a freed one and crashed)."""
+    from falco_plugin_tools.host._ffi import ffi
+
+    request = xo.request("xo.words")
+    rc, field = xo.extract_one(EVENT, request)
+    assert rc == Rc.SUCCESS
+    # Allocations of the same size take freed blocks first: scribble over any the field may sit in.
+    scribbled = [ffi.new("ss_plugin_extract_field[]", 1) for _ in range(64)]
+    for s in scribbled:
+        s[0].field_id = 0xDEAD
+        s[0].res_len = 0xBEEF
+    assert (field.field_id, field.res_len) == (request.field_id, 3)
+    assert xo.decode(field) == ["alpha", "be", "gamma"]

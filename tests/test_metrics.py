@@ -59,6 +59,7 @@ def test_the_host_reads_every_metric_with_its_type_from_init_on(handle: PluginHa
         MetricValue("depth", "non_monotonic", "s64", -1),  # set by init
         MetricValue("size", "non_monotonic", "u64", 0),
         MetricValue("lag", "non_monotonic", "d", 0.0),
+        MetricValue("sdk.errors", "monotonic", "u64", 0),  # the SDK's, after the plugin's own
     ]
 
 
@@ -66,7 +67,7 @@ def test_updates_are_what_the_host_reads(handle: PluginHandle) -> None:
     apply(handle, "seen.inc:3", "seen.inc:1", "total.inc:0.5", "total.inc:1.25", "depth.set:-5", "depth.inc:2")
     apply(handle, "size.set:7", "size.dec:2", "lag.set:0.25", "lag.dec:1.0")
     got = values(handle)
-    assert got == {"seen": 4, "total_seconds": 1.75, "depth": -3, "size": 5, "lag": -0.75}
+    assert got == {"seen": 4, "total_seconds": 1.75, "depth": -3, "size": 5, "lag": -0.75, "sdk.errors": 0}
     assert isinstance(got["seen"], int) and isinstance(got["lag"], float)
 
 
@@ -87,7 +88,7 @@ def test_the_array_stays_valid_until_the_next_call(handle: PluginHandle) -> None
     n = ffi.new("uint32_t *")
     first = fn(handle._state_pointer(), n)
     apply(handle, "seen.inc:9")
-    assert int(n[0]) == 5 and first[0].value.u64 == 0  # a snapshot: later updates are not in it
+    assert int(n[0]) == 6 and first[0].value.u64 == 0  # a snapshot: later updates are not in it
     second = fn(handle._state_pointer(), n)
     assert second[0].value.u64 == 9
 
@@ -118,7 +119,7 @@ def test_a_bad_update_raises_in_plugin_code_and_changes_nothing(handle: PluginHa
     with pytest.raises(ExtractionError) as info:
         handle.extract(EVENT, f"metrics.op[{op}]")
     assert str(info.value) == f"extracting metrics.op[{op}]: {message}"
-    assert values(handle) == before
+    assert values(handle) == {**before, "sdk.errors": before["sdk.errors"] + 1}  # the failure is counted
 
 
 # -- declarations ------------------------------------------------------------------
@@ -144,8 +145,9 @@ def test_metric_names_are_checked_at_build_time() -> None:
         resolve(Dup)
     with pytest.raises(SpecError, match=r"Bad\.a: metric name 'has space'"):
         resolve(Bad)
-    assert "plugin_get_metrics" not in resolve(_Base).symbols()
+    assert "plugin_get_metrics" in resolve(_Base).symbols()  # no metrics of its own: the glue's sdk.errors
     assert resolve(_Base).features == {}
+    assert resolve(_Base).required_api_version == "3.4.0"  # which older hosts need not know
 
 
 def test_outside_a_library_metrics_behave_the_same_in_pure_python() -> None:
@@ -175,4 +177,21 @@ def test_the_c_host_reads_the_metrics(library_path: Path, run_chost: RunChost) -
         "metric depth non_monotonic s64 -1",
         "metric size non_monotonic u64 0",
         "metric lag non_monotonic d 0",
+        "metric sdk.errors monotonic u64 0",
     ]
+
+
+def test_a_plugin_without_metrics_reports_its_failures_as_sdk_errors(built: Built) -> None:
+    """Falco shows nothing of a failing field but <NA>: every plugin's metrics count its failures."""
+    import json
+
+    with PluginLibrary.load(built("faulty").library) as lib:
+        assert lib.info.required_api_version == "3.4.0"  # unchanged by the symbol
+        config = json.dumps({"fail": ["extract:faulty.number"], "exc": "ValueError", "count": 3})
+        with lib.init(config) as handle:
+            assert handle.metrics() == [MetricValue("sdk.errors", "monotonic", "u64", 0)]
+            with handle.open("") as capture:
+                events = list(capture.events(limit=2))
+            for event in events:
+                assert handle.extract(event, "faulty.number", strict=False) is None
+            assert handle.metrics() == [MetricValue("sdk.errors", "monotonic", "u64", 2)]

@@ -56,4 +56,5 @@ def test_the_metrics_example_counts_what_it_extracts(tmp_path: Path) -> None:
         assert {m.name: (m.type, m.value_type, m.value) for m in plugin.metrics()} == {
             "events": ("monotonic", "u64", 3),
             "biggest": ("non_monotonic", "s64", 6),
+            "sdk.errors": ("monotonic", "u64", 0),
         }

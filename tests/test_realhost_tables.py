@@ -35,10 +35,14 @@ def _capture(binary: Path) -> Path:
     return capture
 
 
-def _falco(tmp_path: Path, plugins: list[tuple[str, Path]], rule: str, output: str) -> str:
+def _falco(
+    tmp_path: Path, plugins: list[tuple[str, Path]], rule: str, output: str, init_config: str = "{}", extra: str = ""
+) -> str:
     falco = _realhost_binary("FALCO", "falco")
     capture = _capture(falco)
-    entries = "".join(f"  - name: {name}\n    library_path: {lib}\n    init_config: '{{}}'\n" for name, lib in plugins)
+    entries = "".join(
+        f"  - name: {name}\n    library_path: {lib}\n    init_config: '{init_config}'\n" for name, lib in plugins
+    )
     (tmp_path / "falco.yaml").write_text(
         "engine:\n  kind: replay\n  replay:\n"
         f"    capture_file: {capture}\n"
@@ -46,13 +50,14 @@ def _falco(tmp_path: Path, plugins: list[tuple[str, Path]], rule: str, output: s
         f"plugins:\n{entries}"
         f"rules_files: [{tmp_path / 'rules.yaml'}]\n"
         "stdout_output: {enabled: true}\npriority: debug\n"
+        f"{extra}"
     )
     (tmp_path / "rules.yaml").write_text(
         f'- rule: tables\n  desc: state tables\n  condition: {rule}\n  output: "{output}"\n  priority: WARNING\n'
     )
     done = subprocess.run([str(falco), "-c", str(tmp_path / "falco.yaml")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 def test_falco_renders_a_column_a_parser_added_to_threads(built: Built, tmp_path: Path) -> None:
@@ -64,6 +69,72 @@ def test_falco_renders_a_column_a_parser_added_to_threads(built: Built, tmp_path
         "curl tag=%fxt.tag count=%fxt.count comm=%fxt.comm",
     )
     assert "Warning curl tag=curl#1 count=1 comm=curl" in out, out
+
+
+def test_an_accessor_of_another_table_is_refused_in_falco_not_a_crash(built: Built, tmp_path: Path) -> None:
+    """Each threads entry is read with a file_descriptors accessor: libsinsp would read a foreign offset
+    (Falco died with SIGSEGV); the glue refuses it with a TableError, so parse fails and Falco carries on."""
+    out = _falco(
+        tmp_path,
+        [("fxt_tables", built("tables_parse").library)],
+        "evt.type = execve and evt.dir = < and proc.name = curl",
+        "curl comm=%fxt.comm",
+        init_config='{"misuse": "foreign_read"}',
+    )
+    assert "Warning curl comm=curl" in out, out
+
+
+@pytest.mark.parametrize("libs_logger", [True, False])
+def test_a_failing_parser_is_logged_once_in_falco_with_libs_logger(
+    built: Built, tmp_path: Path, libs_logger: bool
+) -> None:
+    """libsinsp ignores a failed parse_event: the SDK logs the first failure at warning through the
+    host's logger, which Falco prints when libs_logger is enabled (at warning severity or lower)."""
+    out = _falco(
+        tmp_path,
+        [("fxt_tables", built("tables_parse").library)],
+        "evt.type = execve and evt.dir = < and proc.name = curl",
+        "curl comm=%fxt.comm",
+        init_config='{"misuse": "bad_value"}',
+        extra=f"libs_logger: {{enabled: {str(libs_logger).lower()}, severity: warning}}\nlog_stderr: true\n"
+        "log_level: info\n",
+    )
+    message = "parse_event: writing field fxt.count of table threads: expected uint64, got str"
+    assert out.count(message) == (1 if libs_logger else 0), out
+
+
+def test_an_unknown_table_reads_the_same_in_falco_as_in_the_python_host(built: Built, tmp_path: Path) -> None:
+    """libsinsp refuses a table it does not have without a reason; the SDK's message names what the host has."""
+    falco = _realhost_binary("FALCO", "falco")
+    capture = _capture(falco)
+    lib = built("tables_parse").library
+    (tmp_path / "falco.yaml").write_text(
+        f"engine:\n  kind: replay\n  replay:\n    capture_file: {capture}\nload_plugins: [fxt_tables]\n"
+        f'plugins:\n  - name: fxt_tables\n    library_path: {lib}\n    init_config: \'{{"misuse": "unknown_table"}}\'\n'
+        "rules_files: []\n"
+    )
+    done = subprocess.run([str(falco), "-c", str(tmp_path / "falco.yaml")], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "opening table no_such_table with int64 keys: the host has no table of that name (it has: " in (
+        done.stdout + done.stderr
+    ), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("which", ["lo", "hi", "under", "over"])
+def test_falco_stores_each_integer_width_to_both_ends_and_refuses_one_past(
+    built: Built, tmp_path: Path, which: str
+) -> None:
+    """The same writes as test_tables' through libsinsp's own tables (what the glue refuses never reaches it)."""
+    from test_tables import BOUNDS
+
+    out = _falco(
+        tmp_path,
+        [("fxt_tables", built("tables_parse").library)],
+        "evt.type = execve and evt.dir = < and proc.name = curl",
+        "widths %fxt.widths",
+        init_config=f'{{"misuse": "widths:{which}"}}',
+    )
+    assert f"Warning widths {BOUNDS[which]}" in out, out
 
 
 def test_falco_lets_a_plugin_read_a_table_another_exported(built: Built, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ BASE = {
     "plugin_init",
     "plugin_destroy",
     "plugin_get_last_error",
+    "plugin_get_metrics",  # every plugin reports sdk.errors (hosts before API 3.5 never look it up)
 }
 SOURCING = {"plugin_get_id", "plugin_get_event_source", "plugin_open", "plugin_close", "plugin_next_batch"}
 EXTRACTION = {"plugin_get_fields", "plugin_extract_fields"}

@@ -144,8 +144,11 @@ def test_a_host_with_no_tables_gets_a_precise_init_error(libs: Callable[[str], P
 @pytest.mark.parametrize(
     ("misuse", "message"),
     [
-        ("unknown_table", "opening table no_such_table with int64 keys: table 'no_such_table' does not exist"),
-        ("wrong_key", "opening table threads with string keys: table 'threads' has key type int64, not string"),
+        (
+            "unknown_table",
+            "opening table no_such_table with int64 keys: the host has no table of that name (it has: threads)",
+        ),
+        ("wrong_key", "opening table threads with string keys: the table's keys are int64"),
         ("unknown_field", "getting field no_such_field of table threads: the table has no such field"),
         ("wrong_type", "getting field comm of table threads: the field has type string, not int64"),
         ("int_no_width", "an integer field needs an explicit width: INT8..INT64 or UINT8..UINT64"),
@@ -173,7 +176,23 @@ def test_init_time_misuse_names_the_table_and_field(
         ("bad_value", "writing field fxt.count of table threads: expected uint64, got str"),
         ("overflow", "writing field fxt.count of table threads: -1 does not fit in uint64"),
         ("released", "reading table threads: the entry was released"),
+        (
+            "foreign_read",
+            "reading field name of table threads.file_descriptors: the entry belongs to table threads; use an "
+            "accessor obtained from table threads",
+        ),
+        (
+            "foreign_write",
+            "writing field name of table threads.file_descriptors: the entry belongs to table threads; use an "
+            "accessor obtained from table threads",
+        ),
         ("fd_add_twice", "adding to table threads.file_descriptors: the entry was not made by this table's create()"),
+        (
+            "erase_in_for_each",
+            "erasing from table threads.file_descriptors: not while for_each iterates it (collect the keys in the "
+            "callback, then change the table after for_each returns)",
+        ),
+        ("raise_in_for_each", "ValueError: the callback gives up"),
     ],
 )
 def test_parse_time_misuse_fails_the_call_with_a_precise_error(
@@ -275,7 +294,7 @@ def test_an_exported_table_goes_away_with_its_plugin(
     libs: Callable[[str], PluginLibrary], registry: TableRegistry
 ) -> None:
     libs("tables_export").init("", tables=registry).destroy()
-    with pytest.raises(HostError, match="table 'fxt_procs' does not exist"):
+    with pytest.raises(HostError, match=r"opening table fxt_procs with int64 keys: the host has no table of that name"):
         libs("tables_reader").init("", tables=registry)
 
 
@@ -415,6 +434,47 @@ def test_without_a_thread_pool_subscribe_fails_precisely(
     )
 
 
+class _Owner:
+    """Just enough of a raw-layer State for the registry's vtables: a name and an error slot."""
+
+    def __init__(self) -> None:
+        self.library = type("Lib", (), {"name": "owner"})()
+        self.error = ""
+
+    def set_owner_error(self, message: str) -> None:
+        self.error = message
+
+
+def test_the_host_refuses_a_field_of_another_table_on_an_entry(registry: TableRegistry) -> None:
+    """What a plugin not built with the SDK's glue meets: the host's own vtables refuse a
+    file_descriptors field on a threads entry (libsinsp would read it at a foreign offset)."""
+    from falco_plugin_tools.host._ffi import Rc, ffi
+
+    owner = _Owner()
+    o = ffi.new_handle(owner)
+    init = registry.init_input()
+    threads = init.get_table(o, b"threads", 4)
+    fds_field = init.fields_ext.get_table_field(threads, b"file_descriptors", 10)
+    key = ffi.new("ss_plugin_state_data *")
+    key.s64 = 42
+    entry = registry.reader_ext.get_table_entry(threads, key)
+    out = ffi.new("ss_plugin_state_data *")
+    assert registry.reader_ext.read_entry_field(threads, entry, fds_field, out) == Rc.SUCCESS
+    fds = out.table
+    name_field = init.fields_ext.get_table_field(fds, b"name", 9)
+    assert registry.reader_ext.read_entry_field(threads, entry, name_field, out) == Rc.FAILURE
+    assert owner.error == (
+        "read_entry_field: field 'name' belongs to table 'file_descriptors', not to table 'threads' of the entry"
+    )
+    data = ffi.new("ss_plugin_state_data *")
+    data.str = c = ffi.new("char[]", b"x")
+    assert registry.writer_ext.write_entry_field(threads, entry, name_field, data) == Rc.FAILURE
+    assert owner.error.startswith("write_entry_field: field 'name' belongs to table 'file_descriptors'")
+    assert registry["threads"][42]["comm"] == "bash" and c  # nothing written
+    registry.reader_ext.release_table_entry(threads, entry)
+    assert registry.violations == []
+
+
 def test_host_tables_are_plain_python() -> None:
     t = threads_table()
     assert isinstance(t, HostTable) and t.key_type == 4
@@ -504,4 +564,29 @@ def test_a_table_exported_by_a_python_plugin_is_read_by_a_plugin_written_in_c(
         assert reader.extract(ev, "creader.row[7]") == "seven/1"
         assert reader.extract(ev, "creader.row[12]") == "from python/1"
         assert reader.extract(ev, "creader.row[99]") is None
+    assert registry.violations == []
+
+
+# -- every integer width, both ends, through the glue's write ---------------------------
+
+WIDTH_NAMES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+BOUNDS = {
+    "lo": "int8=-128 int16=-32768 int32=-2147483648 int64=-9223372036854775808 uint8=0 uint16=0 uint32=0 uint64=0",
+    "hi": "int8=127 int16=32767 int32=2147483647 int64=9223372036854775807 uint8=255 uint16=65535 "
+    "uint32=4294967295 uint64=18446744073709551615",
+    "under": " ".join(f"{t}:refused" for t in WIDTH_NAMES),
+    "over": " ".join(f"{t}:refused" for t in WIDTH_NAMES),
+}
+
+
+@pytest.mark.parametrize("which", list(BOUNDS))
+def test_each_integer_width_takes_both_its_ends_and_refuses_one_past(
+    libs: Callable[[str], PluginLibrary], registry: TableRegistry, which: str
+) -> None:
+    """One past either end is a TableError (the value is not stored as it wraps: 300 would be 44 in a
+    uint8); the ends themselves are stored and read back exactly. Real Falco: test_realhost_tables."""
+    p = tables_plugin(libs, registry, f"widths:{which}")
+    ev = syscall_event(42)
+    p.parse(ev)
+    assert p.extract(ev, "fxt.widths") == BOUNDS[which]
     assert registry.violations == []

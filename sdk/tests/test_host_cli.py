@@ -104,11 +104,20 @@ def test_run_without_fields_shows_every_field_that_needs_no_argument(
 
 
 def test_run_shows_missing_values_and_lists_like_falco(capsys: pytest.CaptureFixture[str], c_plugin: CPlugin) -> None:
-    code, out, _ = run(
-        capsys, "run", str(c_plugin()), "--open-params", "1", "--fields", "ctest.none,ctest.fail,ctest.meta"
-    )
+    code, out, _ = run(capsys, "run", str(c_plugin()), "--open-params", "1", "--fields", "ctest.none,ctest.meta")
     assert code == 0
-    assert events_of(out) == [{"num": "1", "ctest.none": "<NA>", "ctest.fail": "<NA>", "ctest.meta": "(7,8,64,0)"}]
+    assert events_of(out) == [{"num": "1", "ctest.none": "<NA>", "ctest.meta": "(7,8,64,0)"}]
+
+
+def test_run_shows_a_failed_field_with_its_error_and_exits_1(
+    capsys: pytest.CaptureFixture[str], c_plugin: CPlugin
+) -> None:
+    """Where Falco would print <NA> for a failed field, and nothing else, the runner prints the error."""
+    code, out, _ = run(capsys, "run", str(c_plugin()), "--open-params", "1", "--fields", "ctest.fail,ctest.none")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].endswith(" ctest.fail=<error: extraction of ctest.fail failed on purpose> ctest.none=<NA>")
+    assert lines[-1].endswith(" errors=1")
 
 
 def test_run_json_prints_one_object_per_event_and_a_summary(

@@ -174,3 +174,59 @@ def test_the_leading_state_events_agree_with_sinsp_example(leading_state: Path) 
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert [(r["evt.num"], r["evt.type"]) for r in rows] == LEADING_SHOWN
+
+
+@pytest.mark.parametrize("capture", captures() or [None], ids=lambda p: p.name if p else "none")
+def test_a_failing_parser_is_logged_and_the_replay_goes_on_as_in_falco(
+    capture: Path | None, build_plugin_project: Callable[[Path], BuildResult]
+) -> None:
+    """libsinsp ignores a failed parse_event and goes on (Falco exits 0): so does the replay, every event
+    shown, the first failure logged at warning by the plugin, the failures counted, exit status 1."""
+    if capture is None:
+        pytest.skip("no captures in <repo>/../shared/captures")
+    library = build_plugin_project(TABLES_PARSE).library
+    cmd = [sys.executable, "-m", "falco_plugin_tools.cli", "run", str(library), "--capture", str(capture)]
+    fields = ["--fields", "evt.num,proc.name,fxt.comm"]
+    good = subprocess.run([*cmd, *fields], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [*cmd, *fields, "--init-config", '{"misuse": "bad_value"}'], capture_output=True, text=True, timeout=300
+    )
+    assert good.returncode == 0, good.stderr
+    assert bad.returncode == 1, bad.stderr
+    shown = [line for line in bad.stdout.splitlines() if line.startswith("#")]
+    assert shown == [line for line in good.stdout.splitlines() if line.startswith("#")]
+    warning = "WARNING fxt_tables: parse_event: writing field fxt.count of table threads: expected uint64, got str"
+    assert bad.stderr.splitlines().count(warning) == 1, bad.stderr
+    assert " errors=" in bad.stdout.splitlines()[-1]
+
+
+def test_exited_threads_leave_the_table_and_the_registry_stays_bounded(
+    tmp_path: Path, build_plugin_project: Callable[[Path], BuildResult]
+) -> None:
+    """libsinsp removes a thread once it has exited; the Python host did not, and kept every entry and
+    subtable it ever handed out (walked on every call: the replay slowed down as the capture went on).
+    Here 400 short-lived processes each open a file and exit: afterwards the table holds the live
+    thread only, and what the registry keeps for the plugin does not depend on how many came and went."""
+    from falco_plugin_tools.host import PluginLibrary
+    from falco_plugin_tools.host.replay import Replay
+    from falco_plugin_tools.host.tables import TableRegistry, threads_table
+    from scapwriter import ScapWriter, build_event
+    from test_scap import open_x, proc
+
+    procexit = 186  # PPME_PROCEXIT_1_E
+    writer = ScapWriter().machine_info().proclist([proc(1)])
+    for i in range(400):
+        tid = 1000 + i
+        writer.event(open_x(3, "/etc/passwd", tid=tid))
+        writer.event(build_event(procexit, [0, 0, 0, 0, 0], tid=tid))
+    writer.event(open_x(3, "/etc/hosts", tid=1))
+    capture = writer.save(tmp_path / "churn.scap")
+    library = build_plugin_project(TABLES_PARSE).library
+    registry = TableRegistry(threads_table())
+    with PluginLibrary.load(library) as lib, lib.init("", tables=registry) as plugin:
+        tags = [plugin.extract(r.event, "fxt.tag") for r in Replay(capture, [plugin], registry["threads"]).events()]
+        # each thread parsed twice (its open, its procexit), a fresh count each: no tid was reused
+        assert tags[:-1] == ["<NA>#1", "<NA>#2"] * 400 and str(tags[-1]).endswith("#1")
+        assert sorted(registry["threads"].entries) == [1]
+        assert registry.handed_out < 20, registry.handed_out
+    assert registry.violations == []

@@ -292,6 +292,7 @@ def test_an_invalid_explicit_required_api_version_is_rejected(version: str) -> N
 def test_symbols_of_a_minimal_source_plugin() -> None:
     assert sorted(resolve(Src).symbols()) == sorted(
         [
+            "plugin_get_metrics",  # the glue's sdk.errors
             "plugin_get_required_api_version",
             "plugin_get_version",
             "plugin_get_name",

@@ -63,3 +63,20 @@ def test_async_events_reach_rules_and_a_capture_carries_the_dumped_state(
     for text in (b"state 0 of 1", b"state 1 of 1", b"stats ", b"w0 0", b"w0 2"):
         assert text in data, text
     assert data.index(b"state 0 of 1") < data.index(b"w0 1")
+
+
+def test_falco_survives_workers_writing_to_a_peer_that_closes_while_it_stops_them(
+    falco: Path, build_plugin_project: Callable[[str | Path], BuildResult], tmp_path: Path, closing_peer: str
+) -> None:
+    """Falco keeps SIGPIPE at its default action. A worker writes to a peer that closes each connection
+    (EPIPE, again and again) until Falco stops at the source's end, when stop_async shuts its socket
+    under a sendall: five runs, each must end normally (Falco died of SIGPIPE, rc -13, before the
+    workers blocked it)."""
+    library = build_plugin_project(REPO / "tests" / "plugins" / "async_events").library
+    conf = PluginConf("fxt_async", library, init_config={"workers": 0, "sink": closing_peer}, open_params="eof:1")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    config = write_config(tmp_path / "falco.yaml", falco_config([conf], rules=[rules]))
+    for _ in range(5):
+        run = run_falco(falco, config, "--disable-source", "syscall")
+        assert run.returncode == 0, run.describe()

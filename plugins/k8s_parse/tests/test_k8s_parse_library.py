@@ -338,6 +338,11 @@ def test_metrics_are_reported(kube: FakeKube, node: Callable[..., Node]) -> None
         "lookup_misses",
         "pods_malformed",
         "pod_events_undelivered",
+        # what the SDK reports of every plugin: failed calls, and its async events' fate
+        "sdk.errors",
+        "sdk.async.delivered",
+        "sdk.async.dropped",
+        "sdk.async.refused",
     }
     assert names["watch_restarts"] == 1 and names["pods_known"] == 1 and names["events_parsed"] == 1
 

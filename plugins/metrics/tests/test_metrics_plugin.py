@@ -146,6 +146,10 @@ def test_metrics_count_samples_failures_and_events(metrics_lib: BuildResult, pro
         "events_seen",
         "events_seen_syscall",
         "events_seen_other",
+        "sdk.async.delivered",  # the SDK's rows, after the plugin's
+        "sdk.async.dropped",
+        "sdk.async.refused",
+        "sdk.errors",
     }
     # a sample taken while the host cleared the handler is dropped: counted, not delivered
     assert got["async_emitted"].value == delivered

@@ -42,7 +42,7 @@ from .tables import (
 )
 
 if TYPE_CHECKING:
-    from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
+    from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit, block_sigpipe
     from .capture import CaptureListenPlugin, Routine, Routines
     from .extract import IPAddr, IPNet
     from .metrics import Counter, Gauge, Metric, MetricValue
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 # never names them never pays for them.
 _LAZY = {
     **dict.fromkeys(("IPAddr", "IPNet"), "extract"),
-    **dict.fromkeys(("AsyncPlugin", "AsyncSession", "AsyncStats", "Emit"), "asyncevents"),
+    **dict.fromkeys(("AsyncPlugin", "AsyncSession", "AsyncStats", "Emit", "block_sigpipe"), "asyncevents"),
     **dict.fromkeys(("CaptureListenPlugin", "Routine", "Routines"), "capture"),
     **dict.fromkeys(("Counter", "Gauge", "Metric", "MetricValue"), "metrics"),
     **dict.fromkeys(("ALL_EVENTS", "ALL_SOURCES", "ParsePlugin"), "parse"),
@@ -112,6 +112,7 @@ __all__ = [
     "AsyncPlugin",
     "AsyncSession",
     "AsyncStats",
+    "block_sigpipe",
     "Batch",
     "Config",
     "ConfigError",

@@ -25,15 +25,32 @@ counted (:meth:`AsyncPlugin.async_stats`) and dropped, and ``emit`` returns
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from .errors import PluginError
+from .metrics import SdkCounter
 from .plugin import Plugin
 
-__all__ = ["AsyncPlugin", "AsyncSession", "AsyncStats", "Emit"]
+__all__ = ["AsyncPlugin", "AsyncSession", "AsyncStats", "Emit", "block_sigpipe"]
+
+
+def block_sigpipe() -> None:
+    """Make the calling thread immune to SIGPIPE, leaving the process's disposition alone.
+
+    Falco keeps SIGPIPE at its default action (end the process), and a plugin
+    library must not change the host's dispositions. A write to a socket or
+    pipe whose peer has gone raises SIGPIPE in the thread that wrote; with the
+    signal blocked in that thread's mask the write fails with ``EPIPE``
+    (``BrokenPipeError``) instead. Threads the SDK starts (async workers) call
+    this first; call it at the start of any thread of your own that writes to
+    sockets or pipes. A no-op where the platform has no thread signal masks.
+    """
+    if hasattr(signal, "pthread_sigmask") and hasattr(signal, "SIGPIPE"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
 
 
 class Emit(Protocol):
@@ -42,11 +59,14 @@ class Emit(Protocol):
     Sends one async event; ``name`` must be one of the plugin's
     ``async_events``, ``payload`` any bytes-like object. ``ts`` (nanoseconds
     since the epoch) and ``tid`` default to "let the host fill it in".
-    Returns ``True`` when the host took the event, ``False`` when it was
-    dropped because no handler is set (or this session has stopped). Raises
-    ``ValueError`` for an undeclared name, ``TypeError`` for a payload that is
-    not bytes-like, :class:`~falco_plugin.PluginError` when the host refuses
-    the event. Thread-safe; the GIL is released while the host handles it.
+    Returns ``True`` when the host took the event, ``False`` when it did not:
+    dropped because no handler is set (or this session has stopped), or
+    still refused by the host (a full queue) after
+    :attr:`AsyncPlugin.async_emit_deadline` seconds of retries (counted as
+    refused, and logged: the first refusal of each event name at warning).
+    Raises ``ValueError`` for an undeclared name, ``TypeError`` for a payload
+    that is not bytes-like. Thread-safe; the GIL is released while the host
+    handles it.
     """
 
     def __call__(self, name: str, payload: Any = b"", *, ts: int | None = None, tid: int | None = None) -> bool: ...
@@ -60,7 +80,7 @@ class AsyncStats(NamedTuple):
     dropped: int
     """Emitted while no handler was set, or from a session that had stopped."""
     refused: int
-    """Handed to the host, which returned a failure (``emit`` raised)."""
+    """Handed to the host, which still refused it at the emit deadline (``emit`` returned ``False``)."""
 
 
 class AsyncSession:
@@ -96,6 +116,9 @@ class AsyncSession:
     def spawn(self, target: Callable[..., object], *args: Any, name: str | None = None) -> threading.Thread:
         """Run ``target(*args)`` on a new daemon thread owned by this session.
 
+        The thread blocks SIGPIPE (see :func:`block_sigpipe`): a write to a peer
+        that has gone is a ``BrokenPipeError`` in the worker, never the host's end.
+
         An exception escaping ``target`` is logged (at error level, with its
         traceback at debug level) and ends only that worker.
         """
@@ -104,6 +127,7 @@ class AsyncSession:
 
         def run() -> None:
             try:
+                block_sigpipe()
                 target(*args)
             except BaseException as exc:
                 log.error("async worker %s failed: %s: %s", label, type(exc).__name__, exc)
@@ -161,6 +185,24 @@ class AsyncPlugin(Plugin):
     ``None``, the default, means any. Exports ``plugin_get_async_event_sources``."""
     async_stop_timeout: ClassVar[float] = 5.0
     """How long, in seconds, the SDK waits for a session's workers when it ends."""
+    # Reported with the plugin's metrics (Falco: <plugin>.sdk.async.*), read from the SDK's own counts.
+    _sdk_async_delivered = SdkCounter("async.delivered", "Async events the host took", source=1)
+    _sdk_async_dropped = SdkCounter("async.dropped", "Async events emitted while no handler was set", source=2)
+    _sdk_async_refused = SdkCounter(
+        "async.refused", "Async events the host still refused at the emit deadline (lost)", source=3
+    )
+    async_emit_rate: float | None = None
+    """Pacing: at most this many events per second from this plugin state (a token bucket of
+    :attr:`async_emit_burst` events), ``emit`` waiting (without the GIL) for its turn; ``None``, the
+    default, does not pace. For hosts that drop what they cannot take without saying so (libsinsp's
+    queue of 1000 events, shared by all plugins), and so that one plugin's burst does not crowd out
+    another's events. Read when the host sets a handler: ``init`` may set it from the config."""
+    async_emit_burst: int = 100
+    """How many events may go at once before :attr:`async_emit_rate` applies."""
+    async_emit_deadline: ClassVar[float] = 1.0
+    """Back-pressure: how long, in seconds, ``emit`` keeps offering an event the host refuses (a full
+    queue) before it gives up, counts it as refused and returns ``False``; the emitting thread waits
+    meanwhile (without the GIL). ``0`` gives up at the first refusal."""
 
     def emit(self, name: str, payload: Any = b"", *, ts: int | None = None, tid: int | None = None) -> bool:
         """Send an async event now, from any thread (see :class:`Emit`).

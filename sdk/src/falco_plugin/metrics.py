@@ -52,6 +52,9 @@ class Metric:
     """A metric declaration (a class attribute of the plugin)."""
 
     monotonic = False
+    source = 0
+    """Where the host's reading comes from: 0, the metric's own cell; otherwise a counter the SDK keeps
+    itself (1..3: the async gate's delivered, dropped and refused counts)."""
 
     def __init__(self, name: str, description: str, value_type: ValueType) -> None:
         self.name = name
@@ -111,6 +114,18 @@ def _value_type(t: Any, *, signed: bool) -> ValueType:
     if t is int:
         return "s64" if signed else "u64"
     raise TypeError(f"a metric's type is int or float, not {t!r}")
+
+
+SDK_PREFIX = "sdk."
+"""Metric names the SDK reports for every plugin that has metrics; plugins may not declare them."""
+
+
+class SdkCounter(Counter):
+    """A counter the SDK reports itself (its ``source`` says from where)."""
+
+    def __init__(self, name: str, description: str, source: int = 0) -> None:
+        super().__init__(SDK_PREFIX + name, description)
+        self.source = source
 
 
 def metrics_of(cls: type) -> list[Metric]:

@@ -42,6 +42,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
+from falco_plugin import block_sigpipe
 from urllib3.exceptions import InsecureRequestWarning
 
 from .config import HeaderError, HttpPollConfig, PollSettings, resolve_headers
@@ -289,6 +290,9 @@ class Poller:
             raise Stopped
 
     def _run(self) -> None:
+        # A server that closes mid-request must be a BrokenPipeError here, not SIGPIPE ending Falco
+        # (which keeps the default action); the mask is this thread's only.
+        block_sigpipe()
         try:
             with _Session([h.name for h in self.config.headers]) as session:
                 self._loop(session)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import threading
+import time
 import traceback
 from typing import Any
 
@@ -157,11 +159,47 @@ class Binding:
 
     def describe_error(self, context: str, exc: BaseException, state: State | None) -> str:
         text = describe(context, exc)
-        if state is not None and not isinstance(exc, (PluginError, EndOfStream, Timeout)):
-            # A traceback is for whoever turned debug logging on, never stderr.
-            tb = "".join(traceback.format_exception(exc)).rstrip()
-            state.log.debug("%s\n%s", text, tb)
+        if state is not None and not isinstance(exc, (EndOfStream, Timeout)):
+            # Hosts may drop a failure silently (libsinsp ignores a failed parse_event and shows a failed
+            # field as <NA>): the plugin's log and metrics say it instead.
+            state.note_failure(context, text)
+            if not isinstance(exc, PluginError):
+                # A traceback is for whoever turned debug logging on, never stderr.
+                tb = "".join(traceback.format_exception(exc)).rstrip()
+                state.log.debug("%s\n%s", text, tb)
         return text
+
+
+class FailureLog:
+    """Failures made visible without flooding the log: the first of each kind (an entry point, a
+    field, an async event name) is logged at warning with its message; later ones of that kind are
+    counted, and a warning with the count and the latest message follows at most every
+    :attr:`INTERVAL` seconds. Holds no reference to the plugin or its state."""
+
+    INTERVAL = 10.0
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._kinds: dict[str, list[float]] = {}  # kind -> [failures not yet reported, time of the last report]
+
+    def __call__(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            seen = self._kinds.get(kind)
+            if seen is None:
+                self._kinds[kind] = [0, now]
+                more = 0
+            else:
+                seen[0] += 1
+                if now - seen[1] < self.INTERVAL:
+                    return
+                more, since = int(seen[0]), now - seen[1]
+                seen[0], seen[1] = 0, now
+        if more == 0:
+            self._log.warning("%s", message)
+        else:
+            self._log.warning("%s (%d failures of %s in the last %.0f s)", message, more, kind, since)
 
 
 class State:
@@ -195,6 +233,12 @@ class State:
         self.plugin = plugin
         self._raw_config = raw
         self._started = False
+        self.failures = FailureLog(self.log)
+
+    def note_failure(self, context: str, text: str) -> None:
+        """A call into the plugin failed with ``text`` (``context``: the entry point or field): log it
+        (see :class:`FailureLog`; the glue counts it, the ``sdk.errors`` metric)."""
+        self.failures(context, text)
 
     def attach_tables(self, glue: Any, state_addr: int) -> None:
         """Called by the table glue (``build/glue/tables.c``) before ``start``."""
@@ -234,4 +278,4 @@ class State:
         self.plugin.set_config(self._config(raw, "config"))
 
 
-__all__ = ["Binding", "State", "describe"]
+__all__ = ["Binding", "FailureLog", "State", "describe"]

@@ -103,6 +103,8 @@ class PluginSpec:
             syms.append("set_config")
         for cap in self.units.values():
             syms += cap.symbols()
+        if "get_metrics" not in syms:
+            syms.append("get_metrics")  # the glue's own, reporting sdk.errors (older hosts never ask)
         if self.event_schema_version is not None:
             syms.append("get_required_event_schema_version")
         return ["plugin_" + s for s in syms]

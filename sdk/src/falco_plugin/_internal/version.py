@@ -11,8 +11,9 @@ how glue of any version asks.
 
 SDK_VERSION = "0.1.0"
 """The SDK release (the only place it is written; the distribution reads it)."""
-GLUE_CONTRACT = 3
+GLUE_CONTRACT = 4
 """The glue/runtime contract this runtime implements (2: the ``Event.tid`` slot, and the
 state tables, parsing and capture listening entry points; 3: the ``Event._key``/``_value``
 slots of ``@per_event``, ``event._per_event_factory``, and the event number in
-``fp_event_ref`` instead of an ``Event.num`` slot)."""
+``fp_event_ref`` instead of an ``Event.num`` slot; 4: the SDK's metric rows after the plugin's in
+``metrics_attach``, ``async_refused`` and ``async_pacing`` on async states)."""

@@ -13,7 +13,7 @@
  *
  * OPTIONS belong to the library named last (before any, to the first one):
  *   --config S  --open S  --fields f1,f2  -n N  --bench-source N  --bench-extract N
- *   --async-seconds S  --dump-state  --metrics  --bench-metrics N  --events FILE
+ *   --async-seconds S  --async-cycles N  --async-queue CAP:RATE  --dump-state  --metrics  --bench-metrics N  --events FILE
  * --threads reads each source on its own thread; otherwise one batch is taken
  * from each source in turn until all have ended. --quiet prints no events.
  * --engine-work LINES touches LINES cache lines of a large buffer before each
@@ -23,7 +23,9 @@
  * either option stop timing each call (the loop is what counts).
  *
  * Output: "plugin <name> <version>" per library, "signals: unchanged|CHANGED"
- * once all are initialised, one line per event "evt <num> <field>=<value> ...",
+ * (SIGINT's handler and SIGPIPE's disposition) once all are initialised (and
+ * "signals: CHANGED by the end of the run" last if a plugin changed them
+ * later), one line per event "evt <num> <field>=<value> ...",
  * then "done events=<n> rc=<last rc>" per library; bench mode prints
  * "bench <what> <ns>". With several libraries every event, done and bench line
  * starts with "<plugin name> " ("<plugin name>#<position>" for a library named
@@ -34,6 +36,11 @@
  * unless --quiet) for S seconds, then a NULL handler is set and "async
  * events=<n> late=<calls after the clear> per_s=<rate> stop_ms=<time the
  * clear took>" follows; without -n, that library's source is not read.
+ * --async-cycles N repeats the set/wait/clear N times (a live capture opened
+ * and closed N times) and adds " cycles=N" to that line. --async-queue CAP:RATE
+ * puts a queue of CAP events drained at RATE per second (0: never) in front of
+ * the count, as libsinsp has one: a full queue refuses the event with "async
+ * event queue is full", and " queue_full=<refusals>" joins that line.
  * With --fields, the fields of every async event received are extracted once the
  * handler is cleared, in order, and printed as "evt <num> <field>=<value>..." lines.
  * --dump-state prints "dump <name> <payload>" per event of plugin_dump_state;
@@ -109,6 +116,11 @@ typedef struct {
     const char *events_path; /* --events: raw events from this file instead of the source */
     long max_events, bench_source, bench_extract;
     double async_seconds;
+    long async_cycles; /* --async-cycles: how many set/clear rounds (default 1) */
+    /* --async-queue CAP:RATE: a bounded queue in front of the count, drained at RATE events/s (0: never),
+     * as libsinsp's; a full queue refuses the event ("async event queue is full"). Guarded by async_lock. */
+    double queue_cap, queue_rate, queue_pending, queue_t;
+    unsigned long async_refused;
     int dump, metrics;
     long bench_metrics;
     const char *async_names; /* the get_async_events JSON */
@@ -385,6 +397,21 @@ static ss_plugin_rc async_handler(ss_plugin_owner_t *o, const ss_plugin_event *e
         snprintf(err, HOST_ERRLEN, "incompatible async event '%s'", name);
         return SS_PLUGIN_FAILURE;
     }
+    if (p->queue_cap > 0) {
+        pthread_mutex_lock(&p->async_lock);
+        double t = now_ns();
+        p->queue_pending -= p->queue_t > 0 ? (t - p->queue_t) / 1e9 * p->queue_rate : 0;
+        p->queue_pending = p->queue_pending < 0 ? 0 : p->queue_pending;
+        p->queue_t = t;
+        int full = p->queue_pending + 1 > p->queue_cap;
+        p->queue_pending += full ? 0 : 1;
+        p->async_refused += full ? 1 : 0;
+        pthread_mutex_unlock(&p->async_lock);
+        if (full) {
+            snprintf(err, HOST_ERRLEN, "async event queue is full");
+            return SS_PLUGIN_FAILURE;
+        }
+    }
     __atomic_fetch_add(&p->async_count, 1, __ATOMIC_SEQ_CST);
     if (p->nreq && p->api.extract_fields) { /* --fields: extracted from once the handler is cleared */
         ss_plugin_event *copy = malloc(evt->len);
@@ -450,23 +477,37 @@ static int run_async(plugin_t *p) {
         return 0;
     }
     pthread_mutex_init(&p->async_lock, NULL);
-    if (set_handler(p->s, (ss_plugin_owner_t *)p, async_handler) != SS_PLUGIN_SUCCESS) {
-        error(p, "set_async_event_handler: %s", p->api.get_last_error(p->s));
-        return 1;
+    /* Each cycle is a live capture opening and closing (Falco's start/stop): the handler is set, the
+     * plugin runs for async_seconds, the handler is cleared. The figures are those of the last cycle. */
+    long cycles = p->async_cycles > 0 ? p->async_cycles : 1;
+    unsigned long n = 0;
+    double t0 = 0, t1 = 0, t2 = 0;
+    ss_plugin_rc rc = SS_PLUGIN_SUCCESS;
+    for (long c = 0; c < cycles && rc == SS_PLUGIN_SUCCESS; c++) {
+        __atomic_store_n(&p->async_cleared, 0, __ATOMIC_SEQ_CST);
+        if (set_handler(p->s, (ss_plugin_owner_t *)p, async_handler) != SS_PLUGIN_SUCCESS) {
+            error(p, "set_async_event_handler: %s", p->api.get_last_error(p->s));
+            return 1;
+        }
+        unsigned long before = __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST);
+        t0 = now_ns();
+        struct timespec pause = {(time_t)p->async_seconds,
+                                 (long)((p->async_seconds - (double)(time_t)p->async_seconds) * 1e9)};
+        while (nanosleep(&pause, &pause) != 0) {
+        }
+        n = __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST) - before;
+        t1 = now_ns();
+        rc = set_handler(p->s, (ss_plugin_owner_t *)p, NULL);
+        t2 = now_ns();
+        __atomic_store_n(&p->async_cleared, 1, __ATOMIC_SEQ_CST);
     }
-    double t0 = now_ns();
-    struct timespec pause = {(time_t)p->async_seconds,
-                             (long)((p->async_seconds - (double)(time_t)p->async_seconds) * 1e9)};
-    while (nanosleep(&pause, &pause) != 0) {
-    }
-    unsigned long n = __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST);
-    double t1 = now_ns();
-    ss_plugin_rc rc = set_handler(p->s, (ss_plugin_owner_t *)p, NULL);
-    double t2 = now_ns();
-    __atomic_store_n(&p->async_cleared, 1, __ATOMIC_SEQ_CST);
     line_start(p, stdout);
-    printf("async events=%lu late=%lu per_s=%.0f stop_ms=%.1f\n", __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST),
+    printf("async events=%lu late=%lu per_s=%.0f stop_ms=%.1f", __atomic_load_n(&p->async_count, __ATOMIC_SEQ_CST),
            __atomic_load_n(&p->async_late, __ATOMIC_SEQ_CST), (double)n / ((t1 - t0) / 1e9), (t2 - t1) / 1e6);
+    if (p->queue_cap > 0) {
+        printf(" queue_full=%lu", p->async_refused);
+    }
+    printf(cycles > 1 ? " cycles=%ld\n" : "\n", cycles);
     if (rc != SS_PLUGIN_SUCCESS) {
         error(p, "set_async_event_handler(NULL): %s", p->api.get_last_error(p->s));
         return 1;
@@ -841,7 +882,7 @@ static void unload(plugin_t *ps, int n) {
 static int usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s LIB [--config S] [--open S] [--fields a,b] [-n N] [--bench-source N] [--bench-extract N]\n"
-            "       [--async-seconds S] [--dump-state] [--metrics] [--bench-metrics N] [--events FILE]\n"
+            "       [--async-seconds S] [--async-cycles N] [--async-queue CAP:RATE] [--dump-state] [--metrics] [--bench-metrics N] [--events FILE]\n"
             "       [--lib LIB [same options]]... [--threads] [--quiet] [--engine-work LINES] [--engine-spin INSTR]\n",
             argv0);
     return 2;
@@ -871,6 +912,12 @@ int main(int argc, char **argv) {
             p->bench_extract = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--async-seconds") && i + 1 < argc) {
             p->async_seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--async-queue") && i + 1 < argc) {
+            char *rest;
+            p->queue_cap = strtod(argv[++i], &rest);
+            p->queue_rate = *rest == ':' ? strtod(rest + 1, NULL) : 0;
+        } else if (!strcmp(argv[i], "--async-cycles") && i + 1 < argc) {
+            p->async_cycles = atol(argv[++i]);
         } else if (!strcmp(argv[i], "--dump-state")) {
             p->dump = 1;
         } else if (!strcmp(argv[i], "--metrics")) {
@@ -910,11 +957,14 @@ int main(int argc, char **argv) {
     }
 
     /* A host-installed handler that the plugins must leave alone. */
-    struct sigaction sa, before, after;
+    struct sigaction sa, before, after, pipe_before, pipe_after;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = sigint_handler;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGINT, NULL, &before);
+    /* SIGPIPE stays at its default action, as Falco leaves it: a write to a closed socket on a
+     * thread that has not blocked SIGPIPE ends the process. */
+    sigaction(SIGPIPE, NULL, &pipe_before);
 
     int status = 0;
     for (int k = 0; k < nlibs && !status; k++) {
@@ -932,7 +982,9 @@ int main(int argc, char **argv) {
     }
     if (!status) {
         sigaction(SIGINT, NULL, &after);
-        printf("signals: %s\n", after.sa_handler == before.sa_handler ? "unchanged" : "CHANGED");
+        sigaction(SIGPIPE, NULL, &pipe_after);
+        int same = after.sa_handler == before.sa_handler && pipe_after.sa_handler == pipe_before.sa_handler;
+        printf("signals: %s\n", same ? "unchanged" : "CHANGED");
     }
     for (int k = 0; k < nlibs && !status; k++) {
         if (ps[k].async_seconds > 0 || ps[k].dump) {
@@ -988,6 +1040,12 @@ int main(int argc, char **argv) {
     for (int k = 0; k < nlibs; k++) {
         report(&ps[k]);
         status |= ps[k].failed;
+    }
+    /* A plugin may also change a disposition later (when its workers start, say). */
+    sigaction(SIGINT, NULL, &after);
+    sigaction(SIGPIPE, NULL, &pipe_after);
+    if (after.sa_handler != before.sa_handler || pipe_after.sa_handler != pipe_before.sa_handler) {
+        printf("signals: CHANGED by the end of the run\n");
     }
     fflush(stdout);
     unload(ps, nlibs);

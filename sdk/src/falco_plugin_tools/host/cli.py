@@ -12,7 +12,11 @@ event handler for the run and prints each async event as it is seen
 (``@async sample payload=b'...'``); ``--metrics`` prints the plugin's metrics
 at the end (``-- metric seen monotonic u64 4``). ``--json`` prints JSON
 instead (one object per event, then ``{"summary": ...}``). Errors go to
-stderr and the exit status is 1.
+stderr and the exit status is 1. A field whose extraction failed prints its
+error in place of its value (``dummy.value=<error: extracting dummy.value:
+ValueError: ...>``; in JSON, ``null`` and the message under ``"errors"``),
+the summary counts them (``errors=N``), and the exit status is 1: Falco would
+show ``<NA>`` and say nothing.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from typing import Any, TextIO
 from falco_plugin_tools.abi import ENTRY_POINTS
 from falco_plugin_tools.host._ffi import Rc
 from falco_plugin_tools.host.async_events import AsyncEvent
-from falco_plugin_tools.host.errors import HostError
+from falco_plugin_tools.host.errors import ExtractionError, HostError
 from falco_plugin_tools.host.fields import FieldInfo
-from falco_plugin_tools.host.handle import Value
+from falco_plugin_tools.host.handle import PluginHandle, Value
 from falco_plugin_tools.host.loader import CAPABILITIES, PluginInfo, PluginLibrary
 
 __all__ = ["add_arguments", "main", "split_fields", "format_value"]
@@ -168,6 +172,26 @@ def format_value(value: Value | list[Value] | None) -> str:
     return str(value)
 
 
+def _extract_all(
+    plugin: PluginHandle, event: Any, requests: dict[str, Any]
+) -> tuple[dict[str, Value | list[Value] | None], dict[str, str]]:
+    """Each requested field's value (``None`` when it failed) and, apart, the errors of those that failed."""
+    values: dict[str, Value | list[Value] | None] = {}
+    errors: dict[str, str] = {}
+    for text, request in requests.items():
+        try:
+            values[text] = plugin.extract(event, request)
+        except ExtractionError as exc:
+            values[text], errors[text] = None, str(exc)
+    return values, errors
+
+
+def _pairs(values: dict[str, Value | list[Value] | None], errors: dict[str, str]) -> str:
+    return "".join(
+        f" {k}=<error: {errors[k]}>" if k in errors else f" {k}={format_value(v)}" for k, v in values.items()
+    )
+
+
 def _jsonable(value: Value | list[Value] | None) -> Any:
     if isinstance(value, list):
         return [_jsonable(v) for v in value]
@@ -209,22 +233,27 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
         names = split_fields(args.fields) if args.fields is not None else ["evt.num", "evt.type", "proc.name"]
         requests = {n: None if is_core_field(n) else lib.field(n) for n in names}
         registry = TableRegistry(threads_table())
-        count = 0
+        count = failed = 0
         with lib.init(args.init_config, forward_logs=True, tables=registry) as plugin:
             for r in Replay(args.capture, [plugin], registry["threads"]).events(limit=args.max_events):
                 count += 1
-                values = {
-                    n: r.core(n) if req is None else plugin.extract(r.event, req, strict=False)
-                    for n, req in requests.items()
-                }
+                values, errors = _extract_all(plugin, r.event, {n: q for n, q in requests.items() if q is not None})
+                values = {n: r.core(n) if req is None else values[n] for n, req in requests.items()}
+                failed += len(errors)
                 if args.json:
-                    out.write(json.dumps({"num": r.event.num, "fields": {k: _jsonable(v) for k, v in values.items()}}))
-                    out.write("\n")
+                    record: dict[str, Any] = {
+                        "num": r.event.num,
+                        "fields": {k: _jsonable(v) for k, v in values.items()},
+                    }
+                    if errors:
+                        record["errors"] = errors
+                    out.write(json.dumps(record) + "\n")
                 else:
-                    out.write(f"#{r.event.num}" + "".join(f" {k}={format_value(v)}" for k, v in values.items()) + "\n")
+                    out.write(f"#{r.event.num}{_pairs(values, errors)}\n")
+            failed += plugin.parse_failures  # each logged by the plugin (the first at warning)
         if not args.json:
-            out.write(f"-- events={count} capture={args.capture}\n")
-    return 0
+            out.write(f"-- events={count} capture={args.capture}" + (f" errors={failed}" if failed else "") + "\n")
+    return 1 if failed else 0
 
 
 def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
@@ -237,7 +266,7 @@ def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
         else:
             requests = [lib.field(f.name) for f in info.fields if not f.arg_required]
         show_info = "extraction" not in info.capabilities and info.id != 0
-        count, stop = 0, "eof"
+        count, failed, stop = 0, 0, "eof"
         with lib.init(args.init_config, forward_logs=True) as plugin, plugin.open(args.open_params) as capture:
             if args.async_events:
                 plugin.async_events.start()
@@ -246,16 +275,19 @@ def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
                     count += 1
                     if args.async_events:
                         _print_async(plugin.async_events.drain(), args.json, out)
-                    values = {r.text: plugin.extract(event, r, strict=False) for r in requests}
+                    values, errors = _extract_all(plugin, event, {r.text: r for r in requests})
+                    failed += len(errors)
                     text = plugin.event_to_string(event) if show_info else None
                     if args.json:
                         record: dict[str, Any] = {"num": event.num, "ts": event.ts, "source": event.source}
                         record["fields"] = {k: _jsonable(v) for k, v in values.items()}
+                        if errors:
+                            record["errors"] = errors
                         if text is not None:
                             record["info"] = text
                         out.write(json.dumps(record) + "\n")
                     else:
-                        pairs = "".join(f" {k}={format_value(v)}" for k, v in values.items())
+                        pairs = _pairs(values, errors)
                         if text is not None:
                             pairs += f" info={text}"
                         out.write(f"#{event.num} ts={event.ts}{pairs}\n")
@@ -277,8 +309,13 @@ def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
                     else:
                         out.write(f"-- metric {m.name} {m.type} {m.value_type} {m.value}\n")
         if args.json:
-            out.write(json.dumps({"summary": {"events": count, "stop": stop, "progress": pct}}) + "\n")
+            summary: dict[str, Any] = {"events": count, "stop": stop, "progress": pct}
+            if failed:
+                summary["errors"] = failed
+            out.write(json.dumps({"summary": summary}) + "\n")
         else:
-            out.write(f"-- events={count} stop={stop} progress={pct:.2f}%\n")
+            out.write(
+                f"-- events={count} stop={stop} progress={pct:.2f}%" + (f" errors={failed}" if failed else "") + "\n"
+            )
         out.flush()
-    return 130 if stop == "interrupted" else 0
+    return 130 if stop == "interrupted" else 1 if failed else 0

@@ -159,13 +159,18 @@ class PluginHandle:
 
     # -- parsing and capture listening (host/parsing.py, host/routines.py) -------
 
-    def parse(self, event: HostEvent) -> bool:
+    parse_failures = 0
+    """Failed ``parse`` calls so far."""
+
+    def parse(self, event: HostEvent, *, strict: bool = True) -> bool:
         """``plugin_parse_event`` if the plugin parses this event's type and
         source (libsinsp's dispatch); ``False`` when it does not. A failure
-        raises :class:`HostError` with the plugin's error, as libsinsp does."""
+        raises :class:`HostError` with the plugin's error; with ``strict=False``
+        it is counted (:attr:`parse_failures`) and ``False`` returned, and the
+        caller goes on with the next event, as libsinsp does."""
         from falco_plugin_tools.host.parsing import parse_event
 
-        return parse_event(self, event)
+        return parse_event(self, event, strict)
 
     def capture_open(self) -> None:
         """``plugin_capture_open``; :class:`HostError` when it fails."""

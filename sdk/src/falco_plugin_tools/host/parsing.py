@@ -5,8 +5,11 @@ is among the plugin's parse event types (resolved after init: the plugin's
 list, or, when it gives none, every type for plugins compatible with the
 ``syscall`` source and plugin events only otherwise) and whose source is
 among its parse sources (an empty list: every source; never an event of no
-known source). The call carries the table reader and writer vtables; a
-failure stops the capture with the plugin's error.
+known source). The call carries the table reader and writer vtables.
+libsinsp (0.25) ignores a failed call and goes on with the next event, as the
+Python host's event loops do (``strict=False``); called directly, a failure
+raises :class:`HostError` with the plugin's error (``strict=True``), so that a
+test sees it.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ def _parse_input(handle: PluginHandle) -> Any:
     return inp
 
 
-def parse_event(handle: PluginHandle, event: HostEvent) -> bool:
-    """Parse ``event`` if the plugin parses it; ``False`` when it does not."""
+def parse_event(handle: PluginHandle, event: HostEvent, strict: bool = True) -> bool:
+    """Parse ``event`` if the plugin parses it; ``False`` when it does not, or when it failed and not
+    ``strict`` (counted in ``handle.parse_failures``, the plugin's error in ``handle.last_error``)."""
     state = handle._state
     if not parses(handle, event):
         return False
@@ -58,5 +62,8 @@ def parse_event(handle: PluginHandle, event: HostEvent) -> bool:
     if handle.tables is not None:
         handle.tables.check_released(state, "parse_event")
     if rc != Rc.SUCCESS:
+        handle.parse_failures += 1
+        if not strict:
+            return False
         raise HostError(f"cannot parse event with plugin {handle.info.name}: {handle.last_error}")
     return True

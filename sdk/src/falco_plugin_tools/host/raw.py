@@ -69,6 +69,7 @@ _CHARS = ffi.typeof("char[]")
 _EVENT_PTR = ffi.typeof("ss_plugin_event *")
 _EVENT_INPUT = ffi.typeof("ss_plugin_event_input *")
 _FIELDS = ffi.typeof("ss_plugin_extract_field[]")
+_FIELD = ffi.typeof("ss_plugin_extract_field *")
 _EXTRACT_INPUT = ffi.typeof("ss_plugin_field_extract_input *")
 _OFFSETS = ffi.typeof("ss_plugin_extract_value_offsets *")
 
@@ -477,12 +478,17 @@ class State:
         return Extraction(rc, values, arr, vo if offsets else None, keep)
 
     def extract_one(self, event: Event, request: Request) -> tuple[int, Any]:
-        """One field, one call (as libsinsp extracts): (rc, its ``ss_plugin_extract_field``), undecoded."""
-        rc, arr, _, _ = self._extract(event, (request,), False)
-        return rc, arr[0]
+        """One field, one call (as libsinsp extracts): (rc, its ``ss_plugin_extract_field``), undecoded.
 
-    def _extract(self, event: Event, reqs: Sequence[Request], offsets: bool) -> tuple[int, Any, Any, list[Any]]:
-        arr = ffi.new(_FIELDS, len(reqs))
+        The field is an owning pointer: ``arr[0]`` of an array would not keep the array alive, and the
+        caller would read freed memory."""
+        rc, field, _, _ = self._extract(event, (request,), False, single=True)
+        return rc, field
+
+    def _extract(
+        self, event: Event, reqs: Sequence[Request], offsets: bool, single: bool = False
+    ) -> tuple[int, Any, Any, list[Any]]:
+        arr = ffi.new(_FIELD) if single else ffi.new(_FIELDS, len(reqs))
         for i, r in enumerate(reqs):
             f = arr[i]
             f.field_id = r.field_id

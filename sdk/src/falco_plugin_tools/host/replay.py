@@ -182,15 +182,25 @@ class Replay:
                 p.capture_open()
             shown = 0
             try:
+                registries = {id(p.tables): p.tables for p in self.plugins if p.tables is not None}
                 for ev in reader.events():
                     thread = state.process(ev)
+                    if state.removed:
+                        # libsinsp removes a thread (and its subtables) once it has exited: so does the
+                        # table, and what the plugins were handed of it goes too.
+                        for tid in state.removed:
+                            entry = self.table.entries.pop(tid, None) if self.table is not None else None
+                            for registry in registries.values():
+                                if entry is not None:
+                                    registry.forget_entry(entry)
+                        state.removed.clear()
                     if thread is not None and self.table is not None:
                         feed_thread(self.table, thread)
                     if ev.num is None:
                         continue  # libscap's converter drops it: libsinsp never sees it
                     event = HostEvent(ev.raw, num=ev.num, source=event_source(ev, self.sources))
                     for p in self.plugins:
-                        p.parse(event)
+                        p.parse(event, strict=False)  # as libsinsp: a failed parse is not the end
                     if not ev.shown:
                         continue
                     yield ReplayedEvent(ev, event, thread, state)

@@ -78,6 +78,8 @@ class FieldDef:
     """For table-typed fields: the schema of each entry's subtable."""
     index: int = 0
     handle: Any = None
+    table: str = ""
+    """The name of the schema the field belongs to (set by :class:`TableSchema`)."""
 
 
 @dataclass
@@ -92,13 +94,14 @@ class TableSchema:
     def __post_init__(self) -> None:
         for i, f in enumerate(self.fields):
             f.index = i
+            f.table = self.name
             f.handle = ffi.new_handle(f)
 
     def find(self, name: str) -> FieldDef | None:
         return next((f for f in self.fields if f.name == name), None)
 
     def add(self, name: str, type_: int) -> FieldDef:
-        f = FieldDef(name, type_, dynamic=True, index=len(self.fields))
+        f = FieldDef(name, type_, dynamic=True, index=len(self.fields), table=self.name)
         f.handle = ffi.new_handle(f)
         self.fields.append(f)
         return f
@@ -314,8 +317,11 @@ class TableRegistry:
         self.tables: dict[str, HostTable | _Foreign] = {t.name: t for t in tables}
         self.violations: list[str] = []
         self._refs: dict[tuple[int, int], _TableRef] = {}
-        self._live: dict[int, Any] = {}  # address -> object, for everything handed out
-        self._held: dict[int, int] = {}  # entry address -> outstanding get_table_entry count
+        self._refs_of: dict[int, list[tuple[int, int]]] = {}  # id(table) -> its keys in _refs
+        # Address -> object, for what a plugin may hand back: table accessors and fields (a few per
+        # table and plugin), entries only while handed out (held, created, or in an iteration).
+        self._live: dict[int, Any] = {}
+        self._held: dict[int, int] = {}  # entry address -> outstanding get_table_entry count (> 0 only)
         self._info: Any = None
         self._info_keep: list[Any] = []
         self._build_vtables()
@@ -329,6 +335,28 @@ class TableRegistry:
             if ref.owner is owner or (isinstance(ref.table, _Foreign) and ref.table.owner is owner):
                 del self._refs[key]
                 self._live.pop(_addr(ref.handle), None)
+                keys = self._refs_of.get(key[0])
+                if keys is not None and key in keys:
+                    keys.remove(key)
+
+    def forget_entry(self, entry: HostEntry) -> None:
+        """``entry`` left its table for good (an exited thread): drop the accessors plugins were given
+        of its subtables, so that nothing the registry keeps grows with the entries a capture ever had.
+        A plugin that kept such a pointer gets a failure, never a stale table."""
+        for value in entry.values.values():
+            if isinstance(value, HostTable):
+                for sub in value.entries.values():
+                    self.forget_entry(sub)
+                for key in self._refs_of.pop(id(value), []):
+                    ref = self._refs.pop(key, None)
+                    if ref is not None:
+                        self._live.pop(_addr(ref.handle), None)
+
+    @property
+    def handed_out(self) -> int:
+        """How many objects plugins may still hand back (accessors, fields, entries): bounded by what
+        is live, never by the history of the capture."""
+        return len(self._live)
 
     def add(self, table: HostTable) -> HostTable:
         self.tables[table.name] = table
@@ -347,6 +375,7 @@ class TableRegistry:
         ref = self._refs.get(key)
         if ref is None:
             ref = self._refs[key] = _TableRef(table, owner)
+            self._refs_of.setdefault(key[0], []).append(key)
             self._live[_addr(ref.handle)] = ref
         return ref
 
@@ -359,14 +388,20 @@ class TableRegistry:
         self._held[a] = self._held.get(a, 0) + 1
         return entry.handle
 
+    def _let_go(self, a: int) -> None:
+        """The entry at ``a`` is no longer handed out: forget its address."""
+        self._held.pop(a, None)
+        self._live.pop(a, None)
+
     def check_released(self, owner: State, call: str) -> None:
-        """Record every entry still held when a plugin's call returns."""
-        for a, n in list(self._held.items()):
-            if n > 0:
-                entry = self._live.get(a)
-                name = entry.table.name if isinstance(entry, HostEntry) else "?"
-                self.violations.append(f"{_name(owner)}: {call} returned holding an entry of table {name}")
-                self._held[a] = 0
+        """Record every entry still held when a plugin's call returns (only those are looked at)."""
+        if not self._held:
+            return
+        for a in list(self._held):
+            entry = self._live.get(a)
+            name = entry.table.name if isinstance(entry, HostEntry) else "?"
+            self.violations.append(f"{_name(owner)}: {call} returned holding an entry of table {name}")
+            self._let_go(a)
 
     def init_input(self) -> Any:
         """The ``ss_plugin_init_tables_input`` (the registry keeps it alive)."""
@@ -437,7 +472,8 @@ def _check_value(code: int, value: Any) -> str | None:
         return None if isinstance(value, str) else "expected a string"
     if code == ST["bool"]:
         return None
-    lo, hi = _LIMITS.get(code, (0, 2 ** (8 << (code - 5)) - 1))
+    # Not _LIMITS.get(code, default): the unsigned default would be computed (a negative shift) for signed codes.
+    lo, hi = _LIMITS[code] if code in _LIMITS else (0, 2 ** (8 << (code - 5)) - 1)
     return None if lo <= int(value) <= hi else f"{value} does not fit in {ST_NAME[code]}"
 
 
@@ -592,17 +628,23 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         return reg._give_entry(entry)
 
     def own_entry_field(ref: _TableRef, e: Any, f: Any, op: str) -> tuple[HostEntry, FieldDef] | None:
-        """The entry and field ``op`` was handed, when they belong to ``ref``'s table."""
+        """The entry and field ``op`` was handed, when they belong to ``ref``'s table. libsinsp would
+        read a field of another table at that field's offset in the entry (garbage, or a crash): refuse it."""
         entry, fd, table = reg._obj(e), reg._obj(f), ref.table
-        if (
-            isinstance(table, HostTable)
-            and isinstance(entry, HostEntry)
-            and isinstance(fd, FieldDef)
-            and entry.table.schema is table.schema
-        ):
-            return entry, fd
-        reg._fail(ref, f"{op}: invalid entry or field for table '{ref.table.name}'")
-        return None
+        if not (isinstance(table, HostTable) and isinstance(entry, HostEntry) and isinstance(fd, FieldDef)):
+            reg._fail(ref, f"{op}: invalid entry or field for table '{ref.table.name}'")
+            return None
+        if entry.table.schema is not table.schema:
+            reg._fail(ref, f"{op}: the entry belongs to table '{entry.table.name}', not to table '{table.name}'")
+            return None
+        schema = table.schema
+        if not (fd.index < len(schema.fields) and schema.fields[fd.index] is fd):
+            reg._fail(
+                ref,
+                f"{op}: field '{fd.name}' belongs to table '{fd.table}', not to table '{table.name}' of the entry",
+            )
+            return None
+        return entry, fd
 
     def read_entry_field(t: Any, e: Any, f: Any, out: Any) -> int:
         ref = ref_of(t)
@@ -644,6 +686,8 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
             reg.violations.append(f"{_name(ref.owner)}: released an entry of table {ref.table.name} not held")
             return
         reg._held[a] -= 1
+        if reg._held[a] == 0:
+            reg._let_go(a)
 
     def iterate_entries(t: Any, it: Any, s: Any) -> int:
         ref = ref_of(t)
@@ -652,8 +696,14 @@ def _callbacks(reg: TableRegistry) -> dict[str, Any]:
         if isinstance(ref.table, _Foreign):
             return int(ref.table.r.iterate_entries(ref.table.ptr, it, s))
         for entry in list(ref.table.entries.values()):
-            reg._live[_addr(entry.handle)] = entry
-            if not it(s, entry.handle):
+            a = _addr(entry.handle)
+            reg._live[a] = entry
+            try:
+                more = it(s, entry.handle)
+            finally:
+                if a not in reg._held:  # lent for the callback only
+                    reg._live.pop(a, None)
+            if not more:
                 return 0
         return 1
 

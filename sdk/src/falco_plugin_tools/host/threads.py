@@ -127,6 +127,8 @@ class ThreadTable:
         self.threads: dict[int, ThreadInfo] = {}
         self._remove_next: int | None = None
         self._recently_exited: dict[int, int] = {}
+        self.removed: list[int] = []
+        """Tids removed from :attr:`threads` since the caller last cleared this list (a host table follows)."""
         for e in processes:
             self.threads[e.tid] = ThreadInfo.from_proc(e)
 
@@ -327,8 +329,11 @@ class ThreadTable:
         if gone is None:
             return
         self._recently_exited[tid] = gone.ptid
+        if len(self._recently_exited) > _RECENT_EXITS:  # only a clone racing the exit looks here: keep it bounded
+            del self._recently_exited[next(iter(self._recently_exited))]
         if gone.is_invalid:
             del self.threads[tid]
+            self.removed.append(tid)
             return
         gone.dead = True
         children = [t for t in self.threads.values() if t.ptid == tid and t is not gone]
@@ -338,10 +343,10 @@ class ThreadTable:
                 c.ptid = reaper
         # A process stays (dead) while other threads of it live: they read its cwd and env.
         group = [t for t in self.threads.values() if t.pid == gone.pid and not t.is_invalid]
-        if not any(not t.dead for t in group):
-            self.threads.pop(gone.pid, None)
-        if not gone.is_main_thread:
-            self.threads.pop(tid, None)
+        if not any(not t.dead for t in group) and self.threads.pop(gone.pid, None) is not None:
+            self.removed.append(gone.pid)
+        if not gone.is_main_thread and self.threads.pop(tid, None) is not None:
+            self.removed.append(tid)
 
     def _reaper(self, gone: ThreadInfo) -> int | None:
         if gone.reaper_tid > 0:
@@ -359,6 +364,9 @@ class ThreadTable:
                 return parent.tid
             parent = self.threads.get(parent.ptid)
         return None
+
+
+_RECENT_EXITS = 4096
 
 
 def _dir(path: str) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ...asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit
-from ...errors import SpecError
+from ...errors import PluginError, SpecError
 from ...plugin import Plugin
 from ..names import SOURCE_RE
 from . import ASYNC, CapabilitySpec, Implementation, c_string
@@ -35,11 +36,19 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 class AsyncSpec(CapabilitySpec):
     capability = ASYNC
 
-    def __init__(self, names: list[str], sources: list[str] | None, has_dump_state: bool, stop_timeout: float) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        sources: list[str] | None,
+        has_dump_state: bool,
+        stop_timeout: float,
+        emit_deadline: float = 1.0,
+    ) -> None:
         self.names = names
         self.sources = sources
         self.has_dump_state = has_dump_state
         self.stop_timeout = stop_timeout
+        self.emit_deadline = emit_deadline
 
     def symbols(self) -> list[str]:
         syms = list(ASYNC.required)
@@ -58,13 +67,14 @@ class AsyncSpec(CapabilitySpec):
             f"#define FP_ASYNC_NAMES {', '.join(c_string(n) for n in self.names)}",
             f"#define FP_ASYNC_NNAMES {len(self.names)}u",
             f"#define FP_HAS_DUMP_STATE {int(self.has_dump_state)}",
+            f"#define FP_ASYNC_EMIT_DEADLINE_NS {round(self.emit_deadline * 1e9)}ull",
         ]
         if self.sources is not None:
             d.append(f"#define FP_ASYNC_SOURCES_JSON {c_string(json.dumps(self.sources))}")
         return d
 
     def baked(self) -> Any:
-        return [self.names, self.sources, self.has_dump_state]
+        return [self.names, self.sources, self.has_dump_state, self.emit_deadline]
 
 
 def _names(cls: type[AsyncPlugin], where: str) -> list[str]:
@@ -104,17 +114,33 @@ class AsyncImplementation(Implementation):
         timeout = cls.async_stop_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 3600:
             raise SpecError(f"{where}.async_stop_timeout must be a number of seconds in [0, 3600], got {timeout!r}")
+        deadline = cls.async_emit_deadline
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not 0 <= deadline <= 60:
+            raise SpecError(f"{where}.async_emit_deadline must be a number of seconds in [0, 60], got {deadline!r}")
         return AsyncSpec(
             names=_names(cls, where),
             sources=_sources(cls, where),
             has_dump_state=getattr(cls, "dump_state", None) is not AsyncPlugin.dump_state,
             stop_timeout=float(timeout),
+            emit_deadline=float(deadline),
         )
 
     def setup(self, state: Any, spec: CapabilitySpec) -> None:
+        assert isinstance(spec, AsyncSpec)
         state.async_spec = spec
         state._async_session = None
         state._async_close = None
+        state.async_refused = partial(_log_refusal, state.failures, spec.emit_deadline)
+
+
+def _log_refusal(failures: Any, deadline: float, name: str, reason: str) -> None:
+    """What the glue calls when the host still refused an event at the emit deadline (it is counted
+    as refused there, and emit returns False). Bound to the state's FailureLog only: the emitters that
+    call it belong to the plugin, which must not keep its state alive."""
+    failures(
+        f"async event {name}",
+        f"emit: the host did not take async event '{name}' within {deadline:g} s ({reason}); it is dropped",
+    )
 
 
 class AsyncState(_StateBase):
@@ -148,6 +174,20 @@ class AsyncState(_StateBase):
             except BaseException as exc:  # noqa: BLE001 - the start failure is the one to report
                 self.log.debug("stopping the refused async session failed too: %s", exc)
             raise
+
+    def async_pacing(self) -> tuple[float, float]:
+        """(events per second, burst) for the session the host is starting; (0, 0): unpaced. Read
+        from the plugin object, so that its ``init`` may set them from its config."""
+        plugin = self.plugin
+        assert isinstance(plugin, AsyncPlugin)
+        rate, burst = plugin.async_emit_rate, plugin.async_emit_burst
+        if rate is None:
+            return (0.0, 0.0)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            raise PluginError(f"async_emit_rate must be a positive number of events per second or None, not {rate!r}")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise PluginError(f"async_emit_burst must be a whole number of events >= 1, not {burst!r}")
+        return (float(rate), float(burst))
 
     def async_stop(self) -> None:
         """End the session (if any) and close the gate: after this returns no

@@ -15,6 +15,7 @@
  * emits after destroy finds a closed gate (its event is dropped and counted),
  * never freed memory.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -30,26 +31,45 @@ typedef struct fp_gate {
     _Atomic uint64_t inflight; /* handler calls under way */
     _Atomic uint64_t delivered, dropped, refused;
     uint64_t last_gen;
+    /* Pacing (AsyncPlugin.async_emit_rate): a token bucket of pace_burst events refilled at pace_rate
+     * per second; 0: unpaced. Set while the gate is closed, read by emitters after it opens. */
+    double pace_rate, pace_burst, pace_tokens;
+    uint64_t pace_ns;
+    pthread_mutex_t pace_lock;
 } fp_gate;
 
 typedef struct fp_emitter {
     PyObject *gate_obj; /* the gate's capsule, kept alive */
     fp_gate *gate;
-    uint64_t gen; /* 0: whichever session is open */
+    uint64_t gen;       /* 0: whichever session is open */
+    PyObject *refused;  /* the state's async_refused(name, reason), which logs a refusal; it holds no
+                         * reference to the state (the plugin holds this emitter) */
 } fp_emitter;
+
+#ifndef FP_ASYNC_EMIT_DEADLINE_NS
+#define FP_ASYNC_EMIT_DEADLINE_NS 1000000000ull
+#endif
 
 struct fp_async_state {
     PyObject *gate_obj;
+    fp_gate *gate; /* gate_obj's, for readers without the GIL (get_metrics) */
     int active; /* a handler is set and its session started */
 };
 
-static void fp_gate_free(PyObject *cap) { free(PyCapsule_GetPointer(cap, "fp_gate")); }
+static void fp_gate_free(PyObject *cap) {
+    fp_gate *g = (fp_gate *)PyCapsule_GetPointer(cap, "fp_gate");
+    if (g) {
+        pthread_mutex_destroy(&g->pace_lock);
+    }
+    free(g);
+}
 
 static PyObject *fp_gate_new(fp_gate **out) {
     fp_gate *g = (fp_gate *)calloc(1, sizeof *g);
     if (!g) {
         return PyErr_NoMemory();
     }
+    pthread_mutex_init(&g->pace_lock, NULL);
     PyObject *cap = PyCapsule_New(g, "fp_gate", fp_gate_free);
     if (!cap) {
         free(g);
@@ -92,13 +112,18 @@ static void fp_gate_close_nogil(fp_gate *g) {
     Py_END_ALLOW_THREADS
 }
 
-/* 1: delivered, 0: dropped (closed, or another session's), -1: the host refused it (err set). */
-static int fp_gate_send(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, char *err) {
+static uint64_t fp_mono_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* One handler call: 1 delivered, 0 dropped (closed, or another session's), -1 refused (err set). */
+static int fp_gate_try(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, char *err) {
     atomic_fetch_add(&g->inflight, 1);
     uint64_t open = atomic_load(&g->open_gen);
     if (open == 0 || (gen != 0 && open != gen)) {
         atomic_fetch_sub(&g->inflight, 1);
-        atomic_fetch_add(&g->dropped, 1);
         return 0;
     }
     fp_gate *outer = fp_in_handler;
@@ -106,12 +131,67 @@ static int fp_gate_send(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, ch
     ss_plugin_rc rc = g->handler(g->owner, evt, err);
     fp_in_handler = outer;
     atomic_fetch_sub(&g->inflight, 1);
-    if (rc == SS_PLUGIN_SUCCESS) {
-        atomic_fetch_add(&g->delivered, 1);
-        return 1;
+    return rc == SS_PLUGIN_SUCCESS ? 1 : -1;
+}
+
+/* Pacing: wait for a token of the bucket (GIL released). 1: go, 0: the gate closed meanwhile
+ * (dropped), -1: no token before `until` (err set). */
+static int fp_gate_pace(fp_gate *g, uint64_t gen, uint64_t until, char *err) {
+    for (;;) {
+        pthread_mutex_lock(&g->pace_lock);
+        uint64_t t = fp_mono_ns();
+        double tokens = g->pace_tokens + (double)(t - g->pace_ns) / 1e9 * g->pace_rate;
+        g->pace_tokens = tokens < g->pace_burst ? tokens : g->pace_burst;
+        g->pace_ns = t;
+        if (g->pace_tokens >= 1.0) {
+            g->pace_tokens -= 1.0;
+            pthread_mutex_unlock(&g->pace_lock);
+            return 1;
+        }
+        uint64_t wait = (uint64_t)((1.0 - g->pace_tokens) / g->pace_rate * 1e9) + 1;
+        pthread_mutex_unlock(&g->pace_lock);
+        uint64_t open = atomic_load(&g->open_gen);
+        if (open == 0 || (gen != 0 && open != gen)) {
+            return 0;
+        }
+        if (t + wait > until) {
+            snprintf(err, PLUGIN_ERRLEN, "the plugin's async_emit_rate (%g events/s) left no room for it", g->pace_rate);
+            return -1;
+        }
+        struct timespec pause = {(time_t)(wait / 1000000000u), (long)(wait % 1000000000u)};
+        nanosleep(&pause, NULL);
     }
-    atomic_fetch_add(&g->refused, 1);
-    return -1;
+}
+
+/* Back-pressure: a host refuses an event when it cannot take it now (a full
+ * queue); the SDK has already checked everything else about it. The event is
+ * offered again, with pauses doubling from 50 us to 10 ms, until `deadline_ns`
+ * has passed since the first refusal or the gate closes; the emitting thread
+ * waits (without the GIL) meanwhile. A paced gate first waits for its turn,
+ * up to the same deadline. 1: delivered, 0: dropped, -1: refused, or no turn,
+ * at the deadline (err set). An emit from inside the host's handler neither
+ * waits nor retries: the host's thread must never wait on itself. */
+static int fp_gate_send(fp_gate *g, uint64_t gen, const ss_plugin_event *evt, char *err, uint64_t deadline_ns) {
+    int inside = fp_in_handler == g;
+    int r = 1;
+    if (g->pace_rate > 0 && !inside) {
+        r = fp_gate_pace(g, gen, fp_mono_ns() + (deadline_ns ? deadline_ns : UINT64_MAX / 2), err);
+    }
+    if (r > 0) {
+        r = fp_gate_try(g, gen, evt, err);
+        if (r < 0 && !inside && deadline_ns > 0) {
+            uint64_t until = fp_mono_ns() + deadline_ns;
+            long pause_ns = 50000;
+            while (r < 0 && fp_mono_ns() < until) {
+                struct timespec pause = {0, pause_ns};
+                nanosleep(&pause, NULL);
+                pause_ns = pause_ns < 10000000 ? pause_ns * 2 : 10000000;
+                r = fp_gate_try(g, gen, evt, err);
+            }
+        }
+    }
+    atomic_fetch_add(r > 0 ? &g->delivered : r == 0 ? &g->dropped : &g->refused, 1);
+    return r;
 }
 
 static int fp_u64_arg(PyObject *o, const char *what, uint64_t *out) {
@@ -231,7 +311,7 @@ static PyObject *fp_async_emit(PyObject *self, PyObject *const *args, Py_ssize_t
     err[0] = '\0';
     int sent;
     Py_BEGIN_ALLOW_THREADS
-    sent = fp_gate_send(e->gate, e->gen, (const ss_plugin_event *)buf, err);
+    sent = fp_gate_send(e->gate, e->gen, (const ss_plugin_event *)buf, err, FP_ASYNC_EMIT_DEADLINE_NS);
     Py_END_ALLOW_THREADS
     if (buf != (uint8_t *)small) {
         free(buf);
@@ -239,12 +319,17 @@ static PyObject *fp_async_emit(PyObject *self, PyObject *const *args, Py_ssize_t
     if (sent > 0) {
         Py_RETURN_TRUE;
     }
-    if (sent == 0) {
-        Py_RETURN_FALSE;
+    if (sent < 0 && e->refused) {
+        /* Not delivered: False, like a drop; the refusal is counted and logged (not raised: a worker
+         * that meets a full host queue must not die of it). */
+        err[sizeof err - 1] = '\0';
+        PyObject *r = PyObject_CallFunction(e->refused, "ss", cname, err[0] ? err : "(no reason given)");
+        if (!r) {
+            return NULL;
+        }
+        Py_DECREF(r);
     }
-    err[sizeof err - 1] = '\0';
-    PyErr_Format(fp_plugin_error, "the host refused async event '%s': %s", cname, err[0] ? err : "(no reason given)");
-    return NULL;
+    Py_RETURN_FALSE;
 }
 
 static PyObject *fp_async_close(PyObject *self, PyObject *unused) {
@@ -276,12 +361,13 @@ static void fp_emitter_free(PyObject *cap) {
     fp_emitter *e = (fp_emitter *)PyCapsule_GetPointer(cap, "fp_emitter");
     if (e) {
         Py_XDECREF(e->gate_obj);
+        Py_XDECREF(e->refused);
         free(e);
     }
 }
 
-/* An emit builtin for `gate_obj`, bound to session `gen` (0: any). */
-static PyObject *fp_emitter_new(PyObject *gate_obj, uint64_t gen) {
+/* An emit builtin for `gate_obj`, bound to session `gen` (0: any); `st` (or NULL) hears of refusals. */
+static PyObject *fp_emitter_new(PyObject *gate_obj, uint64_t gen, fp_state *st) {
     fp_emitter *e = (fp_emitter *)calloc(1, sizeof *e);
     if (!e) {
         return PyErr_NoMemory();
@@ -289,9 +375,15 @@ static PyObject *fp_emitter_new(PyObject *gate_obj, uint64_t gen) {
     e->gate = (fp_gate *)PyCapsule_GetPointer(gate_obj, "fp_gate");
     e->gen = gen;
     e->gate_obj = Py_NewRef(gate_obj);
+    if (st && st->py && !(e->refused = PyObject_GetAttrString(st->py, "async_refused"))) {
+        Py_DECREF(gate_obj);
+        free(e);
+        return NULL;
+    }
     PyObject *cap = PyCapsule_New(e, "fp_emitter", fp_emitter_free);
     if (!cap) {
         Py_DECREF(gate_obj);
+        Py_XDECREF(e->refused);
         free(e);
         return NULL;
     }
@@ -321,7 +413,8 @@ static int fp_async_attach(fp_state *st) {
     if (!st->async->gate_obj) {
         return -1;
     }
-    PyObject *emit_any = fp_emitter_new(st->async->gate_obj, 0);
+    st->async->gate = g;
+    PyObject *emit_any = fp_emitter_new(st->async->gate_obj, 0, st);
     PyObject *close = PyCFunction_NewEx(&fp_close_def, st->async->gate_obj, NULL);
     PyObject *stats = PyCFunction_NewEx(&fp_stats_def, st->async->gate_obj, NULL);
     PyObject *r = emit_any && close && stats ? PyObject_CallMethod(st->py, "async_attach", "OOO", emit_any, close, stats)
@@ -337,6 +430,7 @@ static void fp_async_release(fp_state *st) {
     if (st->async) {
         if (st->async->gate_obj) {
             fp_gate_close_nogil(fp_state_gate(st));
+            st->async->gate = NULL;
             Py_CLEAR(st->async->gate_obj);
         }
         free(st->async);
@@ -382,9 +476,26 @@ FP_EXPORT ss_plugin_rc plugin_set_async_event_handler(ss_plugin_t *s, ss_plugin_
      * old session still ends before the new one starts. */
     ss_plugin_rc rc = fp_async_stop(st) == 0 ? SS_PLUGIN_SUCCESS : SS_PLUGIN_FAILURE;
     if (handler && rc == SS_PLUGIN_SUCCESS) {
+        /* The pacing of this session, as the plugin says now (it may set it in init). */
+        double rate = 0, burst = 0;
+        PyObject *pacing = PyObject_CallMethod(st->py, "async_pacing", NULL);
+        if (!pacing || !PyArg_ParseTuple(pacing, "dd", &rate, &burst)) {
+            Py_XDECREF(pacing);
+            fp_fail(st, "set_async_event_handler");
+            PyGILState_Release(gil);
+            return SS_PLUGIN_FAILURE;
+        }
+        Py_DECREF(pacing);
+        fp_gate *pg = fp_state_gate(st);
+        pthread_mutex_lock(&pg->pace_lock);
+        pg->pace_rate = rate;
+        pg->pace_burst = burst;
+        pg->pace_tokens = burst;
+        pg->pace_ns = fp_mono_ns();
+        pthread_mutex_unlock(&pg->pace_lock);
         /* Open before the plugin starts: its workers may emit at once. */
         uint64_t gen = fp_gate_open(fp_state_gate(st), handler, owner);
-        PyObject *emit = fp_emitter_new(st->async->gate_obj, gen);
+        PyObject *emit = fp_emitter_new(st->async->gate_obj, gen, st);
         PyObject *r = emit ? PyObject_CallMethod(st->py, "async_start", "O", emit) : NULL;
         if (r) {
             st->async->active = 1;
@@ -422,7 +533,7 @@ FP_EXPORT ss_plugin_rc plugin_dump_state(ss_plugin_t *s, ss_plugin_owner_t *owne
     PyObject *gate_obj = fp_gate_new(&g);
     PyObject *emit = NULL, *r = NULL;
     if (gate_obj) {
-        emit = fp_emitter_new(gate_obj, fp_gate_open(g, handler, owner));
+        emit = fp_emitter_new(gate_obj, fp_gate_open(g, handler, owner), st);
     }
     if (emit) {
         r = PyObject_CallMethod(st->py, "dump_state", "O", emit);

@@ -394,6 +394,7 @@ static void fp_set_error(fp_state *st, const char *fmt, ...) {
 
 /* Turn the pending Python exception into st->err (GIL held). */
 static void fp_fail(fp_state *st, const char *context) {
+    atomic_fetch_add(&st->errors, 1);
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
@@ -552,7 +553,26 @@ FP_EXPORT void plugin_destroy(ss_plugin_t *s) {
     free(st);
 }
 
+#ifndef FP_NMETRICS
+/* A plugin without metrics of its own still reports its failures (metrics.c does for the others).
+ * Hosts older than plugin API 3.5 never look this symbol up. */
+FP_EXPORT ss_plugin_metric *plugin_get_metrics(ss_plugin_t *s, uint32_t *num_metrics) {
+    fp_state *st = (fp_state *)s;
+    *num_metrics = 0;
+    if (!st) {
+        return NULL;
+    }
+    st->errors_out.name = "sdk.errors";
+    st->errors_out.type = SS_PLUGIN_METRIC_TYPE_MONOTONIC;
+    st->errors_out.value_type = SS_PLUGIN_METRIC_VALUE_TYPE_U64;
+    st->errors_out.value.u64 = atomic_load(&st->errors);
+    *num_metrics = 1;
+    return &st->errors_out;
+}
+#endif
+
 #if FP_HAS_SET_CONFIG
+
 FP_EXPORT ss_plugin_rc plugin_set_config(ss_plugin_t *s, const ss_plugin_set_config_input *i) {
     fp_state *st = (fp_state *)s;
     if (!st->py) {

@@ -22,6 +22,7 @@
 
 #include <Python.h>
 #include <structmember.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,9 @@ typedef struct fp_state {
      * until the host's next get_last_error on this state. */
     char err[PLUGIN_ERRLEN];
     char err_out[PLUGIN_ERRLEN];
+    /* Failed calls into the plugin (fp_fail): the sdk.errors metric every plugin reports. */
+    _Atomic uint64_t errors;
+    ss_plugin_metric errors_out; /* what get_metrics hands out, for a plugin without metrics of its own */
     /* The event `event` points at (extraction and parsing share it). */
     int has_evt;
     uint64_t evtnum;

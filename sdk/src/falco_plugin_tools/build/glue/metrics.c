@@ -23,6 +23,7 @@ typedef struct {
     const char *name;
     int type;       /* ss_plugin_metric_type */
     int value_type; /* ss_plugin_metric_value_type */
+    int source;     /* 0: the row's cell; 1..3: the async gate's delivered, dropped, refused counts; 4: errors */
 } fp_metric_row;
 
 static const fp_metric_row fp_metric_rows[] = {FP_METRIC_ROWS};
@@ -262,7 +263,14 @@ FP_EXPORT ss_plugin_metric *plugin_get_metrics(ss_plugin_t *s, uint32_t *num_met
         out->name = fp_metric_rows[i].name;
         out->type = (ss_plugin_metric_type)fp_metric_rows[i].type;
         out->value_type = (ss_plugin_metric_value_type)fp_metric_rows[i].value_type;
-        uint64_t bits = atomic_load(&m->cells[i]);
+        uint64_t bits = fp_metric_rows[i].source == 4 ? atomic_load(&st->errors) : atomic_load(&m->cells[i]);
+#ifdef FP_ASYNC_NNAMES
+        if (fp_metric_rows[i].source && st->async && st->async->gate) {
+            fp_gate *g = st->async->gate;
+            int src = fp_metric_rows[i].source;
+            bits = atomic_load(src == 1 ? &g->delivered : src == 2 ? &g->dropped : &g->refused);
+        }
+#endif
         if (fp_metric_rows[i].value_type == FP_METRIC_D) {
             out->value.d = fp_bits_to_d(bits);
         } else if (fp_metric_rows[i].value_type == FP_METRIC_S64) {

@@ -314,10 +314,28 @@ static int fp_table_live(fp_Table *t, const char *what) {
 
 /* ---- entries ---------------------------------------------------------------- */
 
+/* An accessor is only meaningful on entries of the table it was obtained from:
+ * libsinsp reads the field at the accessor's offset in whatever entry it is
+ * given, so an accessor of another table reads (or writes) garbage. Tables are
+ * told apart by name: every subtable of one kind shares its accessors and is
+ * named "<table>.<field>" whichever entry it was read from. */
+static int fp_acc_fits(fp_Acc *a, fp_Entry *o, const char *what) {
+    int cmp = PyUnicode_Compare(a->table, o->table->name);
+    if (cmp == 0) {
+        return 1;
+    }
+    if (!PyErr_Occurred()) {
+        PyErr_Format(fp_table_error,
+                     "%s field %U of table %U: the entry belongs to table %U; use an accessor obtained from table %U",
+                     what, a->name, a->table, o->table->name, o->table->name);
+    }
+    return 0;
+}
+
 static PyObject *fp_entry_get(PyObject *self, PyObject *field) {
     fp_Entry *o = (fp_Entry *)self;
     fp_Acc *a = fp_acc_of(field);
-    if (!a || !fp_entry_ok(o, "reading")) {
+    if (!a || !fp_entry_ok(o, "reading") || !fp_acc_fits(a, o, "reading")) {
         return NULL;
     }
     ss_plugin_state_data out;
@@ -337,7 +355,7 @@ static PyObject *fp_entry_get(PyObject *self, PyObject *field) {
 static int fp_entry_set(PyObject *self, PyObject *field, PyObject *value) {
     fp_Entry *o = (fp_Entry *)self;
     fp_Acc *a = fp_acc_of(field);
-    if (!a || !fp_entry_ok(o, "writing")) {
+    if (!a || !fp_entry_ok(o, "writing") || !fp_acc_fits(a, o, "writing")) {
         return -1;
     }
     if (!value) {
@@ -462,6 +480,8 @@ static PyObject *fp_table_create(PyObject *self, PyObject *unused) {
     return (PyObject *)fp_new_entry(t, e, FP_E_CREATED);
 }
 
+static int fp_not_iterating(fp_Table *t, const char *what);
+
 static PyObject *fp_table_add(PyObject *self, PyObject *const *args, Py_ssize_t n) {
     fp_Table *t = (fp_Table *)self;
     if (n != 2 || !Py_IS_TYPE(args[1], fp_entry_type)) {
@@ -469,7 +489,7 @@ static PyObject *fp_table_add(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     fp_Entry *e = (fp_Entry *)args[1];
-    if (!fp_table_writable(t, "adding to") || !fp_entry_ok(e, "adding to")) {
+    if (!fp_table_writable(t, "adding to") || !fp_not_iterating(t, "adding to") || !fp_entry_ok(e, "adding to")) {
         return NULL;
     }
     if (e->kind != FP_E_CREATED || e->t != t->t) {
@@ -491,7 +511,7 @@ static PyObject *fp_table_add(PyObject *self, PyObject *const *args, Py_ssize_t 
 
 static PyObject *fp_table_erase(PyObject *self, PyObject *key) {
     fp_Table *t = (fp_Table *)self;
-    if (!fp_table_writable(t, "erasing from")) {
+    if (!fp_table_writable(t, "erasing from") || !fp_not_iterating(t, "erasing from")) {
         return NULL;
     }
     ss_plugin_state_data k;
@@ -507,7 +527,7 @@ static PyObject *fp_table_erase(PyObject *self, PyObject *key) {
 
 static PyObject *fp_table_clear(PyObject *self, PyObject *unused) {
     fp_Table *t = (fp_Table *)self;
-    if (!fp_table_writable(t, "clearing")) {
+    if (!fp_table_writable(t, "clearing") || !fp_not_iterating(t, "clearing")) {
         return NULL;
     }
     if (fp_tc->w->clear_table(t->t) != SS_PLUGIN_SUCCESS) {
@@ -521,10 +541,33 @@ typedef struct {
     fp_Table *table;
     PyObject *fn;
     int failed;
+    PyObject *et, *ev, *tb; /* the callback's exception, kept out of the thread state while the host runs */
 } fp_iter;
 
+/* The tables this thread's for_each calls are iterating: adding, erasing or
+ * clearing one of them would pull entries from under the host's iterator
+ * (libsinsp iterates its containers in place). */
+#define FP_MAX_ITER 8
+static __thread ss_plugin_table_t *fp_iterating[FP_MAX_ITER];
+static __thread int fp_niter;
+
+static int fp_not_iterating(fp_Table *t, const char *what) {
+    for (int i = 0; i < fp_niter && i < FP_MAX_ITER; i++) {
+        if (fp_iterating[i] == t->t) {
+            PyErr_Format(fp_table_error,
+                         "%s table %U: not while for_each iterates it (collect the keys in the callback, then "
+                         "change the table after for_each returns)",
+                         what, t->name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Called by the host inside iterate_entries, on this thread; a host may have
- * let the GIL go in between (a Python host does), so take it again. */
+ * let the GIL go in between (a Python host does), so take it again. A Python
+ * exception is fetched before returning to the host, which may run Python
+ * (a Python host) and would otherwise lose it or trip over it. */
 static ss_plugin_bool fp_iter_cb(ss_plugin_table_iterator_state_t *s, ss_plugin_table_entry_t *e) {
     fp_iter *it = (fp_iter *)s;
     if (it->failed) {
@@ -540,6 +583,7 @@ static ss_plugin_bool fp_iter_cb(ss_plugin_table_iterator_state_t *s, ss_plugin_
     }
     if (!r) {
         it->failed = 1;
+        PyErr_Fetch(&it->et, &it->ev, &it->tb);
     } else {
         stop = r == Py_False;
         Py_DECREF(r);
@@ -553,9 +597,19 @@ static PyObject *fp_table_for_each(PyObject *self, PyObject *fn) {
     if (!fp_table_live(t, "iterating")) {
         return NULL;
     }
-    fp_iter it = {t, fn, 0};
+    fp_iter it = {t, fn, 0, NULL, NULL, NULL};
+    if (fp_niter < FP_MAX_ITER) {
+        fp_iterating[fp_niter] = t->t;
+    }
+    fp_niter++;
     ss_plugin_bool done = fp_tc->r->iterate_entries(t->t, fp_iter_cb, &it);
+    fp_niter--;
     if (it.failed) {
+        if (!it.et) {
+            PyErr_Format(fp_table_error, "iterating table %U: the callback failed", t->name);
+        } else {
+            PyErr_Restore(it.et, it.ev, it.tb);
+        }
         return NULL;
     }
     return PyBool_FromLong(done != 0);
@@ -640,6 +694,32 @@ static PyObject *fp_t_list_tables(PyObject *m, PyObject *unused) {
     return out;
 }
 
+/* Why get_table refused `name`, in the SDK's words: hosts differ (libsinsp gives no reason for a table it
+ * does not have), and the host's list of tables says it all. */
+static void fp_table_missing(const char *name, unsigned key) {
+    uint32_t n = 0;
+    ss_plugin_table_info *info = fp_tc->init->list_tables(fp_tc->owner, &n);
+    char names[512] = "";
+    size_t used = 0;
+    for (uint32_t i = 0; info && i < n; i++) {
+        const char *other = info[i].name ? info[i].name : "";
+        if (strcmp(other, name) == 0) {
+            if ((unsigned)info[i].key_type != key) {
+                PyErr_Format(fp_table_error, "opening table %s with %s keys: the table's keys are %s", name,
+                             fp_type_name(key), fp_type_name(info[i].key_type));
+            } else {
+                PyErr_Format(fp_table_error, "opening table %s with %s keys: %s", name, fp_type_name(key),
+                             fp_owner_error());
+            }
+            return;
+        }
+        int w = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", other);
+        used = w > 0 && (size_t)w < sizeof names - used ? used + (size_t)w : used;
+    }
+    PyErr_Format(fp_table_error, "opening table %s with %s keys: the host has no table of that name (it has: %s)",
+                 name, fp_type_name(key), used ? names : "none");
+}
+
 static PyObject *fp_t_get_table(PyObject *m, PyObject *args) {
     const char *name;
     unsigned key;
@@ -648,7 +728,7 @@ static PyObject *fp_t_get_table(PyObject *m, PyObject *args) {
     }
     ss_plugin_table_t *t = fp_tc->init->get_table(fp_tc->owner, name, (ss_plugin_state_type)key);
     if (!t) {
-        PyErr_Format(fp_table_error, "opening table %s with %s keys: %s", name, fp_type_name(key), fp_owner_error());
+        fp_table_missing(name, key);
         return NULL;
     }
     PyObject *pyname = PyUnicode_FromString(name);

@@ -2,7 +2,10 @@
 in the host's ``threads`` table, and extracts fields that read it back.
 
 ``misuse`` (init config) makes the plugin do one wrong thing on purpose, so
-that tests see the SDK's error for it.
+that tests see the SDK's error for it. ``widths:lo|hi|under|over`` adds a
+column of each integer width and writes each its lowest or highest value (or
+one past it) at every event; ``fxt.widths`` says what each column then holds,
+or that the write was refused.
 """
 
 from __future__ import annotations
@@ -12,17 +15,35 @@ from typing import Any, cast
 from falco_plugin import (
     ALL_EVENTS,
     BOOL,
+    INT8,
+    INT16,
+    INT32,
     INT64,
     STRING,
+    UINT8,
+    UINT16,
+    UINT32,
     UINT64,
     Config,
     Entry,
     Event,
     ExtractPlugin,
     ParsePlugin,
+    TableError,
     field,
     setting,
 )
+
+WIDTHS = {
+    "int8": (INT8, -(2**7), 2**7 - 1),
+    "int16": (INT16, -(2**15), 2**15 - 1),
+    "int32": (INT32, -(2**31), 2**31 - 1),
+    "int64": (INT64, -(2**63), 2**63 - 1),
+    "uint8": (UINT8, 0, 2**8 - 1),
+    "uint16": (UINT16, 0, 2**16 - 1),
+    "uint32": (UINT32, 0, 2**32 - 1),
+    "uint64": (UINT64, 0, 2**64 - 1),
+}
 
 
 class TablesConfig(Config):
@@ -66,6 +87,9 @@ class TablesPlugin(ParsePlugin, ExtractPlugin):
         self.args = self.threads.subtable("args", UINT64)
         self.arg_value = self.args.field("value", STRING)
         self.kept: Entry | None = None
+        self.widths_seen = ""
+        if m.startswith("widths:"):
+            self.width_fields = {t: self.threads.add_field(f"fxt.w.{t}", st) for t, (st, _, _) in WIDTHS.items()}
 
     # -- parsing ---------------------------------------------------------------
 
@@ -88,6 +112,12 @@ class TablesPlugin(ParsePlugin, ExtractPlugin):
             entry[self.count] = cast(Any, "many")  # a str in a uint64 field
         if m == "overflow":
             entry[self.count] = -1
+        if m.startswith("widths:"):
+            self.write_widths(entry, m.partition(":")[2])
+        if m == "foreign_read":
+            entry[self.fd_name]  # an accessor of the file_descriptors subtable on a threads entry
+        if m == "foreign_write":
+            entry[self.fd_name] = "x"
         if m == "released":
             entry.release()
             entry[self.count]
@@ -109,6 +139,25 @@ class TablesPlugin(ParsePlugin, ExtractPlugin):
                 fds.add(4, fd)  # not made by create(): an error
         if m == "fd_erase":
             fds.erase(3)
+        if m == "erase_in_for_each":
+            fds.for_each(lambda fd: fds.erase(3) is None)
+        if m == "raise_in_for_each":
+
+            def fail(fd: Entry) -> bool:
+                raise ValueError("the callback gives up")
+
+            fds.for_each(fail)
+
+    def write_widths(self, entry: Entry, which: str) -> None:
+        seen = []
+        for t, (_, lo, hi) in WIDTHS.items():
+            value = {"lo": lo, "hi": hi, "under": lo - 1, "over": hi + 1}[which]
+            try:
+                entry[self.width_fields[t]] = value
+                seen.append(f"{t}={entry[self.width_fields[t]]}")
+            except TableError:
+                seen.append(f"{t}:refused")
+        self.widths_seen = " ".join(seen)
 
     # -- extraction ------------------------------------------------------------
 
@@ -160,6 +209,10 @@ class TablesPlugin(ParsePlugin, ExtractPlugin):
             if a is not None:
                 out.append(a[self.arg_value])
         return out
+
+    @field("fxt.widths", "What the integer columns hold after the last write (misuse widths:...)")
+    def widths_field(self, event: Event) -> str:
+        return self.widths_seen
 
     @field("fxt.tables", "The tables the host listed at init")
     def tables_field(self, event: Event) -> str:
