@@ -314,7 +314,8 @@ def main(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"falco-plugin package: {exc}", file=sys.stderr)
         return 1
-    projects = args.projects or (
+    # Resolved: `package .` names the project by its folder, and its library by an absolute path.
+    projects = [p.resolve() for p in args.projects] or (
         sorted(p.parent for p in registry_path.parent.parent.glob("plugins/*/pyproject.toml")) if registry_path else []
     )
     if not projects:
@@ -345,6 +346,7 @@ def main(args: argparse.Namespace) -> int:
                 print(f"{a.kind:9} {a.name} {a.version}: {a.path}")
             artifacts += made
     index = args.out / "index.yaml"
+    args.out.mkdir(parents=True, exist_ok=True)  # even when every project failed: the index says so
     write_index(
         index,
         index_entries(

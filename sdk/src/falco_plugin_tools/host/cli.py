@@ -79,6 +79,9 @@ def main(args: argparse.Namespace) -> int:
     except HostError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file named on the command line (--capture) that cannot be read
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 # -- info --------------------------------------------------------------------------

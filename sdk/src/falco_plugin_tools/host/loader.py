@@ -186,7 +186,9 @@ class PluginLibrary:
         """Load ``path`` and check it like libsinsp; raise :class:`LoadError` with its message."""
         path = Path(path)
         try:
-            library = _raw.Library.open(path)
+            # A path, never a bare name: dlopen would look `libx.so` (or `./libx.so`, which
+            # Path shortens to that) up in the system's library directories, not here.
+            library = _raw.Library.open(path.absolute())
         except OSError as exc:
             detail = _dlerror_text(str(exc), str(path))
             raise LoadError(path, "can't load plugin dynamic library:" + (f" {detail}" if detail else "")) from None
