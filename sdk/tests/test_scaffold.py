@@ -140,7 +140,8 @@ def test_a_project_named_like_the_template_builds_its_own_code(tmp_path: Path) -
     """The template's modules are forgotten once read: `counter` from the counter template is the copy."""
     result = scaffold(None, "counter", dest=tmp_path / "counter", source="mine")
     assert result.identity.source == "mine"
-    assert build_plugin(result.project, tmp_path / "out").spec.sourcing.event_source == "mine"  # type: ignore[union-attr]
+    spec = build_plugin(result.project, tmp_path / "out").spec
+    assert spec.sourcing is not None and spec.sourcing.event_source == "mine"
 
 
 def project_files(project: Path) -> list[str]:
