@@ -53,7 +53,8 @@ def build(session: nox.Session) -> None:
 
 LINT_TOOLS = ("ruff>=0.6",)
 TYPECHECK_TOOLS = ("mypy>=1.10", "types-PyYAML", "types-requests", "pytest>=8")
-TEST_TOOLS = ("pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6.100")
+# build: tests/falco/test_newcomer.py makes the SDK's sdist and its wheel from it, as a release would.
+TEST_TOOLS = ("pytest>=8", "pytest-xdist>=3", "pytest-timeout>=2", "hypothesis>=6.100", "build>=1")
 
 
 def run_lint(session: nox.Session) -> None:

@@ -236,3 +236,18 @@ def test_verify_hides_the_build_python_as_an_operators_machine_lacks_it(
         assert f"the Python {version} standard library is not under" in out  # what the operator would see
     else:
         assert "this result holds for this machine only" in out
+
+
+def test_an_index_entry_without_description_licence_or_sources_is_warned_about(
+    built_dummy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: an index.yaml for falcoctl users written with empty fields, silently."""
+    registry = tmp_path / "plugins.yaml"
+    registry.write_text("plugins: []\n")
+    args = ["package", str(built_dummy), "--out", str(tmp_path / "dist"), "--no-standalone"]
+    assert cli.main([*args, "--registry", str(registry)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: index entry dummy_py has no description, no license, no sources: set them" in err
+    assert "warning: index entry dummy_py-rules has no description, no license, no sources" in err
+    assert cli.main([*args, "--registry", str(ROOT / "registry" / "plugins.yaml")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -37,16 +38,33 @@ def interpreter(version: str) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def sdk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(SDK)],
-        check=True,
-        capture_output=True,
-        timeout=300,
+def sdk_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SDK's sdist, and its wheel built from that sdist (so a file the sdist lacks is missing from both)."""
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(SDK)], capture_output=True, text=True, timeout=300
     )
-    (wheel,) = out.glob("falco_plugin_sdk-*.whl")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def sdk_wheel(sdk_dist: Path) -> Path:
+    (wheel,) = sdk_dist.glob("falco_plugin_sdk-*.whl")
     return wheel
+
+
+def test_the_licence_the_packages_declare_is_in_the_wheel_and_the_sdist(sdk_dist: Path, sdk_wheel: Path) -> None:
+    licence = (REPO / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    with zipfile.ZipFile(sdk_wheel) as whl:
+        (name,) = [n for n in whl.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+        assert whl.read(name).decode() == licence
+        assert "License-Expression: Apache-2.0" in whl.read(name.replace("licenses/LICENSE", "METADATA")).decode()
+    (sdist,) = sdk_dist.glob("falco_plugin_sdk-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("/LICENSE") and m.name.count("/") == 1)
+        assert tar.extractfile(member).read().decode() == licence  # type: ignore[union-attr]
 
 
 def test_the_wheel_holds_every_source_file_of_the_sdk(sdk_wheel: Path) -> None:

@@ -211,6 +211,21 @@ def index_entries(
     return sorted(out, key=lambda e: str(e["name"]))
 
 
+def index_warnings(entries: Iterable[dict[str, Any]]) -> list[str]:
+    """What an index entry lacks that falcoctl users see: a description, a licence, its sources."""
+    out = []
+    for e in entries:
+        missing = [key for key in ("description", "license") if not str(e.get(key) or "").strip()]
+        if not [src for src in e.get("sources") or [] if str(src).strip()]:
+            missing.append("sources")
+        if missing:
+            out.append(
+                f"index entry {e.get('name')} has no {', no '.join(missing)}: set them in the plugin's registry "
+                "entry (description, license, url) and pass --registry FILE if it is not found"
+            )
+    return out
+
+
 def write_index(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=100_000), encoding="utf-8")
 
@@ -428,15 +443,15 @@ def main(args: argparse.Namespace) -> int:
             artifacts += made
     index = args.out / "index.yaml"
     args.out.mkdir(parents=True, exist_ok=True)  # even when every project failed: the index says so
-    write_index(
-        index,
-        index_entries(
-            artifacts,
-            entries,
-            oci_registry=args.oci_registry,
-            oci_repository=args.oci_repository,
-            home_url=args.home_url,
-        ),
+    written = index_entries(
+        artifacts,
+        entries,
+        oci_registry=args.oci_registry,
+        oci_repository=args.oci_repository,
+        home_url=args.home_url,
     )
+    write_index(index, written)
     print(f"index     {index} ({len(artifacts)} artifacts)")
+    for warning in index_warnings(written):
+        print(f"falco-plugin package: warning: {warning}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,0 +1,36 @@
+"""What a project is expected to have (issue 17, item 10): its licence, a version, a README that lists its plugins."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from falco_plugin._internal.version import SDK_VERSION
+from falco_plugin_tools import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECTS = [ROOT / "sdk", *sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))]
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
+def test_every_package_carries_the_licence_it_declares(project: Path) -> None:
+    declared = tomllib.loads((project / "pyproject.toml").read_text())["project"]["license"]
+    assert declared == "Apache-2.0"
+    assert (project / "LICENSE").read_text() == (ROOT / "LICENSE").read_text()
+    assert "Apache License\n                           Version 2.0, January 2004" in (ROOT / "LICENSE").read_text()
+
+
+def test_falco_plugin_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    py = ".".join(map(str, sys.version_info[:3]))
+    assert capsys.readouterr().out == f"falco-plugin {SDK_VERSION} (Python {py} at {sys.base_prefix})\n"
+
+
+def test_the_readme_table_lists_every_plugin() -> None:
+    readme = (ROOT / "README.md").read_text()
+    listed = [p.name for p in PROJECTS[1:] if f"| `plugins/{p.name}/` |" in readme]
+    assert listed == [p.name for p in PROJECTS[1:]]
