@@ -152,6 +152,20 @@ def falco(session: nox.Session) -> None:
         session.log("no valgrind: skipping bench/falco_profile.py (where the time goes, in instructions)")
 
 
+#: Python versions a plugin may be built with besides PYTHON, each a first-class target.
+OTHER_PYTHONS = ["3.12", "3.13"]
+
+
+@nox.session(python=OTHER_PYTHONS)
+def pythons(session: nox.Session) -> None:
+    """Python 3.12 and 3.13: every plugin built with that Python, then the plugin tests, the newcomer
+    test and the real-Falco tests (the whole suite runs on 3.11 in `tests`)."""
+    install_workspace(session, *TEST_TOOLS)
+    build_all(session)
+    plugin_tests = [str(p / "tests") for p in PLUGINS if (p / "tests").is_dir()]
+    session.run("pytest", "-n", "2", "--timeout", "300", *plugin_tests, "tests/falco", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
     """Coverage-guided fuzzing of event decoding in every plugin (atheris); not part of `tests`.

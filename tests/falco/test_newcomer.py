@@ -18,9 +18,11 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from falco_plugin_tools.build import BuildResult
 from falco_runner import PLUGIN_ONLY, REPO, PluginConf, falco_config, find_falco, run_falco, write_config
 
 SDK = REPO / "sdk"
@@ -98,7 +100,10 @@ def sh(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
 
 @pytest.mark.parametrize("version", ["3.11", "3.12", "3.13"])
 def test_a_new_plugin_from_the_wheel_builds_tests_runs_and_loads_in_falco(
-    sdk_wheel: Path, tmp_path_factory: pytest.TempPathFactory, version: str
+    sdk_wheel: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    plugin_build: Callable[[str], BuildResult],
+    version: str,
 ) -> None:
     python = interpreter(version)
     if python is None:
@@ -149,3 +154,20 @@ def test_a_new_plugin_from_the_wheel_builds_tests_runs_and_loads_in_falco(
     assert run.captured() == {"counter": 10}, run.describe()
     assert [a["output_fields"]["counter.value"] for a in run.alerts] == [6, 12, 18, 24, 30], run.describe()
     assert not run.noise(), run.describe()
+    if version != f"{sys.version_info.major}.{sys.version_info.minor}":
+        mixed_minors_in_one_falco(falco, home, plugin, version, plugin_build("dummy"))
+
+
+def mixed_minors_in_one_falco(falco: Path, home: Path, counter: PluginConf, version: str, dummy: BuildResult) -> None:
+    """Two plugins built with different Python minors in one Falco: the second to start fails its init
+    with a message naming both versions (one process runs one Python), never a crash."""
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    dummy_conf = PluginConf("dummy_py", dummy.library, {"jitter": 0}, json.dumps({"maxEvents": 3}))
+    for first, second, running, built in ((dummy_conf, counter, ours, version), (counter, dummy_conf, version, ours)):
+        config = write_config(home / "mixed.yaml", falco_config([first, second]))
+        run = run_falco(falco, config, *PLUGIN_ONLY, timeout=120)
+        assert run.returncode > 0, run.describe()  # an error exit, not a signal
+        said = run.stdout + run.stderr
+        assert f"Python {running} already runs in this process" in said, run.describe()
+        assert f"built with Python {built}: one process cannot run both" in said, run.describe()
+        assert "could not initialize plugin" in said and second.name in said, run.describe()
