@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.build import BuildResult, build_plugin
 from falco_runner import PLUGIN_ONLY, REPO, PluginConf, falco_config, find_falco, run_falco, write_config
 
 SDK = REPO / "sdk"
@@ -155,14 +155,20 @@ def test_a_new_plugin_from_the_wheel_builds_tests_runs_and_loads_in_falco(
     assert [a["output_fields"]["counter.value"] for a in run.alerts] == [6, 12, 18, 24, 30], run.describe()
     assert not run.noise(), run.describe()
     if version != f"{sys.version_info.major}.{sys.version_info.minor}":
-        mixed_minors_in_one_falco(falco, home, plugin, version, plugin_build("dummy"))
+        mixed_minors_in_one_falco(falco, home, plugin, version, plugin_build("dummy").library)
+        # the same with standalone builds, each carrying its own interpreter
+        standalone = sh("falco-plugin build --standalone . --out ../standalone", project, env)
+        assert standalone.returncode == 0, standalone.stdout + standalone.stderr
+        counter = PluginConf("counter", home / "standalone" / "libcounter.so", {"step": 3}, json.dumps({"count": 10}))
+        dummy = build_plugin(REPO / "plugins" / "dummy", home / "dummy-standalone", standalone=True).library
+        mixed_minors_in_one_falco(falco, home, counter, version, dummy)
 
 
-def mixed_minors_in_one_falco(falco: Path, home: Path, counter: PluginConf, version: str, dummy: BuildResult) -> None:
+def mixed_minors_in_one_falco(falco: Path, home: Path, counter: PluginConf, version: str, dummy: Path) -> None:
     """Two plugins built with different Python minors in one Falco: the second to start fails its init
     with a message naming both versions (one process runs one Python), never a crash."""
     ours = f"{sys.version_info.major}.{sys.version_info.minor}"
-    dummy_conf = PluginConf("dummy_py", dummy.library, {"jitter": 0}, json.dumps({"maxEvents": 3}))
+    dummy_conf = PluginConf("dummy_py", dummy, {"jitter": 0}, json.dumps({"maxEvents": 3}))
     for first, second, running, built in ((dummy_conf, counter, ours, version), (counter, dummy_conf, version, ours)):
         config = write_config(home / "mixed.yaml", falco_config([first, second]))
         run = run_falco(falco, config, *PLUGIN_ONLY, timeout=120)
