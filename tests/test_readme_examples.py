@@ -24,10 +24,8 @@ def test_the_readme_plugin_builds_and_counts_as_documented(tmp_path: Path) -> No
     (tool_table,) = code_blocks(REPO / "README.md", "toml")
     package = tmp_path / "src" / "counter"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "plugin.py").write_text(plugin_code)
-    project = '[project]\nname = "counter"\nversion = "0.1.0"\ndependencies = ["falco-plugin-sdk"]\n\n'
-    (tmp_path / "pyproject.toml").write_text(project + tool_table)
+    (package / "plugin.py").write_text(plugin_code)  # no __init__.py: the README does not ask for one
+    (tmp_path / "pyproject.toml").write_text(tool_table)  # the README's pyproject.toml is complete
 
     result = build_plugin(tmp_path)
     assert result.spec.capabilities == ("sourcing", "extraction")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from falco_plugin._internal.spec import SpecError
+from falco_plugin_tools import cli
 from falco_plugin_tools.build import BuildError, build_plugin, plugin_target
 
 GOOD_CLASS = """
@@ -117,3 +118,88 @@ def test_a_built_site_dir_holds_the_plugin_and_the_sdk_runtime_precompiled(tmp_p
         textwrap.dedent(GOOD_CLASS.format(name="fxt_build_ok"))
         == (result.site_dir / "fxt_build_ok" / "plugin.py").read_text()
     )
+
+
+# -- mistakes caught at build time, named (issue 17, item 6) -----------------------------
+
+EXTRACTOR = """from __future__ import annotations
+
+from falco_plugin import Batch, Config, Event, ExtractPlugin, SourceInstance, SourcePlugin, field, setting
+
+
+class Inst(SourceInstance):
+    def next_batch(self) -> Batch:
+        return []
+
+
+class Settings(Config):
+    step: {setting_type} = setting("a step", default=1)
+
+
+class P(SourcePlugin, ExtractPlugin):
+    name = "{name}"
+    id = 999_901
+    event_source = "{name}"
+
+    def init(self, config: Settings) -> None:
+        pass
+
+    def open(self, params: str) -> Inst:
+        return Inst()
+
+    @field("{name}.value", "a value")
+    def value(self, event: Event) -> {field_type}:
+        return 1
+"""
+
+
+def build_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """What `falco-plugin build` says on stderr, having failed (one line, no traceback)."""
+    assert cli.main(["build", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+    return err
+
+
+def test_an_instance_class_without_next_batch_fails_the_build_naming_the_method(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = GOOD_CLASS.format(name="fxt_build_typo_batch").replace("def next_batch(", "def next_bacth(")
+    project(tmp_path, "fxt_build_typo_batch", body=body)
+    err = build_cli(tmp_path, capsys)
+    assert "P.open returns Inst, which does not define next_batch(self) -> Batch" in err
+    assert "(is next_bacth meant to be next_batch?)" in err
+
+
+@pytest.mark.parametrize(
+    ("field_type", "message"),
+    [
+        ("itn", "P.value (field {name}.value): cannot resolve the return annotation 'itn' (name 'itn' is not defined)"),
+        ("float", "P.value (field {name}.value): cannot infer a field type from <class 'float'>"),
+    ],
+)
+def test_a_bad_field_annotation_fails_the_build_naming_class_field_and_the_supported_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field_type: str, message: str
+) -> None:
+    name = f"fxt_build_field_{field_type}"
+    project(tmp_path, name, body=EXTRACTOR.format(name=name, setting_type="int", field_type=field_type))
+    err = build_cli(tmp_path, capsys)
+    assert message.format(name=name) in err
+    assert "supported return types: int (uint64), bool, str or bytes (string)" in err
+
+
+@pytest.mark.parametrize(
+    ("setting_type", "message"),
+    [
+        ("itn", "Settings: cannot resolve the annotations of its settings (name 'itn' is not defined)"),
+        ("bytes", "Settings.step: unsupported setting type <class 'bytes'>"),
+    ],
+)
+def test_a_bad_setting_annotation_fails_the_build_naming_it_and_the_supported_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setting_type: str, message: str
+) -> None:
+    name = f"fxt_build_setting_{setting_type}"
+    project(tmp_path, name, body=EXTRACTOR.format(name=name, setting_type=setting_type, field_type="int"))
+    err = build_cli(tmp_path, capsys)
+    assert message in err and "supported setting types: bool, int, float, str" in err

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import jsonschema
 import pytest
 from falco_plugin import Config, ConfigError, PluginError, setting
+from falco_plugin.errors import SpecError
 
 
 class Header(Config):
@@ -305,7 +306,9 @@ def test_unsupported_setting_types_are_rejected() -> None:
     class Odd(Config):
         when: complex = setting(default=1j)
 
-    with pytest.raises(TypeError, match="unsupported setting type"):
+    with pytest.raises(
+        SpecError, match=r"Odd\.when: unsupported setting type <class 'complex'>; supported setting types"
+    ):
         Odd.json_schema()
     with pytest.raises(TypeError, match="unsupported setting type"):
         Odd.parse('{"when": 1}')

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from falco_plugin_tools.build import BuildResult
 from falco_plugin_tools.cli import main
 from falco_plugin_tools.host import Value
 from falco_plugin_tools.host.cli import format_value, split_fields
@@ -33,6 +34,28 @@ def events_of(out: str) -> list[dict[str, str]]:
 
 
 # -- info ------------------------------------------------------------------------------------
+
+
+def test_run_on_a_plugin_without_a_source_says_to_replay_a_capture(
+    capsys: pytest.CaptureFixture[str], c_plugin: CPlugin
+) -> None:
+    """Issue 17: before, the host tried to init and open it and said it offers no state tables."""
+    omit = ("OPEN", "CLOSE", "NEXT_BATCH", "GET_ID", "GET_EVENT_SOURCE")
+    library = c_plugin(*(f"-DOMIT_{s}" for s in omit))
+    code, out, err = run(capsys, "run", str(library), "-n", "1")
+    assert code == 1 and out == ""
+    assert err.startswith("error: ctest has no event source of its own (extraction): run it over a capture with ")
+    assert f"--capture FILE.scap, e.g. falco-plugin run {library} --capture FILE.scap" in err
+
+
+def test_run_on_a_parsing_plugin_says_to_replay_a_capture(
+    capsys: pytest.CaptureFixture[str], build_plugin_project: Callable[[Path], BuildResult]
+) -> None:
+    """The case of the issue: k8s_parse (parsing + extraction) needs libsinsp's tables, which only a replay offers."""
+    library = build_plugin_project(Path(__file__).resolve().parents[2] / "plugins" / "k8s_parse").library
+    code, _, err = run(capsys, "run", str(library))
+    assert code == 1 and "no state tables" not in err
+    assert "k8s_parse has no event source of its own (extraction, parsing, async, capture_listening): run it" in err
 
 
 def test_info_shows_metadata_capabilities_symbols_fields_and_schema(

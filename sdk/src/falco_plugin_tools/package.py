@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -67,6 +67,12 @@ def _members(base: Path, arcname: str, *, bytecode: bool = False) -> Iterable[tu
             yield from _members(child, f"{arcname}/{child.name}", bytecode=bytecode)
 
 
+def _is_standalone(library: Path) -> bool:
+    from falco_plugin_tools.build.standalone import PLUGIN_METADATA
+
+    return (library.with_suffix(".site") / PLUGIN_METADATA).is_file()
+
+
 def standalone_home(library: Path) -> Path | None:
     """The interpreter home a standalone build put beside ``library`` (``None``: not standalone)."""
     from falco_plugin_tools.build.standalone import HOME_DIR, PLUGIN_METADATA
@@ -77,6 +83,31 @@ def standalone_home(library: Path) -> Path | None:
     if not home.is_dir():
         raise LibraryError(f"{home} is missing: a standalone library cannot load without it (rebuild the plugin)")
     return home
+
+
+#: ELF ``e_machine`` values of the architectures Falco ships for, as archive names spell them.
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "arm", 243: "riscv64", 21: "ppc64le", 22: "s390x"}
+
+
+def elf_arch(library: Path) -> str:
+    """The architecture ``library`` was built for, from its ELF header (``e_machine``)."""
+    with library.open("rb") as fh:
+        header = fh.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise LibraryError(f"{library} is not an ELF file")
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return _ELF_MACHINES.get(machine, f"elf-machine-{machine}")
+
+
+def build_python(library: Path) -> list[str]:
+    """The directories of the build machine's Python a non-standalone library loads from: its
+    absolute RUNPATH entries (``$ORIGIN``-relative ones travel with the archive)."""
+    from falco_plugin_tools.build.standalone import StandaloneError, rpaths
+
+    try:
+        return [p for p in rpaths(library) if p.startswith("/")]
+    except StandaloneError as exc:
+        raise LibraryError(f"{library}: cannot read its RUNPATH: {exc}") from None
 
 
 def _write_tar_gz(path: Path, members: Iterable[tuple[Path, str]]) -> None:
@@ -113,7 +144,10 @@ def package_plugin(
     if not site.is_dir():
         raise LibraryError(f"{site} is missing: the library cannot load without it (rebuild the plugin)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    arch = arch or platform.machine()
+    built_for = elf_arch(library)
+    if arch is not None and arch != built_for:
+        raise LibraryError(f"--arch {arch} does not match {library.name}, built for {built_for} (its ELF header)")
+    arch = built_for
     plugin_archive = out_dir / f"{facts.name}-{facts.version}-linux-{arch}.tar.gz"
     # The library keeps its lib<name>.so file name: Falco's config and the site dir's name both use it.
     home = standalone_home(library)
@@ -177,6 +211,21 @@ def index_entries(
     return sorted(out, key=lambda e: str(e["name"]))
 
 
+def index_warnings(entries: Iterable[dict[str, Any]]) -> list[str]:
+    """What an index entry lacks that falcoctl users see: a description, a licence, its sources."""
+    out = []
+    for e in entries:
+        missing = [key for key in ("description", "license") if not str(e.get(key) or "").strip()]
+        if not [src for src in e.get("sources") or [] if str(src).strip()]:
+            missing.append("sources")
+        if missing:
+            out.append(
+                f"index entry {e.get('name')} has no {', no '.join(missing)}: set them in the plugin's registry "
+                "entry (description, license, url) and pass --registry FILE if it is not found"
+            )
+    return out
+
+
 def write_index(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=100_000), encoding="utf-8")
 
@@ -228,7 +277,10 @@ def verify_archive(
         chost = compile_chost(Path(tmp))
         for library in libraries:
             facts = read_library(library)
-            args = [str(chost), str(library), "-n", str(events)]
+            # A standalone build needs nothing of this machine (and a missing home is for the run to show).
+            hidden = [] if _is_standalone(library) else build_python(library)
+            wrapper, note = _hiding(hidden)
+            args = [*wrapper, str(chost), str(library), "-n", str(events)]
             if init_config:
                 args += ["--config", init_config]
             if open_params:
@@ -244,9 +296,38 @@ def verify_archive(
             lines = proc.stdout.splitlines()
             sourced = "sourcing" in facts.capabilities
             got_events = any(line.startswith("evt ") for line in lines)
-            ok = proc.returncode == 0 and (got_events or not sourced or events == 0)
-            results.append(Verified(library.name, ok, (proc.stdout + proc.stderr).strip()))
+            ok = proc.returncode == 0 and (got_events or not sourced or events == 0) and note is None
+            output = (proc.stdout + proc.stderr).strip()
+            if hidden:
+                shown = ", ".join(hidden)
+                output += f"\nnot standalone: needs the build machine's Python ({shown}); " + (
+                    note or "hidden for this run, as on a machine without it"
+                )
+            results.append(Verified(library.name, ok, output))
     return results
+
+
+_SYSTEM_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib", "/usr")
+# Mounts an empty directory over each argument before `--`, then runs the rest: in a user and
+# mount namespace of its own (unshare -rm), so nothing outside this one run sees a change.
+_HIDE_SCRIPT = 'while [ "$1" != -- ]; do mount -t tmpfs -o ro none "$1" || exit 97; shift; done; shift; exec "$@"'
+
+
+def _hiding(dirs: list[str]) -> tuple[list[str], str | None]:
+    """The command prefix that runs the C host with ``dirs`` hidden, and why they cannot be (else ``None``)."""
+    if not dirs:
+        return [], None
+    system = [d for d in dirs if d.rstrip("/") in _SYSTEM_DIRS or d.startswith("/usr/lib/")]
+    if system:
+        return (
+            [],
+            f"cannot hide {', '.join(system)} (the system's own libraries): this result holds for this machine only",
+        )
+    unshare = shutil.which("unshare")
+    probe = [unshare, "-rm", "sh", "-c", _HIDE_SCRIPT, "sh", *dirs, "--", "true"] if unshare else []
+    if not probe or subprocess.run(probe, capture_output=True, timeout=60).returncode != 0:
+        return [], "cannot hide it here (unshare -rm is not permitted): this result holds for this machine only"
+    return probe[:-1], None
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -289,8 +370,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument(
         "--standalone",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="with --build: bundle the interpreter, so the archive loads with no Python installed (default: yes)",
+        default=None,
+        help="with --build: bundle the interpreter, so the archive loads with no Python installed (default: yes); "
+        "--no-standalone also accepts an already built library that needs the build machine's Python "
+        "(without it, such a library is refused)",
     )
     parser.add_argument(
         "--registry", type=Path, help="registry file with the plugins' metadata (default: registry/plugins.yaml)"
@@ -302,7 +385,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         help="prefix of the repositories: <prefix>/plugin/<name>, <prefix>/ruleset/<name> (default: %(default)s)",
     )
     parser.add_argument("--home-url", help="URL that repository-relative registry urls are resolved against")
-    parser.add_argument("--arch", help=f"architecture in archive names (default: {platform.machine()})")
+    parser.add_argument(
+        "--arch", help="architecture in archive names, checked against the library (default: its ELF header's)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -314,7 +399,8 @@ def main(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"falco-plugin package: {exc}", file=sys.stderr)
         return 1
-    projects = args.projects or (
+    # Resolved: `package .` names the project by its folder, and its library by an absolute path.
+    projects = [p.resolve() for p in args.projects] or (
         sorted(p.parent for p in registry_path.parent.parent.glob("plugins/*/pyproject.toml")) if registry_path else []
     )
     if not projects:
@@ -329,12 +415,20 @@ def main(args: argparse.Namespace) -> int:
                 if args.build:
                     from falco_plugin_tools.build import BuildError, build_plugin
 
+                    standalone = args.standalone is not False
                     try:
-                        library = build_plugin(project, Path(tmp) / project.name, standalone=args.standalone).library
+                        library = build_plugin(project, Path(tmp) / project.name, standalone=standalone).library
                     except (BuildError, TypeError) as exc:
                         raise LibraryError(f"cannot build {project}: {exc}") from None
                 else:
                     library = find_library(project)
+                needs = [] if standalone_home(library) is not None else build_python(library)
+                if needs and args.standalone is not False:
+                    raise LibraryError(
+                        f"{library} is not standalone: it loads only where Python lives at {', '.join(needs)}, as on "
+                        "this machine. Package it with --build (standalone by default), or pass --no-standalone "
+                        "for an archive that needs that Python on the target"
+                    )
                 facts = read_library(library)
                 made = package_plugin(project, library, facts, args.out, arch=args.arch)
             except LibraryError as exc:
@@ -342,18 +436,22 @@ def main(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             for a in made:
-                print(f"{a.kind:9} {a.name} {a.version}: {a.path}")
+                label = (
+                    f" (not standalone: needs the Python at {', '.join(needs)})" if needs and a.kind == "plugin" else ""
+                )
+                print(f"{a.kind:9} {a.name} {a.version}: {a.path}{label}")
             artifacts += made
     index = args.out / "index.yaml"
-    write_index(
-        index,
-        index_entries(
-            artifacts,
-            entries,
-            oci_registry=args.oci_registry,
-            oci_repository=args.oci_repository,
-            home_url=args.home_url,
-        ),
+    args.out.mkdir(parents=True, exist_ok=True)  # even when every project failed: the index says so
+    written = index_entries(
+        artifacts,
+        entries,
+        oci_registry=args.oci_registry,
+        oci_repository=args.oci_repository,
+        home_url=args.home_url,
     )
+    write_index(index, written)
     print(f"index     {index} ({len(artifacts)} artifacts)")
+    for warning in index_warnings(written):
+        print(f"falco-plugin package: warning: {warning}", file=sys.stderr)
     return 1 if failed else 0

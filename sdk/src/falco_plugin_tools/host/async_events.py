@@ -20,7 +20,7 @@ from falco_plugin_tools.host._ffi import PLUGIN_MAX_ERRLEN, Rc, ffi
 from falco_plugin_tools.host.errors import HostError
 
 if TYPE_CHECKING:
-    from falco_plugin_tools.host.handle import PluginHandle
+    from falco_plugin_tools.host.views import HandleView
 
 __all__ = ["ASYNCEVENT_E", "AsyncEvent", "AsyncEvents", "decode_async_event"]
 
@@ -117,7 +117,7 @@ class _Sink:
 class AsyncEvents:
     """Async events of one plugin state (``PluginHandle.async_events``)."""
 
-    def __init__(self, handle: PluginHandle, state: Callable[[], Any]) -> None:
+    def __init__(self, handle: HandleView, state: Callable[[], Any]) -> None:
         self._handle = handle
         self._state = state
         info = handle.info

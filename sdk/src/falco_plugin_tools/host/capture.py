@@ -13,7 +13,7 @@ from falco_plugin_tools.host.events import HostEvent, check_source_event
 from falco_plugin_tools.host.raw import Instance
 
 if TYPE_CHECKING:
-    from falco_plugin_tools.host.handle import PluginHandle
+    from falco_plugin_tools.host.views import HandleView
 
 __all__ = ["Capture"]
 
@@ -24,7 +24,7 @@ RETRY_SLEEP_S = 0.002
 class Capture:
     """One open instance of a source plugin; use as a context manager or call :meth:`close`."""
 
-    def __init__(self, handle: PluginHandle, params: str = "") -> None:
+    def __init__(self, handle: HandleView, params: str = "") -> None:
         self.handle = handle
         self.params = params
         self.count = 0

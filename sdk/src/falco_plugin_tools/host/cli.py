@@ -83,6 +83,9 @@ def main(args: argparse.Namespace) -> int:
     except HostError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file named on the command line (--capture) that cannot be read
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 # -- info --------------------------------------------------------------------------
@@ -261,6 +264,14 @@ def _run_plugin(args: argparse.Namespace, out: TextIO) -> int:
         return _replay(args, out)
     with PluginLibrary.load(args.library) as lib:
         info = lib.info
+        if "sourcing" not in info.capabilities:
+            # Without a source there is nothing to open: its events come from a capture (or another plugin).
+            caps = ", ".join(c for c in CAPABILITIES if c in info.capabilities)
+            raise HostError(
+                f"{info.name} has no event source of its own ({caps}): run it over a capture with "
+                f"--capture FILE.scap, e.g. falco-plugin run {args.library} --capture FILE.scap "
+                "--fields evt.num,evt.type,proc.name"
+            )
         if args.fields is not None:
             requests = [lib.field(f) for f in split_fields(args.fields)]
         else:

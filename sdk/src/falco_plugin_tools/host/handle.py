@@ -13,17 +13,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from falco_plugin.event import PLUGIN_EVENT
 from falco_plugin_tools.host import raw as _raw
 from falco_plugin_tools.host._ffi import Rc, ffi, scan_version
+from falco_plugin_tools.host.async_events import AsyncEvents
+from falco_plugin_tools.host.capture import Capture
 from falco_plugin_tools.host.errors import ExtractionError, HostError
 from falco_plugin_tools.host.events import HostEvent
 from falco_plugin_tools.host.fields import EPF_IS_LIST, FieldRequest
+from falco_plugin_tools.host.info import PluginInfo
 from falco_plugin_tools.host.metrics import MetricValue, read_metrics
+from falco_plugin_tools.host.parsing import parse_event
+from falco_plugin_tools.host.routines import RoutinePool, capture_call
 from falco_plugin_tools.host.schema import validate_init_config
+from falco_plugin_tools.host.views import LibraryView
 
 if TYPE_CHECKING:
-    from falco_plugin_tools.host.async_events import AsyncEvents
-    from falco_plugin_tools.host.capture import Capture
-    from falco_plugin_tools.host.loader import PluginInfo, PluginLibrary
-    from falco_plugin_tools.host.routines import RoutinePool
     from falco_plugin_tools.host.tables import TableRegistry
 
 __all__ = ["PluginHandle", "LogRecord", "Value"]
@@ -63,7 +65,7 @@ class PluginHandle:
 
     def __init__(
         self,
-        library: PluginLibrary,
+        library: LibraryView,
         config: str,
         *,
         forward_logs: bool = False,
@@ -168,19 +170,16 @@ class PluginHandle:
         raises :class:`HostError` with the plugin's error; with ``strict=False``
         it is counted (:attr:`parse_failures`) and ``False`` returned, and the
         caller goes on with the next event, as libsinsp does."""
-        from falco_plugin_tools.host.parsing import parse_event
 
         return parse_event(self, event, strict)
 
     def capture_open(self) -> None:
         """``plugin_capture_open``; :class:`HostError` when it fails."""
-        from falco_plugin_tools.host.routines import capture_call
 
         capture_call(self, "capture_open")
 
     def capture_close(self) -> None:
         """``plugin_capture_close``; :class:`HostError` when it fails."""
-        from falco_plugin_tools.host.routines import capture_call
 
         capture_call(self, "capture_close")
 
@@ -218,7 +217,6 @@ class PluginHandle:
 
     def open(self, params: str = "") -> Capture:
         """``plugin_open`` with ``params`` passed as is; raise :class:`HostError` with the plugin's error."""
-        from falco_plugin_tools.host.capture import Capture
 
         self._require_alive()
         if "sourcing" not in self.info.capabilities:
@@ -338,7 +336,6 @@ class PluginHandle:
     @property
     def async_events(self) -> AsyncEvents:
         """This state's async events: ``start()``, ``stop()``, ``get()``, ``dump_state()``."""
-        from falco_plugin_tools.host.async_events import AsyncEvents
 
         self._require_alive()
         if self._async is None:

@@ -11,11 +11,9 @@ of it happens before ``init``, with no plugin state.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from falco_plugin._internal.capabilities import API
 from falco_plugin_tools.abi import REQUIRED_SYMBOLS
 from falco_plugin_tools.host import raw as _raw
 from falco_plugin_tools.host._ffi import ffi, scan_version, text_of
@@ -28,61 +26,17 @@ from falco_plugin_tools.host.fields import (
     parse_field_expression,
     parse_fields_json,
 )
+from falco_plugin_tools.host.handle import PluginHandle
+from falco_plugin_tools.host.info import CAPABILITIES, PluginInfo
 from falco_plugin_tools.host.schema import SCHEMA_NONE, parse_init_schema
 
 if TYPE_CHECKING:
-    from falco_plugin_tools.host.handle import PluginHandle
     from falco_plugin_tools.host.routines import RoutinePool
     from falco_plugin_tools.host.tables import TableRegistry
 
 __all__ = ["HOST_API_VERSION", "CAPABILITIES", "PluginInfo", "PluginLibrary", "check_api_version"]
 
 HOST_API_VERSION = (3, 12, 0)
-
-# Capability name -> how Falco's --list-plugins titles it.
-CAPABILITIES = {cap.name: cap.title for cap in API}
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """Everything the host learns about a plugin before ``init``."""
-
-    name: str
-    version: str
-    description: str
-    contact: str
-    required_api_version: str
-    capabilities: frozenset[str]
-    id: int
-    event_source: str
-    fields: list[FieldInfo]
-    init_schema: dict[str, Any] | None
-    extract_event_sources: frozenset[str]
-    """Sources the plugin extracts from; empty means every source."""
-    symbols: frozenset[str]
-    """The ``plugin_*`` entry points the library exports."""
-    parse_event_sources: frozenset[str] = frozenset()
-    async_event_sources: frozenset[str] = frozenset()
-    async_events: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "description": self.description,
-            "contact": self.contact,
-            "required_api_version": self.required_api_version,
-            "capabilities": [c for c in CAPABILITIES if c in self.capabilities],
-            "id": self.id,
-            "event_source": self.event_source,
-            "extract_event_sources": sorted(self.extract_event_sources),
-            "parse_event_sources": sorted(self.parse_event_sources),
-            "async_event_sources": sorted(self.async_event_sources),
-            "async_events": list(self.async_events),
-            "symbols": sorted(self.symbols),
-            "fields": [f.to_json() for f in self.fields],
-            "init_schema": self.init_schema,
-        }
 
 
 def check_api_version(required: str, host: tuple[int, int, int] = HOST_API_VERSION) -> str | None:
@@ -186,7 +140,9 @@ class PluginLibrary:
         """Load ``path`` and check it like libsinsp; raise :class:`LoadError` with its message."""
         path = Path(path)
         try:
-            library = _raw.Library.open(path)
+            # A path, never a bare name: dlopen would look `libx.so` (or `./libx.so`, which
+            # Path shortens to that) up in the system's library directories, not here.
+            library = _raw.Library.open(path.absolute())
         except OSError as exc:
             detail = _dlerror_text(str(exc), str(path))
             raise LoadError(path, "can't load plugin dynamic library:" + (f" {detail}" if detail else "")) from None
@@ -238,8 +194,6 @@ class PluginLibrary:
         """
         if self.raw.closed:
             raise HostError(f"plugin library {self.path} is closed")
-        from falco_plugin_tools.host.handle import PluginHandle
-
         handle = PluginHandle(self, config, forward_logs=forward_logs, tables=tables, routines=routines)
         self._handles.append(handle)
         return handle

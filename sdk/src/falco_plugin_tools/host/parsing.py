@@ -21,12 +21,12 @@ from falco_plugin_tools.host.errors import HostError
 from falco_plugin_tools.host.events import HostEvent
 
 if TYPE_CHECKING:
-    from falco_plugin_tools.host.handle import PluginHandle
+    from falco_plugin_tools.host.views import HandleView
 
 __all__ = ["parse_event", "parses"]
 
 
-def parses(handle: PluginHandle, event: HostEvent) -> bool:
+def parses(handle: HandleView, event: HostEvent) -> bool:
     """Whether libsinsp would hand ``event`` to this plugin's parser."""
     if "parsing" not in handle.info.capabilities:
         return False
@@ -37,7 +37,7 @@ def parses(handle: PluginHandle, event: HostEvent) -> bool:
     return (codes is None or event.type in codes) and (not sources or event.source in sources)
 
 
-def _parse_input(handle: PluginHandle) -> Any:
+def _parse_input(handle: HandleView) -> Any:
     inp = getattr(handle, "_parse_input", None)
     if inp is None:
         from falco_plugin_tools.host.raw import _owner_last_error
@@ -52,7 +52,7 @@ def _parse_input(handle: PluginHandle) -> Any:
     return inp
 
 
-def parse_event(handle: PluginHandle, event: HostEvent, strict: bool = True) -> bool:
+def parse_event(handle: HandleView, event: HostEvent, strict: bool = True) -> bool:
     """Parse ``event`` if the plugin parses it; ``False`` when it does not, or when it failed and not
     ``strict`` (counted in ``handle.parse_failures``, the plugin's error in ``handle.last_error``)."""
     state = handle._state

@@ -16,8 +16,8 @@ from falco_plugin_tools.host._ffi import Rc, ffi
 from falco_plugin_tools.host.errors import HostError
 
 if TYPE_CHECKING:
-    from falco_plugin_tools.host.handle import PluginHandle
     from falco_plugin_tools.host.raw import State
+    from falco_plugin_tools.host.views import HandleView
 
 __all__ = ["RoutinePool", "capture_call"]
 
@@ -79,7 +79,7 @@ class RoutinePool:
         routine.stop.set()
         return Rc.SUCCESS
 
-    def active(self, owner: PluginHandle | None = None) -> list[_Routine]:
+    def active(self, owner: HandleView | None = None) -> list[_Routine]:
         """The routines still subscribed and running (of ``owner``'s state)."""
         state = owner.raw if owner is not None else None
         with self._lock:
@@ -97,7 +97,7 @@ class RoutinePool:
                 r.thread.join(timeout=10)
 
 
-def capture_call(handle: PluginHandle, name: str) -> None:
+def capture_call(handle: HandleView, name: str) -> None:
     """``plugin_capture_open``/``plugin_capture_close`` with libsinsp's input."""
     from falco_plugin_tools.host.raw import _owner_last_error
 

@@ -81,7 +81,7 @@ def read_library(path: Path) -> BuiltFacts:
     try:
         from falco_plugin_tools.host import PluginLibrary
     except ImportError as exc:  # the host's extra is not installed
-        raise LibraryError(f"the SDK's host is not available ({exc}): install falco-plugin-sdk[host]") from None
+        raise LibraryError(f"the SDK's host is not available ({exc}): reinstall falco-plugin-sdk") from None
     try:
         library = PluginLibrary.load(path)
     except Exception as exc:  # noqa: BLE001 - any load failure is a finding about this library

@@ -91,6 +91,17 @@ def _instance_type(cls: type[SourcePlugin], where: str) -> type[SourceInstance]:
             f"{where}.open is annotated '-> SourceInstance': name the subclass it returns, so that the SDK "
             "knows whether it overrides progress()"
         )
+    if not _overrides(ret, SourceInstance, "next_batch"):
+        # Else every open() would fail in Falco at the first batch, with NotImplementedError.
+        own = [n for n, v in vars(ret).items() if callable(v) and not n.startswith("__")]
+        import difflib  # only on this error path
+
+        close = difflib.get_close_matches("next_batch", own, n=1, cutoff=0.6)
+        hint = f" (is {close[0]} meant to be next_batch?)" if close else ""
+        raise SpecError(
+            f"{where}.open returns {ret.__qualname__}, which does not define next_batch(self) -> Batch, "
+            f"the method that produces the events{hint}"
+        )
     return ret
 
 

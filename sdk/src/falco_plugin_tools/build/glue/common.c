@@ -153,12 +153,53 @@ static int fp_start_bundled_interpreter(void) {
 }
 #endif
 
+/* One process runs one Python, and a plugin's compiled glue and extension
+ * modules fit one minor version only. The first Python plugin to start makes
+ * its libpython global (below), so a plugin built with another minor would
+ * bind its calls to that interpreter and crash: refuse, naming both. Found
+ * through the global scope (a Python host's own interpreter included: from
+ * 3.11 on Py_Version says which it is), or by the sonames of older ones. */
+static int fp_check_no_other_python(void) {
+    int other = -1;
+    const unsigned long *version = (const unsigned long *)dlsym(RTLD_DEFAULT, "Py_Version");
+    int (*running)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
+    if (version && running && running()) {
+        int minor = (int)((*version >> 16) & 0xff);
+        if (minor != PY_MINOR_VERSION) {
+            other = minor;
+        }
+    }
+    for (int minor = 6; other < 0 && minor < 11; minor++) {
+        char name[32];
+        snprintf(name, sizeof name, "libpython3.%d.so.1.0", minor);
+        void *lib = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+        if (lib) {
+            running = (int (*)(void))dlsym(lib, "Py_IsInitialized");
+            if (running && running()) {
+                other = minor;
+            }
+            dlclose(lib);
+        }
+    }
+    if (other >= 0) {
+        fp_start_failed("Python 3.%d already runs in this process (started by another plugin, or the host), and this "
+                        "plugin was built with Python 3.%d: one process cannot run both. Build every Python plugin of "
+                        "one Falco with the same Python minor version", other, PY_MINOR_VERSION);
+        return -1;
+    }
+    return 0;
+}
+
 /* Start Python unless it runs already; *lock receives the start-up lock,
  * which the caller releases once the plugin's site directory is on the path
  * (sys.path is rebuilt from a copy, so two libraries doing that at once
  * could drop each other's directory). Never called with the GIL held, so
  * waiting for the lock cannot deadlock with its holder. */
 static int fp_init_interpreter(int *lock) {
+    *lock = -1;
+    if (fp_check_no_other_python() != 0) {
+        return -1;
+    }
     /* Falco dlopens plugins RTLD_LOCAL, which hides libpython's symbols from
      * the extension modules Python imports later: make them global. */
     Dl_info info;
