@@ -16,6 +16,7 @@ import json
 import platform
 import re
 import shutil
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,7 +184,11 @@ def test_falco_loads_the_pulled_plugin_from_an_empty_plugin_dir_and_its_pulled_r
     rules.mkdir(parents=True)
     install(pull(registry, "run/plugin/dummy_py", "latest", arch=ARCH).layer, plugins, tmp_path)
     install(pull(registry, "run/ruleset/dummy_py", "latest").layer, rules, tmp_path)
-    assert sorted(p.name for p in plugins.iterdir()) == ["libdummy_py.site", "libdummy_py.so", "python3.11"]
+    assert sorted(p.name for p in plugins.iterdir()) == [
+        "libdummy_py.site",
+        "libdummy_py.so",
+        f"python{sys.version_info.major}.{sys.version_info.minor}",
+    ]
     plugin = PluginConf(
         "dummy_py", plugins / "libdummy_py.so", {"jitter": 0}, json.dumps({"start": 990, "maxEvents": 20})
     )

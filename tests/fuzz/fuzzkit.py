@@ -37,6 +37,8 @@ TIMEOUT = 60.0
 HEADER = struct.Struct("<QQIHI")  # ts, tid, len, type, nparams: 26 bytes, packed
 PLUGIN_EVENT = 322
 PAYLOAD_OFFSET = HEADER.size + 12
+ASYNC_EVENT = 402
+ASYNC_NAME_OFFSET = HEADER.size + 12 + 4  # three lengths, then the plugin id (u32), then the name
 NO_VALUE = 2**64 - 1
 
 NUL_CUT_TOLERATED = False
@@ -550,8 +552,16 @@ def event_file(records: list[bytes], directory: Path) -> Path:
 def payload_of(record: bytes) -> bytes | None:
     """The payload an SDK plugin sees for this event, or None when it must not read one (malformed)."""
     _ts, _tid, size, etype, nparams = HEADER.unpack_from(record)
+    if etype == ASYNC_EVENT:
+        # an async event's payload is its data (after the plugin id and the name)
+        if nparams != 3 or size < ASYNC_NAME_OFFSET or len(record) < ASYNC_NAME_OFFSET:
+            return None
+        a0, a1, a2 = struct.unpack_from("<III", record, HEADER.size)
+        if a0 != 4 or a1 == 0 or ASYNC_NAME_OFFSET + a1 + a2 > size:
+            return None
+        return record[ASYNC_NAME_OFFSET + a1 : ASYNC_NAME_OFFSET + a1 + a2]
     if etype != PLUGIN_EVENT:
-        return b""  # the SDK gives non-plugin events an empty payload
+        return b""  # the SDK gives other non-plugin events an empty payload
     if nparams != 2 or size < PAYLOAD_OFFSET:
         return None
     l0, l1 = struct.unpack_from("<II", record, HEADER.size)
