@@ -166,9 +166,10 @@ def test_get_fields_describes_types_lists_and_arguments(loaded: Callable[[str], 
 
 # -- in both hosts ----------------------------------------------------------------------------
 
-# A bad field expression: the Python host rejects it like libsinsp compiling a rule; the C host
-# checks nothing and sends it, so the plugin's own check answers.
-ARGUMENT_ERRORS = {
+# A bad field expression: libsinsp refuses it when it parses the field (a rule using it would not
+# compile), and the Python host refuses it in libsinsp's words; the C host checks nothing and sends
+# it, so the plugin's own check answers.
+ARGUMENT_ERRORS: dict[str, dict[str, str]] = {
     "python": {
         "dummy.divisible": "filter 'dummy.divisible': dummy.divisible requires an argument but none provided",
         "dummy.value[2]": (
@@ -182,6 +183,7 @@ ARGUMENT_ERRORS = {
         "dummy.value[2]": "extracting dummy.value[2]: ValueError: this field takes no argument",
     },
 }
+ARGUMENT_ERRORS["sinsp"] = ARGUMENT_ERRORS["python"]
 
 
 def test_field_arguments_reach_the_plugin_in_both_hosts(built: Built, host: Host) -> None:

@@ -1,19 +1,22 @@
-"""One small interface over the SDK's two hosts, so a test can run on both.
+"""One small interface over the SDK's three hosts, so a test can run on each.
 
 :class:`PythonHost` drives a library in this process through
 :class:`~falco_plugin_tools.host.PluginLibrary` (libsinsp's checks: init schema,
 field expressions, event checks); :class:`CHost` runs the C host program
-(``chost.c``) in an empty environment, the way Falco starts a plugin. Both
-answer :meth:`Host.run` with the same :class:`HostRun`: the events with their
-field values as text (as the C host prints them), per-field extraction
-errors, and the failure that ended the run, if any.
+(``chost.c``) in an empty environment, the way Falco starts a plugin;
+:class:`SinspHost` runs the libsinsp host program (``sinsphost.cpp``), which
+drives the library through real libsinsp's own API. All answer :meth:`Host.run`
+with the same :class:`HostRun`: the events with their field values as text (as
+the C host prints them), per-field extraction errors, and the failure that
+ended the run, if any.
 
-The fixture ``host`` in :mod:`falco_plugin_tools.testing` is parametrised over both.
+The fixture ``host`` in :mod:`falco_plugin_tools.testing` is parametrised over the three.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from falco_plugin_tools.host.errors import ExtractionError, FieldExpressionError
 from falco_plugin_tools.host.handle import Value
 from falco_plugin_tools.host.loader import PluginLibrary
 
-__all__ = ["CHost", "Extracted", "Failure", "Host", "HostRun", "PythonHost", "Stage", "value_text"]
+__all__ = ["CHost", "Extracted", "Failure", "Host", "HostRun", "PythonHost", "SinspHost", "Stage", "value_text"]
 
 Stage = Literal["load", "fields", "init", "open", "next_batch", "exit"]
 """Where a run failed: loading the library, resolving the fields, ``plugin_init``, ``plugin_open``, a
@@ -60,6 +63,8 @@ class HostRun:
     host: str
     events: list[Extracted] = field(default_factory=list)
     failure: Failure | None = None
+    metrics: dict[str, int | float] = field(default_factory=dict)
+    """The plugin's metrics after the run, by name (filled by hosts asked for them)."""
 
     def column(self, expression: str) -> list[str | None]:
         """The values of one field across the events (``None`` where it had none or failed)."""
@@ -67,7 +72,7 @@ class HostRun:
 
 
 class Host(Protocol):
-    """A host that can run a plugin library: ``"python"`` or ``"c"``."""
+    """A host that can run a plugin library: ``"python"``, ``"c"`` or ``"sinsp"``."""
 
     name: str
 
@@ -243,3 +248,96 @@ def _parse_event_line(line: str, fields: Sequence[str]) -> Extracted:
         else:
             got.values[expression] = None if text == NO_VALUE_TEXT else text
     return got
+
+
+class SinspHost:
+    """The libsinsp host program (``sinsphost`` is its compiled path, see
+    :func:`~falco_plugin_tools.host.sinsp.compile_sinsphost`), run in an empty environment."""
+
+    name = "sinsp"
+
+    def __init__(self, sinsphost: str | Path, timeout: float = 120) -> None:
+        self.sinsphost = Path(sinsphost)
+        self.timeout = timeout
+
+    def command(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+        capture: str | Path | None = None,
+        struct: str | None = None,
+        metrics: bool = False,
+        tables: Sequence[str] = (),
+    ) -> list[str]:
+        args = [str(self.sinsphost), str(library), "--config", init_config, "--open", open_params]
+        for expression in fields:
+            args += ["--field", expression]
+        if n is not None:
+            args += ["-n", str(n)]
+        if capture is not None:
+            args += ["--capture", str(capture)]
+        if struct is not None:
+            args += ["--struct", struct]
+        if metrics:
+            args.append("--metrics")
+        for table in tables:
+            args += ["--table", table]
+        return args
+
+    def run(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+        capture: str | Path | None = None,
+        struct: str | None = None,
+        metrics: bool = False,
+    ) -> HostRun:
+        command = self.command(
+            library,
+            init_config=init_config,
+            open_params=open_params,
+            fields=fields,
+            n=n,
+            capture=capture,
+            struct=struct,
+            metrics=metrics,
+        )
+        proc = subprocess.run(command, capture_output=True, text=True, env={}, timeout=self.timeout)
+        return parse_sinsphost_output(proc)
+
+    def records(self, library: str | Path, **options: object) -> list[dict[str, object]]:
+        """Every JSON record of one run (``options`` as for :meth:`command`), for what
+        :class:`HostRun` does not hold (tables, event sources, the plugin's identity)."""
+        proc = subprocess.run(
+            self.command(library, **options),  # type: ignore[arg-type]
+            capture_output=True,
+            text=True,
+            env={},
+            timeout=self.timeout,
+        )
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def parse_sinsphost_output(proc: subprocess.CompletedProcess[str]) -> HostRun:
+    """A libsinsp host run (its JSON lines) as a :class:`HostRun`."""
+    result = HostRun(SinspHost.name)
+    for line in proc.stdout.splitlines():
+        record = json.loads(line)
+        kind = record["kind"]
+        if kind == "event":
+            result.events.append(Extracted(record["num"], values=record["values"], errors=record["errors"]))
+        elif kind == "metric":
+            result.metrics[record["name"]] = record["value"]
+        elif kind == "failure":
+            result.failure = Failure(record["stage"], record["message"])
+    if result.failure is None and proc.returncode != 0:
+        result.failure = Failure("exit", f"exit status {proc.returncode}: {proc.stderr.strip()}")
+    return result
