@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from falco_plugin_tools.host.errors import ExtractionError, FieldExpressionError, HostError, LoadError
 from falco_plugin_tools.host.handle import Value
@@ -63,8 +63,6 @@ class HostRun:
     host: str
     events: list[Extracted] = field(default_factory=list)
     failure: Failure | None = None
-    metrics: dict[str, int | float] = field(default_factory=dict)
-    """The plugin's metrics after the run, by name (filled by hosts asked for them)."""
 
     def column(self, expression: str) -> list[str | None]:
         """The values of one field across the events (``None`` where it had none or failed)."""
@@ -270,18 +268,30 @@ class SinspHost:
         n: int | None = None,
         capture: str | Path | None = None,
         struct: str | None = None,
+        plugins: Sequence[tuple[str | Path, str] | tuple[str | Path, str, str]] = (),
+        condition: str | None = None,
         metrics: bool = False,
         tables: Sequence[str] = (),
     ) -> list[str]:
-        args = [str(self.sinsphost), str(library), "--config", init_config, "--open", open_params]
+        """The command line; ``plugins`` are more plugins to register after ``library``, each
+        ``(library, init_config)`` or ``(library, init_config, struct symbol)``; only the events
+        that ``condition`` (a filter libsinsp compiles, as a rule's) accepts are read."""
+        args = [str(self.sinsphost), str(library), "--config", init_config]
+        if struct is not None:
+            args += ["--struct", struct]
+        for more in plugins:
+            args += ["--plugin", str(more[0]), "--config", more[1]]
+            if len(more) == 3:
+                args += ["--struct", more[2]]
+        args += ["--open", open_params]
+        if condition is not None:
+            args += ["--filter", condition]
         for expression in fields:
             args += ["--field", expression]
         if n is not None:
             args += ["-n", str(n)]
         if capture is not None:
             args += ["--capture", str(capture)]
-        if struct is not None:
-            args += ["--struct", struct]
         if metrics:
             args.append("--metrics")
         for table in tables:
@@ -298,7 +308,6 @@ class SinspHost:
         n: int | None = None,
         capture: str | Path | None = None,
         struct: str | None = None,
-        metrics: bool = False,
     ) -> HostRun:
         command = self.command(
             library,
@@ -308,16 +317,15 @@ class SinspHost:
             n=n,
             capture=capture,
             struct=struct,
-            metrics=metrics,
         )
         proc = subprocess.run(command, capture_output=True, text=True, env={}, timeout=self.timeout)
         return parse_sinsphost_output(proc)
 
-    def records(self, library: str | Path, **options: object) -> list[dict[str, object]]:
+    def records(self, library: str | Path, **options: Any) -> list[dict[str, Any]]:
         """Every JSON record of one run (``options`` as for :meth:`command`), for what
         :class:`HostRun` does not hold (tables, event sources, the plugin's identity)."""
         proc = subprocess.run(
-            self.command(library, **options),  # type: ignore[arg-type]
+            self.command(library, **options),
             capture_output=True,
             text=True,
             env={},
@@ -334,8 +342,6 @@ def parse_sinsphost_output(proc: subprocess.CompletedProcess[str]) -> HostRun:
         kind = record["kind"]
         if kind == "event":
             result.events.append(Extracted(record["num"], values=record["values"], errors=record["errors"]))
-        elif kind == "metric":
-            result.metrics[record["name"]] = record["value"]
         elif kind == "failure":
             result.failure = Failure(record["stage"], record["message"])
     if result.failure is None and proc.returncode != 0:

@@ -1,26 +1,33 @@
 // falco-plugin-sinsphost: the SDK's host built on real libsinsp (linked statically, the same
 // build as the real Falco), so that a test can watch a plugin run inside libsinsp's own API: its
-// loader and version checks, its init-config validation, its source engine, its filterchecks
-// (field names and arguments parsed by libsinsp, values extracted through them), its metrics.
+// loader and version checks, its init-config validation, its source engine and capture replay,
+// its filter compiler and filterchecks (field names and arguments parsed by libsinsp, values
+// extracted through them), its metrics and its state tables.
 //
-//   falco-plugin-sinsphost LIB [--struct SYMBOL] [--config S] [--open S] [--capture FILE]
+//   falco-plugin-sinsphost LIB [--struct SYMBOL] [--config S] [--plugin LIB [--struct SYMBOL]
+//                          [--config S]]... [--open S] [--capture FILE] [--filter EXPR]
 //                          [--field F]... [-n N] [--metrics] [--table NAME]...
 //
-// LIB is registered by path (sinsp::register_plugin(path), as Falco does), or with --struct by the
-// plugin_api struct exported under SYMBOL: looked up in this program first (a statically linked
-// plugin, the program built with -rdynamic) and otherwise in LIB opened with dlopen. "-" as LIB
-// with --struct means the program itself. The plugin is initialised with --config, then its
-// source is opened with --open (or --capture FILE is replayed) and up to N events are read; each
-// --field is extracted from every event through libsinsp's filterchecks. --metrics prints the
-// plugin's metrics after the run; --table NAME prints the entries of a table of libsinsp's
-// registry (the threads table, a table a plugin exports) after the run.
+// Each LIB is registered by path (sinsp::register_plugin(path), as Falco does), or with --struct
+// by the plugin_api struct exported under SYMBOL (sinsp::register_plugin(const plugin_api*), as an
+// application registers a statically linked plugin): looked up in this program first (built with
+// -rdynamic and the plugin's archive) and otherwise in LIB opened with dlopen; "-" as LIB means
+// this program only. --struct and --config belong to the LIB named last. Every plugin is
+// initialised with its config, in order; then the source of the first plugin that has one is
+// opened with --open, or --capture FILE is replayed, and up to N events are read (events a
+// --filter compiled by libsinsp rejects are skipped, as a rule's condition would). Each --field is
+// extracted from every event through libsinsp's filterchecks: for a plugin source, the generic
+// event fields and the plugins' (what Falco gives a plugin source), for a capture every built-in
+// class and the plugins'. --metrics prints each plugin's metrics after the run; --table NAME
+// prints the entries of a table of libsinsp's registry (the threads table, a table a plugin
+// exports) after the run, read from the host side.
 //
 // Output: one JSON object per line, each with a "kind":
-//   {"kind":"plugin","name":..,"version":..,"caps":[..]}
+//   {"kind":"plugin","name":..,"version":..,"caps":[..]}        per plugin, once registered
 //   {"kind":"event","num":N,"source":..,"values":{field: text|null},"errors":{field: message}}
-//   {"kind":"metric","name":..,"type":"monotonic"|"non_monotonic","value":..}
-//   {"kind":"table","name":..,"entries":[{field: text, ...}]}
-//   {"kind":"failure","stage":"load"|"init"|"open"|"next_batch"|"table","message":..}
+//   {"kind":"metric","plugin":..,"name":..,"type":"monotonic"|"non_monotonic","value":..}
+//   {"kind":"table","name":..,"size":N,"entries":[{field: text|null, ...}]}
+//   {"kind":"failure","stage":"load"|"init"|"open"|"filter"|"next_batch"|"table","message":..}
 //   {"kind":"done","events":N}
 // Values are text as the SDK's other hosts print them: lists joined by ",", bools true/false,
 // addresses as "<N bytes>". libsinsp's filtercheck answers "no value" both when a plugin has no
@@ -69,18 +76,50 @@ std::string strip_prefix(const std::string& s, const std::string& prefix) {
 }
 
 // One requested field: libsinsp's filtercheck for it (null when libsinsp refused the expression),
-// and what the host needs to ask the plugin directly when the check reports no value.
+// and what the host needs to ask the owning plugin directly when the check reports no value.
 struct field_request {
 	std::string expression;
 	std::unique_ptr<sinsp_filter_check> check;
 	std::string refused;  // libsinsp's reason, when check is null
+	std::shared_ptr<sinsp_plugin> plugin;  // the plugin that owns the field, if one does
 	int32_t plugin_field_id = -1;
 	std::string arg;
 	bool arg_present = false;
 	uint64_t arg_index = 0;
 };
 
-// One value as text, the way the SDK's hosts print them.
+bool renders_itself(ppm_param_type type) {
+	switch(type) {
+	case PT_BOOL:
+	case PT_IPADDR:
+	case PT_IPV4ADDR:
+	case PT_IPV6ADDR:
+	case PT_IPNET:
+	case PT_IPV4NET:
+	case PT_IPV6NET:
+	case PT_CHARBUF:
+	case PT_FSPATH:
+	case PT_FSRELPATH:
+	case PT_BYTEBUF:
+	case PT_INT8:
+	case PT_INT16:
+	case PT_INT32:
+	case PT_INT64:
+	case PT_ERRNO:
+	case PT_PID:
+	case PT_UINT8:
+	case PT_UINT16:
+	case PT_UINT32:
+	case PT_UINT64:
+	case PT_RELTIME:
+	case PT_ABSTIME:
+		return true;
+	default:
+		return false;  // libsinsp's own text (flags, fds, socket tuples, ...)
+	}
+}
+
+// One value as text, the way the SDK's hosts print them (for the types renders_itself accepts).
 std::string value_text(ppm_param_type type, const extract_value_t& v) {
 	switch(type) {
 	case PT_BOOL: {
@@ -98,8 +137,12 @@ std::string value_text(ppm_param_type type, const extract_value_t& v) {
 	case PT_CHARBUF:
 	case PT_FSPATH:
 	case PT_FSRELPATH:
-	case PT_BYTEBUF:
-		return std::string(reinterpret_cast<const char*>(v.ptr), v.len);
+	case PT_BYTEBUF: {
+		// libsinsp's own string fields count their terminating NUL, a plugin's do not.
+		std::string text(reinterpret_cast<const char*>(v.ptr), v.len);
+		while(!text.empty() && text.back() == '\0') text.pop_back();
+		return text;
+	}
 	case PT_INT8:
 	case PT_INT16:
 	case PT_INT32:
@@ -114,7 +157,6 @@ std::string value_text(ppm_param_type type, const extract_value_t& v) {
 		return std::to_string(n);
 	}
 	default: {
-		// Unsigned integers of every width (PT_UINT*, PT_RELTIME, PT_ABSTIME, flags, ...).
 		uint64_t n = 0;
 		std::memcpy(&n, v.ptr, std::min<size_t>(v.len, sizeof(n)));
 		return std::to_string(n);
@@ -123,15 +165,15 @@ std::string value_text(ppm_param_type type, const extract_value_t& v) {
 }
 
 // After the check said "no value": was it a failure? Ask the plugin once more, as libsinsp's check
-// asked it, and return its last error if the call failed (empty when the field simply had no value).
-std::string extraction_error(const std::shared_ptr<sinsp_plugin>& plugin,
-                             field_request& f,
-                             sinsp_evt* evt) {
-	if(f.plugin_field_id < 0 || evt->get_source_idx() == sinsp_no_event_source_idx ||
+// asked it, and return its last error if the call failed (empty when the field simply had no value
+// or the check never asked the plugin: an event of another type or source).
+std::string extraction_error(field_request& f, sinsp_evt* evt) {
+	const auto& plugin = f.plugin;
+	if(!plugin || evt->get_source_idx() == sinsp_no_event_source_idx ||
 	   !plugin->extract_event_codes().contains(static_cast<ppm_event_code>(evt->get_type())) ||
 	   !sinsp_plugin::is_source_compatible(plugin->extract_event_sources(),
 	                                       evt->get_source_name() ? evt->get_source_name() : "")) {
-		return "";  // the check never called the plugin
+		return "";
 	}
 	const auto& info = plugin->fields()[f.plugin_field_id];
 	ss_plugin_extract_field field = {};
@@ -149,8 +191,8 @@ std::string extraction_error(const std::shared_ptr<sinsp_plugin>& plugin,
 }
 
 std::vector<field_request> resolve_fields(sinsp& inspector,
-                                          const sinsp_filter_check_list& checks,
-                                          const std::shared_ptr<sinsp_plugin>& plugin,
+                                          const filter_check_list& checks,
+                                          const std::vector<std::shared_ptr<sinsp_plugin>>& plugins,
                                           const std::vector<std::string>& expressions) {
 	std::vector<field_request> out;
 	for(const auto& expression : expressions) {
@@ -167,21 +209,25 @@ std::vector<field_request> resolve_fields(sinsp& inspector,
 			f.check.reset();
 			f.refused = e.what();
 		}
-		if(f.check && (plugin->caps() & CAP_EXTRACTION)) {
-			std::string name = expression.substr(0, expression.find('['));
+		std::string name = expression.substr(0, expression.find('['));
+		for(const auto& plugin : plugins) {
+			if(!f.check || f.plugin || !(plugin->caps() & CAP_EXTRACTION)) {
+				continue;
+			}
 			const auto& fields = plugin->fields();
 			for(size_t i = 0; i < fields.size(); i++) {
 				if(fields[i].m_name == name) {
+					f.plugin = plugin;
 					f.plugin_field_id = static_cast<int32_t>(i);
 				}
 			}
-			auto open = expression.find('[');
-			if(f.plugin_field_id >= 0 && open != std::string::npos && expression.back() == ']') {
-				f.arg = expression.substr(open + 1, expression.size() - open - 2);
-				f.arg_present = true;
-				if(fields[f.plugin_field_id].m_flags & EPF_ARG_INDEX) {
-					f.arg_index = std::stoull(f.arg);  // libsinsp accepted it, so it is a number
-				}
+		}
+		auto open = expression.find('[');
+		if(f.plugin && open != std::string::npos && expression.back() == ']') {
+			f.arg = expression.substr(open + 1, expression.size() - open - 2);
+			f.arg_present = true;
+			if(f.plugin->fields()[f.plugin_field_id].m_flags & EPF_ARG_INDEX) {
+				f.arg_index = std::stoull(f.arg);  // libsinsp accepted it, so it is a number
 			}
 		}
 		out.push_back(std::move(f));
@@ -189,9 +235,7 @@ std::vector<field_request> resolve_fields(sinsp& inspector,
 	return out;
 }
 
-Json::Value event_json(sinsp_evt* evt,
-                       const std::shared_ptr<sinsp_plugin>& plugin,
-                       std::vector<field_request>& fields) {
+Json::Value event_json(sinsp_evt* evt, std::vector<field_request>& fields) {
 	Json::Value v;
 	v["kind"] = "event";
 	v["num"] = Json::UInt64(evt->get_num());
@@ -203,16 +247,22 @@ Json::Value event_json(sinsp_evt* evt,
 			v["errors"][f.expression] = f.refused;
 			continue;
 		}
+		auto type = f.check->get_field_info()->m_type;
 		std::vector<extract_value_t> values;
 		bool got = false;
 		try {
 			got = f.check->extract(evt, values, false) && !values.empty();
+			if(got && !renders_itself(type)) {
+				const char* text = f.check->tostring(evt);
+				v["values"][f.expression] = text ? text : "";
+				continue;
+			}
 		} catch(const std::exception& e) {
 			v["errors"][f.expression] = e.what();
 			continue;
 		}
 		if(!got) {
-			std::string error = extraction_error(plugin, f, evt);
+			std::string error = extraction_error(f, evt);
 			if(error.empty()) {
 				v["values"][f.expression] = Json::nullValue;
 			} else {
@@ -221,17 +271,12 @@ Json::Value event_json(sinsp_evt* evt,
 			continue;
 		}
 		std::string text;
-		auto type = f.check->get_field_info()->m_type;
 		for(size_t i = 0; i < values.size(); i++) {
 			text += (i ? "," : "") + value_text(type, values[i]);
 		}
 		v["values"][f.expression] = text;
 	}
 	return v;
-}
-
-const char* metric_type_name(metrics_v2_metric_type t) {
-	return t == METRIC_VALUE_METRIC_TYPE_MONOTONIC ? "monotonic" : "non_monotonic";
 }
 
 Json::Value metric_value(const metrics_v2& m) {
@@ -255,10 +300,137 @@ Json::Value metric_value(const metrics_v2& m) {
 	}
 }
 
+Json::Value state_text(ss_plugin_state_type type, const ss_plugin_state_data& d) {
+	switch(type) {
+	case SS_PLUGIN_ST_INT8:
+		return Json::Int64(d.s8);
+	case SS_PLUGIN_ST_INT16:
+		return Json::Int64(d.s16);
+	case SS_PLUGIN_ST_INT32:
+		return Json::Int64(d.s32);
+	case SS_PLUGIN_ST_INT64:
+		return Json::Int64(d.s64);
+	case SS_PLUGIN_ST_UINT8:
+		return Json::UInt64(d.u8);
+	case SS_PLUGIN_ST_UINT16:
+		return Json::UInt64(d.u16);
+	case SS_PLUGIN_ST_UINT32:
+		return Json::UInt64(d.u32);
+	case SS_PLUGIN_ST_UINT64:
+		return Json::UInt64(d.u64);
+	case SS_PLUGIN_ST_STRING:
+		return d.str ? d.str : "";
+	case SS_PLUGIN_ST_BOOL:
+		return d.b != 0;
+	default:
+		return Json::nullValue;
+	}
+}
+
+// Every entry of one table of libsinsp's registry, read from the host side through the same
+// table interface the plugins get (subtable fields are left out: only their presence is shown).
+Json::Value table_json(sinsp& inspector, const std::string& name) {
+	const auto& tables = inspector.get_table_registry()->tables();
+	auto found = tables.find(name);
+	if(found == tables.end()) {
+		fail("table", "no table named " + name);
+	}
+	libsinsp::state::base_table* table = found->second;
+	libsinsp::state::sinsp_table_owner owner;  // the host itself, not a plugin
+	uint32_t nfields = 0;
+	const ss_plugin_table_fieldinfo* infos = table->list_fields(&owner, &nfields);
+	using field_list = std::vector<std::pair<const ss_plugin_table_fieldinfo*, ss_plugin_table_field_t*>>;
+	field_list fields;
+	for(uint32_t i = 0; i < nfields; i++) {
+		if(infos[i].field_type == SS_PLUGIN_ST_TABLE) {
+			continue;
+		}
+		auto* accessor = table->get_field(&owner, infos[i].name, infos[i].field_type);
+		if(accessor == nullptr) {
+			fail("table", "field " + std::string(infos[i].name) + " of " + name + ": " + owner.m_last_owner_err);
+		}
+		fields.emplace_back(&infos[i], accessor);
+	}
+	struct walk {
+		libsinsp::state::sinsp_table_owner* owner;
+		libsinsp::state::base_table* table;
+		field_list* fields;
+		Json::Value entries{Json::arrayValue};
+	} state{&owner, table, &fields};
+	table->iterate_entries(
+	        &owner,
+	        [](void* s, ss_plugin_table_entry_t* e) -> ss_plugin_bool {
+		        auto* w = static_cast<walk*>(s);
+		        Json::Value entry{Json::objectValue};
+		        for(const auto& [info, accessor] : *w->fields) {
+			        ss_plugin_state_data data = {};
+			        if(w->table->read_entry_field(w->owner, e, accessor, &data) == SS_PLUGIN_SUCCESS) {
+				        entry[info->name] = state_text(info->field_type, data);
+			        } else {
+				        entry[info->name] = Json::nullValue;
+			        }
+		        }
+		        w->entries.append(entry);
+		        return 1;
+	        },
+	        &state);
+	Json::Value v;
+	v["kind"] = "table";
+	v["name"] = name;
+	v["size"] = Json::UInt64(table->get_size(&owner));
+	v["entries"] = state.entries;
+	return v;
+}
+
+struct plugin_request {
+	std::string library;
+	std::string symbol;
+	std::string config;
+};
+
+std::shared_ptr<sinsp_plugin> register_one(sinsp& inspector, const plugin_request& r) {
+	if(r.symbol.empty()) {
+		return inspector.register_plugin(r.library);
+	}
+	// A statically linked plugin is found in this program; otherwise in the named library.
+	void* api = dlsym(RTLD_DEFAULT, r.symbol.c_str());
+	if(api == nullptr && r.library != "-") {
+		void* handle = dlopen(r.library.c_str(), RTLD_NOW | RTLD_LOCAL);
+		if(handle == nullptr) {
+			fail("load", std::string("dlopen: ") + dlerror());
+		}
+		api = dlsym(handle, r.symbol.c_str());
+	}
+	if(api == nullptr) {
+		fail("load", "no plugin_api struct named " + r.symbol);
+	}
+	return inspector.register_plugin(static_cast<const plugin_api*>(api));
+}
+
+Json::Value plugin_json(const sinsp_plugin& plugin) {
+	Json::Value v;
+	v["kind"] = "plugin";
+	v["name"] = plugin.name();
+	v["version"] = plugin.plugin_version().as_string();
+	v["caps"] = Json::arrayValue;
+	const std::pair<plugin_caps_t, const char*> caps[] = {{CAP_SOURCING, "sourcing"},
+	                                                      {CAP_EXTRACTION, "extraction"},
+	                                                      {CAP_PARSING, "parsing"},
+	                                                      {CAP_ASYNC, "async"},
+	                                                      {CAP_CAPTURE_LISTENING, "capture_listening"}};
+	for(const auto& [cap, name] : caps) {
+		if(plugin.caps() & cap) {
+			v["caps"].append(name);
+		}
+	}
+	return v;
+}
+
 int usage(const char* argv0) {
 	std::cerr << "usage: " << argv0
-	          << " LIB [--struct SYMBOL] [--config S] [--open S] [--capture FILE] [--field F]... [-n N]"
-	             " [--metrics] [--table NAME]...\n";
+	          << " LIB [--struct SYMBOL] [--config S] [--plugin LIB [--struct SYMBOL] [--config S]]..."
+	             " [--open S] [--capture FILE] [--filter EXPR] [--field F]... [-n N] [--metrics]"
+	             " [--table NAME]...\n";
 	return 2;
 }
 
@@ -268,7 +440,8 @@ int main(int argc, char** argv) {
 	if(argc < 2) {
 		return usage(argv[0]);
 	}
-	std::string library = argv[1], symbol, config, open_params, capture;
+	std::vector<plugin_request> requests{{argv[1], "", ""}};
+	std::string open_params, capture, filter;
 	std::vector<std::string> expressions, tables;
 	long long limit = -1;
 	bool metrics = false;
@@ -279,14 +452,18 @@ int main(int argc, char** argv) {
 			metrics = true;
 		} else if(!has_value) {
 			return usage(argv[0]);
+		} else if(a == "--plugin") {
+			requests.push_back({argv[++i], "", ""});
 		} else if(a == "--struct") {
-			symbol = argv[++i];
+			requests.back().symbol = argv[++i];
 		} else if(a == "--config") {
-			config = argv[++i];
+			requests.back().config = argv[++i];
 		} else if(a == "--open") {
 			open_params = argv[++i];
 		} else if(a == "--capture") {
 			capture = argv[++i];
+		} else if(a == "--filter") {
+			filter = argv[++i];
 		} else if(a == "--field") {
 			expressions.emplace_back(argv[++i]);
 		} else if(a == "--table") {
@@ -299,82 +476,72 @@ int main(int argc, char** argv) {
 	}
 
 	sinsp inspector;
-	std::shared_ptr<sinsp_plugin> plugin;
-	try {
-		if(symbol.empty()) {
-			plugin = inspector.register_plugin(library);
-		} else {
-			void* api = dlsym(RTLD_DEFAULT, symbol.c_str());
-			if(api == nullptr && library != "-") {
-				void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-				if(handle == nullptr) {
-					fail("load", std::string("dlopen: ") + dlerror());
-				}
-				api = dlsym(handle, symbol.c_str());
-			}
-			if(api == nullptr) {
-				fail("load", "no plugin_api struct named " + symbol);
-			}
-			plugin = inspector.register_plugin(static_cast<const plugin_api*>(api));
+	std::vector<std::shared_ptr<sinsp_plugin>> plugins;
+	for(const auto& r : requests) {
+		try {
+			plugins.push_back(register_one(inspector, r));
+		} catch(const std::exception& e) {
+			fail("load", e.what());
 		}
-	} catch(const std::exception& e) {
-		fail("load", e.what());
+		emit(plugin_json(*plugins.back()));
 	}
-	{
-		Json::Value v;
-		v["kind"] = "plugin";
-		v["name"] = plugin->name();
-		v["version"] = plugin->plugin_version().as_string();
-		v["caps"] = Json::arrayValue;
-		if(plugin->caps() & CAP_SOURCING) v["caps"].append("sourcing");
-		if(plugin->caps() & CAP_EXTRACTION) v["caps"].append("extraction");
-		if(plugin->caps() & CAP_PARSING) v["caps"].append("parsing");
-		if(plugin->caps() & CAP_ASYNC) v["caps"].append("async");
-		if(plugin->caps() & CAP_CAPTURE_LISTENING) v["caps"].append("capture_listening");
-		emit(v);
+	for(size_t i = 0; i < plugins.size(); i++) {
+		try {
+			std::string err;
+			if(!plugins[i]->init(requests[i].config, err)) {
+				fail("init", strip_prefix(err, "could not initialize plugin: "));
+			}
+		} catch(const std::exception& e) {
+			// libsinsp validates the config against the plugin's init schema before plugin_init.
+			fail("init", e.what());
+		}
 	}
 
-	try {
-		std::string err;
-		if(!plugin->init(config, err)) {
-			fail("init", strip_prefix(err, "could not initialize plugin: "));
+	std::shared_ptr<sinsp_plugin> source;
+	for(const auto& plugin : plugins) {
+		if(!source && (plugin->caps() & CAP_SOURCING)) {
+			source = plugin;
 		}
-	} catch(const std::exception& e) {
-		// libsinsp validates the config against the plugin's init schema before plugin_init.
-		fail("init", e.what());
 	}
-
-	// Filterchecks: libsinsp's own (evt.*, and with a capture every syscall field class), and the
-	// plugin's when it extracts. Built-in classes come first, as in Falco.
-	sinsp_filter_check_list checks;
+	// The field classes Falco gives the source: a plugin source has the generic event fields, the
+	// syscall source (a capture) every built-in class; then the plugins' own, in order.
+	std::unique_ptr<filter_check_list> checks;
 	if(capture.empty()) {
-		checks.add_filter_check(inspector.new_generic_filtercheck());
+		checks = std::make_unique<filter_check_list>();
+		checks->add_filter_check(inspector.new_generic_filtercheck());
+	} else {
+		checks = std::make_unique<sinsp_filter_check_list>();
 	}
-	if(plugin->caps() & CAP_EXTRACTION) {
-		checks.add_filter_check(sinsp_plugin::new_filtercheck(plugin));
-	}
-
-	if(capture.empty() && !(plugin->caps() & CAP_SOURCING)) {
-		Json::Value v;
-		v["kind"] = "done";
-		v["events"] = 0;
-		emit(v);
-		return 0;  // nothing to read: the plugin has no source and no capture was given
+	for(const auto& plugin : plugins) {
+		if(plugin->caps() & CAP_EXTRACTION) {
+			checks->add_filter_check(sinsp_plugin::new_filtercheck(plugin));
+		}
 	}
 
+	// Without a source or a capture there is nothing to read; metrics and tables are still shown.
+	bool reading = source || !capture.empty();
 	try {
-		if(capture.empty()) {
-			inspector.open_plugin(plugin->name(), open_params, sinsp_plugin_platform::SINSP_PLATFORM_HOSTINFO);
-		} else {
+		if(!capture.empty()) {
 			inspector.open_savefile(capture, 0);
+		} else if(source) {
+			inspector.open_plugin(source->name(), open_params, sinsp_plugin_platform::SINSP_PLATFORM_HOSTINFO);
 		}
 	} catch(const std::exception& e) {
 		fail("open", e.what());
 	}
-	auto fields = resolve_fields(inspector, checks, plugin, expressions);
+	std::unique_ptr<sinsp_filter> condition;
+	if(!filter.empty()) {
+		try {
+			auto factory = std::make_shared<sinsp_filter_factory>(&inspector, *checks);
+			condition = sinsp_filter_compiler(factory, filter).compile();
+		} catch(const std::exception& e) {
+			fail("filter", e.what());
+		}
+	}
+	auto fields = resolve_fields(inspector, *checks, plugins, expressions);
 
 	long long count = 0;
-	while(limit < 0 || count < limit) {
+	while(reading && (limit < 0 || count < limit)) {
 		sinsp_evt* evt = nullptr;
 		int32_t rc;
 		try {
@@ -391,21 +558,29 @@ int main(int argc, char** argv) {
 		if(rc != SCAP_SUCCESS) {
 			fail("next_batch", inspector.getlasterr());
 		}
+		if(condition && !condition->run(evt)) {
+			continue;
+		}
 		count++;
-		emit(event_json(evt, plugin, fields));
+		emit(event_json(evt, fields));
 	}
 
 	if(metrics) {
-		for(const auto& m : plugin->get_metrics()) {
-			Json::Value v;
-			v["kind"] = "metric";
-			v["name"] = m.name;
-			v["type"] = metric_type_name(m.metric_type);
-			v["value"] = metric_value(m);
-			emit(v);
+		for(const auto& plugin : plugins) {
+			for(const auto& m : plugin->get_metrics()) {
+				Json::Value v;
+				v["kind"] = "metric";
+				v["plugin"] = plugin->name();
+				v["name"] = m.name;
+				v["type"] = m.metric_type == METRIC_VALUE_METRIC_TYPE_MONOTONIC ? "monotonic" : "non_monotonic";
+				v["value"] = metric_value(m);
+				emit(v);
+			}
 		}
 	}
-	(void)tables;
+	for(const auto& name : tables) {
+		emit(table_json(inspector, name));
+	}
 	inspector.close();
 	Json::Value v;
 	v["kind"] = "done";
