@@ -39,7 +39,9 @@ def ci_checkout(tmp_path: Path, *, with_shared: bool) -> tuple[Path, Path]:
     reason="with uthash-dev missing .ci/run would install it for real",
 )
 @pytest.mark.parametrize("with_shared", [True, False])
-def test_ci_run_installs_the_runtime_and_build_deps_first_when_shared_has_them(tmp_path: Path, with_shared: bool) -> None:
+def test_ci_run_installs_the_runtime_and_build_deps_first_when_shared_has_them(
+    tmp_path: Path, with_shared: bool
+) -> None:
     clone, log = ci_checkout(tmp_path, with_shared=with_shared)
     proc = subprocess.run(["bash", str(clone / ".ci" / "run")], capture_output=True, text=True, timeout=60, cwd="/")
     assert proc.returncode == 0, proc.stderr

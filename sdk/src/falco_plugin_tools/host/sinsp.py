@@ -7,8 +7,8 @@ filterchecks, metrics and state tables. Its usage and JSON-lines output are at t
 ``sinsphost.cpp``; :class:`~falco_plugin_tools.host.runners.SinspHost` runs it for tests.
 
 Compiling it takes a while on a small machine, so a build is kept in a cache directory under a
-name made of the hash of everything that goes into it (source, flags, archives' sizes and times,
-extra objects) and reused until one of those changes.
+name made of the hash of everything that goes into it (the source, the flags, the sizes and times
+of libsinsp's archives, the plugin archives linked in) and reused until one of those changes.
 """
 
 from __future__ import annotations
@@ -70,12 +70,12 @@ def sinsp_build_flags(sinsp_dir: Path) -> tuple[list[str], list[str]]:
 
 
 def _fingerprint(
-    sinsp_dir: Path, compiler: str, cxxflags: Sequence[str], ldlibs: Sequence[str], extra: Sequence[Path]
+    sinsp_dir: Path, compiler: str, cxxflags: Sequence[str], ldlibs: Sequence[str], inputs: Sequence[Path]
 ) -> str:
     digest = hashlib.sha256()
     for part in (compiler, *cxxflags, *ldlibs):
         digest.update(part.encode() + b"\0")
-    for path in (SOURCE, *extra):
+    for path in inputs:
         digest.update(Path(path).read_bytes())
     for archive in sorted((sinsp_dir / "lib").glob("*.a")):
         stat = archive.stat()
@@ -91,34 +91,44 @@ def compile_sinsphost(
     sinsp_dir: Path | None = None,
     *,
     cache_dir: Path | None = None,
-    extra: Sequence[Path] = (),
+    source: Path = SOURCE,
+    archives: Sequence[Path] = (),
+    export_archives: bool = True,
     extra_ldflags: Sequence[str] = (),
     name: str = "falco-plugin-sinsphost",
 ) -> Path:
-    """Compile the libsinsp host (with ``extra`` objects or archives linked in, e.g. statically
-    linked plugins) and return its path, reusing a cached build of the same inputs."""
+    """Compile the libsinsp host (or another program ``source`` linking libsinsp) and return its
+    path, reusing a cached build of the same inputs. ``archives`` are statically linked plugins
+    (:mod:`falco_plugin_tools.build.static`); with ``export_archives`` they are linked whole and the
+    program exports its symbols, so that the host's ``--struct`` finds their ``plugin_api`` structs
+    by name (a program that names the structs in its code needs neither). ``extra_ldflags`` follow
+    them (e.g. the archives' libpython)."""
     folder = sinsp_dir or find_sinsp_dir()
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         raise SinspUnavailableError("no C++ compiler (install g++: shared/realhost/libsinsp/install-dev)")
     cxxflags, ldlibs = sinsp_build_flags(folder)
-    key = _fingerprint(folder, compiler, cxxflags, [*ldlibs, *extra_ldflags], extra)
+    linked = [*map(str, archives)]
+    if archives and export_archives:
+        linked = ["-rdynamic", "-Wl,--whole-archive", *linked, "-Wl,--no-whole-archive"]
+    linked += extra_ldflags
+    key = _fingerprint(folder, compiler, cxxflags, [*ldlibs, *linked], [source, *archives])
     out = (cache_dir or default_cache_dir()) / f"{name}-{key}" / name
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     # Build under a private name, then rename: parallel test workers never see half a binary.
     partial = out.with_name(f".{name}.{os.getpid()}")
-    command = [compiler, *cxxflags, "-Wall", str(SOURCE), *map(str, extra), "-o", str(partial), *extra_ldflags, *ldlibs]
+    command = [compiler, *cxxflags, "-Wall", str(source), "-o", str(partial), *linked, *ldlibs]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         partial.unlink(missing_ok=True)
         missing = [line for line in proc.stderr.splitlines() if "No such file or directory" in line]
         if missing:  # a missing header: the -dev packages are not installed
             raise SinspUnavailableError(
-                f"cannot compile the libsinsp host ({missing[0].strip()}): run "
-                f"{folder}/install-dev and install uthash-dev"
+                f"cannot compile against libsinsp ({missing[0].strip()}): run {folder}/install-dev and install "
+                "uthash-dev"
             )
-        raise RuntimeError(f"compiling the libsinsp host failed:\n{proc.stderr}")
+        raise RuntimeError(f"compiling {source.name} against libsinsp failed:\n{proc.stderr}")
     os.replace(partial, out)
     return out
