@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from falco_plugin_tools.build import BuildError
-from falco_plugin_tools.build.static import API_SLOTS, build_static_plugin, link_flags, site_env
+from falco_plugin_tools.build.static import API_SLOTS, build_static_plugin, link_flags, site_env, static_link_flags
 from falco_plugin_tools.cli import main as cli
 from falco_plugin_tools.host.runners import SinspHost
 from falco_plugin_tools.host.sinsp import SinspUnavailableError, compile_sinsphost, find_sinsp_dir
@@ -112,19 +112,26 @@ def test_without_its_python_packages_a_static_plugin_fails_init_saying_where_it_
     assert site_env("dummy_py") in run.failure.message
 
 
+@pytest.mark.parametrize("libpython", ["shared", "static"])
 def test_two_static_python_plugins_in_one_program_replay_a_capture(
-    sinsp_dir: Path, archives: Archives, tmp_path: Path
+    sinsp_dir: Path, archives: Archives, tmp_path: Path, libpython: str
 ) -> None:
     if not CAPTURE.is_file():
         pytest.skip(f"{CAPTURE} not found")
+    try:
+        python_flags = link_flags() if libpython == "shared" else static_link_flags()
+    except BuildError as exc:
+        pytest.skip(str(exc))
     program = compile_sinsphost(
         sinsp_dir,
         source=REPLAY_APP,
         archives=[archives.dummy, archives.tables],
         export_archives=False,  # the program names both structs in its code
-        extra_ldflags=link_flags(),
-        name="replay",
+        extra_ldflags=python_flags,
+        name=f"replay-{libpython}-python",
     )
+    needed = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True).stdout
+    assert ("libpython" in needed) == (libpython == "shared")
     # dummy_py finds its packages beside the program; fxt_tables where its variable says.
     alone = tmp_path / "replay"
     shutil.copy2(program, alone)
