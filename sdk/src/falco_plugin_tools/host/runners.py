@@ -18,13 +18,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from falco_plugin_tools.host.errors import ExtractionError, FieldExpressionError, HostError, LoadError
-from falco_plugin_tools.host.handle import Value
+from falco_plugin_tools.host.events import HostEvent
+from falco_plugin_tools.host.handle import PluginHandle, Value
 from falco_plugin_tools.host.loader import PluginLibrary
 
 __all__ = ["CHost", "Extracted", "Failure", "Host", "HostRun", "PythonHost", "SinspHost", "Stage", "value_text"]
@@ -104,8 +105,25 @@ def value_text(value: Value | list[Value] | None) -> str | None:
     return str(value)
 
 
+GENERIC_FIELDS: dict[str, Callable[[PluginHandle, HostEvent], str | None]] = {
+    "evt.num": lambda plugin, event: str(event.num),
+    "evt.source": lambda plugin, event: event.source,
+    "evt.pluginname": lambda plugin, event: plugin.info.name,
+    "evt.plugininfo": lambda plugin, event: plugin.event_to_string(event),
+    "evt.rawtime": lambda plugin, event: str(event.ts),
+    "evt.rawtime.s": lambda plugin, event: str(event.ts // 10**9),
+    "evt.rawtime.ns": lambda plugin, event: str(event.ts % 10**9),
+    "evt.is_async": lambda plugin, event: "false",
+    "evt.asynctype": lambda plugin, event: None,
+}
+"""The generic event fields (libsinsp's ``evt.*`` class that Falco gives a plugin source besides
+the plugin's own fields; not ``evt.type``, ``evt.dir`` and the other syscall ones), as text, for
+one of the plugin's own events: those that need no clock, time zone or host name."""
+
+
 class PythonHost:
-    """The in-process host (:class:`~falco_plugin_tools.host.PluginLibrary`)."""
+    """The in-process host (:class:`~falco_plugin_tools.host.PluginLibrary`); besides the
+    plugin's fields it answers libsinsp's generic event fields (:data:`GENERIC_FIELDS`)."""
 
     name = "python"
 
@@ -137,6 +155,8 @@ class PythonHost:
                 # that field's error on every event, so the other fields still run.
                 field_errors: dict[str, str] = {}
                 for expression in fields:
+                    if expression in GENERIC_FIELDS:
+                        continue
                     try:
                         lib.field(expression)
                     except FieldExpressionError as exc:
@@ -152,6 +172,9 @@ class PythonHost:
                             got = Extracted(event.num, errors=dict(field_errors))
                             for expression in fields:
                                 if expression in field_errors:
+                                    continue
+                                if expression in GENERIC_FIELDS:
+                                    got.values[expression] = GENERIC_FIELDS[expression](handle, event)
                                     continue
                                 try:
                                     got.values[expression] = value_text(handle.extract(event, expression))

@@ -201,7 +201,7 @@ std::vector<field_request> resolve_fields(sinsp& inspector,
 		try {
 			f.check = checks.new_filter_check_from_fldname(expression, &inspector, true);
 			if(!f.check) {
-				f.refused = "unknown field " + expression;
+				f.refused = "unknown field '" + expression + "'";  // the Python host's words
 			} else {
 				f.check->parse_field_name(expression, true, false);
 			}
