@@ -341,7 +341,10 @@ class SinspHost:
             capture=capture,
             struct=struct,
         )
-        proc = subprocess.run(command, capture_output=True, text=True, env={}, timeout=self.timeout)
+        # A plugin's string may hold bytes that are not UTF-8: shown escaped, never a decoding error.
+        proc = subprocess.run(
+            command, capture_output=True, text=True, errors="backslashreplace", env={}, timeout=self.timeout
+        )
         return parse_sinsphost_output(proc)
 
     def records(self, library: str | Path, **options: Any) -> list[dict[str, Any]]:
@@ -351,6 +354,7 @@ class SinspHost:
             self.command(library, **options),
             capture_output=True,
             text=True,
+            errors="backslashreplace",
             env={},
             timeout=self.timeout,
         )
