@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 from falco_plugin_tools.build import BuildError
-from falco_plugin_tools.build.static import API_SLOTS, build_static_plugin, link_flags, site_env, static_link_flags
+from falco_plugin_tools.build.static import (
+    API_SLOTS,
+    api_layout,
+    build_static_plugin,
+    link_flags,
+    site_env,
+    static_link_flags,
+)
 from falco_plugin_tools.cli import main as cli
 from falco_plugin_tools.host.runners import SinspHost
 from falco_plugin_tools.host.sinsp import SinspUnavailableError, compile_sinsphost, find_sinsp_dir
@@ -57,9 +64,9 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> Archives:
     return Archives(out=out, dummy=out / "libdummy_py.a", tables=tables.archive)
 
 
-def beside_the_sites(program: Path, archives: Archives, name: str) -> Path:
+def beside_the_sites(program: Path, folder: Path, name: str) -> Path:
     """The program copied into the archives' folder, where their lib<name>.site directories are."""
-    target = archives.out / name
+    target = folder / name
     shutil.copy2(program, target)
     return target
 
@@ -80,6 +87,29 @@ def test_the_struct_has_the_33_slots_of_plugin_api_3_12() -> None:
     assert len(API_SLOTS) == len(set(API_SLOTS)) == 33
     assert API_SLOTS[:3] == ("get_required_api_version", "get_init_schema", "init")
     assert API_SLOTS[-1] == "get_required_event_schema_version"
+    # Before 3.10 there was no dump_state: libsinsp reads such a plugin's struct without it.
+    assert api_layout(12) == api_layout(10) == API_SLOTS
+    assert len(api_layout(9)) == 33 and "dump_state" not in api_layout(9) and api_layout(9)[-1] == ""
+
+
+# Fixture plugins requiring API 3.9 (parsing + capture listening), 3.5 (metrics), 3.10 (async).
+CAPABILITY_FIXTURES = {"tables_export": "fxt_export_api", "metrics": "fxt_metrics_api", "async_events": "fxt_async_api"}
+
+
+def test_every_entry_point_lands_where_libsinsp_reads_it_whatever_the_api_version(
+    sinsp_dir: Path, built: Built, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    out = tmp_path_factory.mktemp("capabilities")
+    built_static = [build_static_plugin(project_dir(name), out, symbol=s) for name, s in CAPABILITY_FIXTURES.items()]
+    program = compile_sinsphost(
+        sinsp_dir, archives=[b.archive for b in built_static], extra_ldflags=link_flags(), name="capabilities"
+    )
+    host = SinspHost(beside_the_sites(program, out, "capabilities"))
+    for name, symbol in CAPABILITY_FIXTURES.items():
+        by_struct = host.records("-", struct=symbol, metrics=True, n=0)
+        by_path = host.records(built(name).library, metrics=True, n=0)
+        assert [r for r in by_struct if r["kind"] == "failure"] == []
+        assert by_struct == by_path  # capabilities (which libsinsp derives from the slots) and metrics
 
 
 def test_a_struct_name_that_is_not_a_c_identifier_is_refused(tmp_path: Path) -> None:
@@ -92,7 +122,7 @@ def test_a_plugin_registered_by_its_struct_reads_what_its_library_reads_by_path(
 ) -> None:
     # One program: dummy_py linked in, and libdummy_py.so loadable by path.
     program = compile_sinsphost(sinsp_dir, archives=[archives.dummy], extra_ldflags=link_flags(), name="with-dummy")
-    host = SinspHost(beside_the_sites(program, archives, "with-dummy"))
+    host = SinspHost(beside_the_sites(program, archives.out, "with-dummy"))
     by_struct = host.run("-", struct="dummy_py_api", **DUMMY_RUN)
     by_path = host.run(built("dummy").library, **DUMMY_RUN)
     assert by_struct.failure is None and len(by_struct.events) == 5
