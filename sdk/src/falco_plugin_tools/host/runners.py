@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import struct
 import subprocess
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from falco_plugin_tools.host._ffi import Rc
+from falco_plugin_tools.host.async_events import ASYNCEVENT_E, decode_async_event
+from falco_plugin_tools.host.capture import Capture
 from falco_plugin_tools.host.errors import ExtractionError, FieldExpressionError, HostError, LoadError
 from falco_plugin_tools.host.events import HostEvent
 from falco_plugin_tools.host.handle import PluginHandle, Value
@@ -35,6 +40,8 @@ Stage = Literal["load", "fields", "init", "open", "next_batch", "exit"]
 batch; ``exit`` is a C host that ended with a failing status and no message (a crash)."""
 
 NO_VALUE_TEXT = "<none>"  # what the C host prints for a field without a value
+NO_TIME = 2**64 - 1  # an event time the plugin leaves to the host
+ASYNC_POLL_S = 0.002  # how long the Python host waits when neither the source nor async events have one
 _INIT = "could not initialize plugin: "
 
 
@@ -105,16 +112,20 @@ def value_text(value: Value | list[Value] | None) -> str | None:
     return str(value)
 
 
+def _async_name(event: HostEvent) -> str | None:
+    return decode_async_event(event.raw).name if event.type == ASYNCEVENT_E else None
+
+
 GENERIC_FIELDS: dict[str, Callable[[PluginHandle, HostEvent], str | None]] = {
     "evt.num": lambda plugin, event: str(event.num),
     "evt.source": lambda plugin, event: event.source,
-    "evt.pluginname": lambda plugin, event: plugin.info.name,
-    "evt.plugininfo": lambda plugin, event: plugin.event_to_string(event),
+    "evt.pluginname": lambda plugin, event: None if _async_name(event) else plugin.info.name,
+    "evt.plugininfo": lambda plugin, event: None if _async_name(event) else plugin.event_to_string(event),
     "evt.rawtime": lambda plugin, event: str(event.ts),
     "evt.rawtime.s": lambda plugin, event: str(event.ts // 10**9),
     "evt.rawtime.ns": lambda plugin, event: str(event.ts % 10**9),
-    "evt.is_async": lambda plugin, event: "false",
-    "evt.asynctype": lambda plugin, event: None,
+    "evt.is_async": lambda plugin, event: "false" if _async_name(event) is None else "true",
+    "evt.asynctype": lambda plugin, event: _async_name(event),
 }
 """The generic event fields (libsinsp's ``evt.*`` class that Falco gives a plugin source besides
 the plugin's own fields; not ``evt.type``, ``evt.dir`` and the other syscall ones), as text, for
@@ -123,7 +134,8 @@ one of the plugin's own events: those that need no clock, time zone or host name
 
 class PythonHost:
     """The in-process host (:class:`~falco_plugin_tools.host.PluginLibrary`); besides the
-    plugin's fields it answers libsinsp's generic event fields (:data:`GENERIC_FIELDS`)."""
+    plugin's fields it answers libsinsp's generic event fields (:data:`GENERIC_FIELDS`), and, as
+    libsinsp does, puts an async plugin's events into the stream it reads."""
 
     name = "python"
 
@@ -168,7 +180,12 @@ class PythonHost:
                     return result
                 with capture:
                     try:
-                        for event in capture.events(limit=n):
+                        events = (
+                            _with_async_events(handle, capture, n)
+                            if "async" in lib.info.capabilities
+                            else capture.events(limit=n)
+                        )
+                        for event in events:
                             got = Extracted(event.num, errors=dict(field_errors))
                             for expression in fields:
                                 if expression in field_errors:
@@ -184,6 +201,37 @@ class PythonHost:
                     except HostError as exc:
                         result.failure = Failure("next_batch", str(exc))
         return result
+
+
+def _with_async_events(handle: PluginHandle, capture: Capture, limit: int | None) -> Iterator[HostEvent]:
+    """The event stream of a source that also emits async events, as libsinsp's ``next`` makes it:
+    the handler set when the capture opens, queued async events first, then the source's; all
+    numbered in one sequence, async events stamped with the host's clock when the plugin left
+    their time to the host."""
+    async_events = handle.async_events
+    async_events.start()
+    count = 0
+    try:
+        while limit is None or count < limit:
+            for received in async_events.drain():
+                raw = bytearray(received.raw)
+                if received.ts == NO_TIME:
+                    struct.pack_into("<Q", raw, 0, time.time_ns())
+                count += 1
+                yield HostEvent(bytes(raw), num=count, source=handle.info.event_source)
+                if limit is not None and count >= limit:
+                    return
+            got = list(capture.events(limit=1, timeout_s=0))  # one source event, or none for now
+            for event in got:
+                count += 1
+                event.num = count
+                yield event
+            if not got and capture.last_rc == Rc.EOF:
+                return
+            if not got:
+                time.sleep(ASYNC_POLL_S)
+    finally:
+        async_events.stop()
 
 
 class CHost:
