@@ -112,6 +112,12 @@ def test_every_entry_point_lands_where_libsinsp_reads_it_whatever_the_api_versio
         assert by_struct == by_path  # capabilities (which libsinsp derives from the slots) and metrics
 
 
+def test_a_rebuild_is_byte_identical(archives: Archives, tmp_path: Path) -> None:
+    # No temporary path in the object: a program linking it is then found in the build cache.
+    again = build_static_plugin(project_dir("dummy"), tmp_path, symbol="dummy_py_api")
+    assert again.archive.read_bytes() == archives.dummy.read_bytes()
+
+
 def test_a_struct_name_that_is_not_a_c_identifier_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="must be a C identifier"):
         build_static_plugin(project_dir("dummy"), tmp_path, symbol="dummy-api")

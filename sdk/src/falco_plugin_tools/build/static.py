@@ -238,9 +238,9 @@ def build_static_plugin(
             f"-I{sysconfig.get_paths()['include']}",
             f"-I{abi.HERE}",
             f"-I{GLUE_DIR}",
-            str(c_file),
+            c_file.name,  # relative, run in tmp: no temporary path in the object, so a rebuild is identical
             "-o",
-            str(obj),
+            obj.name,
         ]
         # Every other symbol becomes local: the plugin_* functions, cffi's module init, the glue's.
         localize = [_tool("objcopy"), f"--keep-global-symbol={symbol}", str(obj)]
@@ -250,7 +250,7 @@ def build_static_plugin(
         for command in (compile_cmd, localize, pack):
             if verbose:
                 print(shlex.join(command))
-            proc = subprocess.run(command, capture_output=True, text=True, check=False)
+            proc = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp)
             if proc.returncode != 0:
                 raise BuildError(f"building {archive.name} failed: {shlex.join(command)}\n{proc.stderr}")
         os.replace(staged, archive)
