@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from falco_plugin.event import PLUGIN_EVENT
 from falco_plugin_tools.host import Rc
 from falco_plugin_tools.host.raw import Event, Library, Request, State, plugin_event, raw_event
-from falco_plugin_tools.host.runners import Host
+from falco_plugin_tools.host.runners import Host, PythonHost, SinspHost
 from harness import Built
 
 PAYLOAD = b"alpha be gamma"
@@ -166,9 +167,10 @@ def test_get_fields_describes_types_lists_and_arguments(loaded: Callable[[str], 
 
 # -- in both hosts ----------------------------------------------------------------------------
 
-# A bad field expression: the Python host rejects it like libsinsp compiling a rule; the C host
-# checks nothing and sends it, so the plugin's own check answers.
-ARGUMENT_ERRORS = {
+# A bad field expression: libsinsp refuses it when it parses the field (a rule using it would not
+# compile), and the Python host refuses it in libsinsp's words; the C host checks nothing and sends
+# it, so the plugin's own check answers.
+ARGUMENT_ERRORS: dict[str, dict[str, str]] = {
     "python": {
         "dummy.divisible": "filter 'dummy.divisible': dummy.divisible requires an argument but none provided",
         "dummy.value[2]": (
@@ -182,6 +184,7 @@ ARGUMENT_ERRORS = {
         "dummy.value[2]": "extracting dummy.value[2]: ValueError: this field takes no argument",
     },
 }
+ARGUMENT_ERRORS["sinsp"] = ARGUMENT_ERRORS["python"]
 
 
 def test_field_arguments_reach_the_plugin_in_both_hosts(built: Built, host: Host) -> None:
@@ -226,3 +229,35 @@ def test_the_field_extract_one_returns_owns_its_memory(xo: State) -> None:
         s[0].res_len = 0xBEEF
     assert (field.field_id, field.res_len) == (request.field_id, 3)
     assert xo.decode(field) == ["alpha", "be", "gamma"]
+
+
+# The field expressions a test or a rule may get wrong, refused by the Python host in libsinsp's
+# words (compared with real libsinsp): libsinsp reads the field up to the first space and checks
+# the argument before checking that the expression ended (tests fail on the old Python host,
+# which trimmed blanks and refused trailing text in words of its own).
+ODD_EXPRESSIONS = [
+    "dummy.nope",
+    "dummy.valuex",
+    " dummy.value",
+    "dummy.value ",
+    "dummy.value x",
+    "dummy.value[",
+    "dummy.value[2]x",
+    "dummy.divisible x",
+    "dummy.divisible[ 2]",
+    "dummy.divisible[2 ]",
+    "dummy.divisible[2]x",
+    "dummy.divisible[2]]",
+    "dummy.divisible[[2]]",
+    "dummy.divisible[012]x",
+    "dummy.divisible[a b]",
+    "dummy.divisible[-1]",
+]
+
+
+def test_the_python_host_refuses_odd_field_expressions_as_libsinsp_does(built: Built, sinsphost: Path) -> None:
+    options = {"init_config": '{"jitter": 0}', "open_params": '{"maxEvents": 1}', "fields": ODD_EXPRESSIONS}
+    python = PythonHost().run(built("dummy").library, **options)
+    sinsp = SinspHost(sinsphost).run(built("dummy").library, **options)
+    assert sinsp.failure is None and set(sinsp.events[0].errors) == set(ODD_EXPRESSIONS)
+    assert python.events == sinsp.events

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from falco_plugin_tools.host import Rc
 from falco_plugin_tools.host.raw import Event, Library, plugin_event
-from falco_plugin_tools.host.runners import Host
+from falco_plugin_tools.host.runners import Host, PythonHost, SinspHost
 from harness import Built, RunChost
 
 EVENT = Event.from_bytes(plugin_event(b"a b"), num=1)
@@ -157,3 +158,39 @@ def test_a_valid_config_reaches_the_plugin_in_both_hosts(host: Host, built: Buil
         built("full").library, init_config='{"prefix": "cfg"}', open_params='{"count": 2}', fields=["full.prefix"]
     )
     assert (run.failure, run.column("full.prefix")) == (None, ["cfg", "cfg"])
+
+
+# -- the error libsinsp reports -----------------------------------------------------------------
+
+# libsinsp validates the config against the schema itself (valijson) and reports the first error
+# valijson finds, in its words; the Python host reports the same one in the same words. Found with
+# the libsinsp host: jsonschema's "best match" and wording differed (tests fail on the old host).
+LIBSINSP_VERDICTS = [
+    ("dummy", '{"jitter": "x"}'),
+    ("dummy", '{"jitter": true}'),
+    ("dummy", '{"jitter": 1.0}'),  # an integral float is an integer to libsinsp: accepted
+    ("dummy", '{"jitter": 1.5}'),
+    ("dummy", '{"zzz": 1, "aaa": 2}'),  # the first unknown key by name
+    ("dummy", "[]"),
+    ("full", '{"prefix": "", "batch": 0}'),  # properties by name: batch first
+    ("full", '{"zzz": 1, "batch": "x"}'),  # a bad value before an unknown key
+    ("extract_only", "{}"),
+    ("extract_only", '{"name": 5, "limit": 0}'),
+    ("extract_only", '{"limit": 2000}'),  # a bad value before a missing required key
+    ("extract_only", '{"name": "x", "mode": "medium"}'),
+    ("extract_only", '{"name": "x", "headers": [{"value": 1}]}'),  # nested, before the missing name
+    ("extract_only", '{"name": "x", "headers": [{"name": ""}, 3]}'),
+    ("extract_only", '{"name": "x", "ratio": true}'),
+    ("extract_only", '{"name": "x", "apiKey": ["hunter2"]}'),  # a secret: never echoed
+]
+
+
+@pytest.mark.parametrize(("plugin", "config"), LIBSINSP_VERDICTS)
+def test_the_python_host_rejects_an_init_config_as_libsinsp_does(
+    sinsphost: Path, built: Built, plugin: str, config: str
+) -> None:
+    library = built(plugin).library
+    python, sinsp = PythonHost().run(library, init_config=config), SinspHost(sinsphost).run(library, init_config=config)
+    assert python.failure == sinsp.failure
+    if sinsp.failure is not None:
+        assert sinsp.failure.stage == "init" and "hunter2" not in sinsp.failure.message

@@ -162,7 +162,7 @@ def test_run_json_prints_one_object_per_event_and_a_summary(
     [
         (
             ["--init-config", '{"level": -1}'],
-            "error: error in plugin ctest init config: In <root>[level], -1 is less than",
+            "error: error in plugin ctest init config: In <root>[level], Expected number greater than or equal to 0",
         ),
         (["--fields", "ctest.idx"], "error: filter 'ctest.idx': ctest.idx requires an argument but none provided"),
         (["--open-params", "x"], "error: open: bad params 'x'"),

@@ -1,4 +1,5 @@
-"""``.ci/run`` installs the real Falco's runtime libraries, when shared/ has the script, before the tests."""
+"""``.ci/run`` installs the real Falco's runtime libraries and the libsinsp host's build dependencies,
+when shared/ has their scripts, before the tests."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 from falco_runner import REPO
 
-# both fakes sit two levels below tmp_path, and log their calls there
-LOGGER = '#!/bin/sh\necho "{what} $*" >> "$(dirname "$0")/../../calls.log"\n'
+# each fake logs its calls to one file
+LOGGER = '#!/bin/sh\necho "{what} $*" >> "{log}"\n'
 
 
 def ci_checkout(tmp_path: Path, *, with_shared: bool) -> tuple[Path, Path]:
@@ -23,21 +24,28 @@ def ci_checkout(tmp_path: Path, *, with_shared: bool) -> tuple[Path, Path]:
     log = tmp_path / "calls.log"
     fakes = [(clone / "ci" / "nox", "nox")]
     if with_shared:
-        (tmp_path / "shared" / "realhost").mkdir(parents=True)
+        (tmp_path / "shared" / "realhost" / "libsinsp").mkdir(parents=True)
         fakes.append((tmp_path / "shared" / "realhost" / "install-runtime", "install-runtime"))
+        fakes.append((tmp_path / "shared" / "realhost" / "libsinsp" / "install-dev", "install-dev"))
     for path, what in fakes:
-        path.write_text(LOGGER.format(what=what))
+        path.write_text(LOGGER.format(what=what, log=log))
         path.chmod(0o555)
     return clone, log
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="CI runs .ci/run as root; elsewhere it uses sudo")
+@pytest.mark.skipif(
+    subprocess.run(["dpkg", "-s", "uthash-dev"], capture_output=True).returncode != 0,
+    reason="with uthash-dev missing .ci/run would install it for real",
+)
 @pytest.mark.parametrize("with_shared", [True, False])
-def test_ci_run_installs_the_runtime_first_when_shared_has_it(tmp_path: Path, with_shared: bool) -> None:
+def test_ci_run_installs_the_runtime_and_build_deps_first_when_shared_has_them(
+    tmp_path: Path, with_shared: bool
+) -> None:
     clone, log = ci_checkout(tmp_path, with_shared=with_shared)
     proc = subprocess.run(["bash", str(clone / ".ci" / "run")], capture_output=True, text=True, timeout=60, cwd="/")
     assert proc.returncode == 0, proc.stderr
-    expected = (["install-runtime "] if with_shared else []) + ["nox -s tests pythons"]
+    expected = (["install-runtime ", "install-dev "] if with_shared else []) + ["nox -s tests pythons"]
     assert log.read_text().splitlines() == expected
 
 
@@ -70,4 +78,4 @@ def test_ci_run_installs_the_registry_of_the_push_tests_only_when_missing(tmp_pa
     assert proc.returncode == 0, proc.stderr
     install = f"apt-get install {INSTALL_FLAGS} docker-registry apache2-utils"
     installs = [] if present else ["apt-get update -qq", install]
-    assert log.read_text().splitlines() == [*installs, "nox -s tests"]
+    assert log.read_text().splitlines() == [*installs, "nox -s tests pythons"]

@@ -5,9 +5,13 @@
 * ``chost`` is the path of the C host program, compiled once per session with
   the system C compiler; ``run_chost(lib, *args)`` runs it in an empty
   environment, the way Falco would start a plugin.
-* ``host`` is parametrised over the SDK's two hosts, ``"python"`` (in process,
-  with libsinsp's checks) and ``"c"`` (the C host program): a test taking it
-  runs once on each, through the interface of
+* ``sinsphost`` is the path of the libsinsp host program (``sinsphost.cpp``
+  linked with real libsinsp), compiled once per session and cached by the hash
+  of its inputs; tests taking it are skipped, saying why, where libsinsp is not
+  there to link against (see :func:`~falco_plugin_tools.host.sinsp.find_sinsp_dir`).
+* ``host`` is parametrised over the SDK's three hosts, ``"python"`` (in process,
+  with libsinsp's checks), ``"c"`` (the C host program) and ``"sinsp"`` (real
+  libsinsp): a test taking it runs once on each, through the interface of
   :class:`~falco_plugin_tools.host.runners.Host` (``host.run(library, init_config=...,
   open_params=..., fields=[...], n=...)`` -> events with their field values or
   errors, and the failure that ended the run).
@@ -22,7 +26,8 @@ from pathlib import Path
 import pytest
 from falco_plugin_tools.build import BuildResult, build_plugin
 from falco_plugin_tools.host.chost import compile_chost
-from falco_plugin_tools.host.runners import CHost, Host, PythonHost
+from falco_plugin_tools.host.runners import CHost, Host, PythonHost, SinspHost
+from falco_plugin_tools.host.sinsp import SinspUnavailableError, compile_sinsphost, find_sinsp_dir
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +64,21 @@ def run_chost(chost: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-@pytest.fixture(params=["python", "c"])
+@pytest.fixture(scope="session")
+def sinsphost(request: pytest.FixtureRequest) -> Path:
+    try:
+        return compile_sinsphost(find_sinsp_dir(request.config.rootpath))
+    except SinspUnavailableError as exc:
+        pytest.skip(f"libsinsp host unavailable: {exc}")
+
+
+@pytest.fixture(params=["python", "c", "sinsp"])
 def host(request: pytest.FixtureRequest) -> Host:
     if request.param == "c":
         return CHost(request.getfixturevalue("chost"))
+    if request.param == "sinsp":
+        return SinspHost(request.getfixturevalue("sinsphost"))
     return PythonHost()
 
 
-__all__: Sequence[str] = ["compile_chost", "build_plugin_project", "chost", "run_chost", "host"]
+__all__: Sequence[str] = ["compile_chost", "build_plugin_project", "chost", "run_chost", "sinsphost", "host"]

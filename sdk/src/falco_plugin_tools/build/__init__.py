@@ -273,9 +273,17 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         action="store_true",
         help=f"bundle the interpreter ({standalone_mod.HOME_DIR}/ beside the library): loads with no Python installed",
     )
+    parser.add_argument(
+        "--static-api",
+        metavar="SYMBOL",
+        help="build lib<name>.a for static linking instead: its one exported symbol is the plugin_api struct SYMBOL "
+        "(one project at a time)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.static_api is not None:
+        return _main_static(args)
     failed = 0
     for project in args.projects:
         try:
@@ -287,3 +295,22 @@ def main(args: argparse.Namespace) -> int:
         caps = ", ".join(result.spec.capabilities)
         print(f"built {result.library} ({result.spec.name} {result.spec.version}: {caps})")
     return 1 if failed else 0
+
+
+def _main_static(args: argparse.Namespace) -> int:
+    from falco_plugin_tools.build.static import build_static_plugin
+
+    if len(args.projects) != 1 or args.standalone:
+        print("falco-plugin build: --static-api builds one project, without --standalone", file=sys.stderr)
+        return 2
+    try:
+        result = build_static_plugin(args.projects[0], args.out, symbol=args.static_api, verbose=args.verbose)
+    except SDKError as exc:
+        print(f"falco-plugin build: {args.projects[0]}: {exc}", file=sys.stderr)
+        return 1
+    caps = ", ".join(result.spec.capabilities)
+    print(
+        f"built {result.archive} ({result.spec.name} {result.spec.version}: {caps}; plugin_api {result.symbol}); "
+        f"link it with: {result.ldflags.read_text().strip()}"
+    )
+    return 0

@@ -189,26 +189,27 @@ def _index_problem(arg: str) -> str | None:
 def parse_field_expression(expr: str, fields: list[FieldInfo]) -> FieldRequest:
     """Parse ``name`` or ``name[arg]`` against ``fields`` like libsinsp's plugin filter check.
 
-    The name is the longest field name the text starts with; the argument is
-    checked against the field's ``arg`` flags. Unlike in a filter, nothing
-    may follow the expression.
+    As in libsinsp (checked with the libsinsp host, ``sdk/tests/test_host_fields.py``): the field
+    is read up to the first space; its name is the longest field name it starts with; the
+    argument is checked against the field's ``arg`` flags (errors quote the text read); and only
+    then must the expression have ended: anything after it, blanks included, makes the whole
+    expression an unknown field.
     """
-    text = expr.strip()
-    head, _, tail = text.partition(" ")
-    if tail.strip():
-        raise FieldExpressionError(f"filter '{text}': unexpected text after the field: {tail.strip()}")
-    val = head
+    unknown = FieldExpressionError(f"unknown field '{expr}'")
+    val = expr.split(" ", 1)[0]
     best: FieldInfo | None = None
     for f in fields:
         if val.startswith(f.name) and (best is None or len(f.name) > len(best.name)):
             best = f
     bracket = val.find("[")
     if best is None or (bracket >= 0 and bracket != len(best.name)) or (bracket < 0 and val != best.name):
-        raise FieldExpressionError(f"unknown field '{val}'")
+        raise unknown
     name = best.name
     if bracket < 0:
         if best.arg_required:
             raise FieldExpressionError(f"filter '{val}': {name} requires an argument but none provided")
+        if val != expr:
+            raise unknown
         return FieldRequest(text=val, field=best)
     if bracket + 1 == len(val):
         raise FieldExpressionError(f"filter '{val}': {name} terminates with incomplete argument brackets")
@@ -216,8 +217,6 @@ def parse_field_expression(expr: str, fields: list[FieldInfo]) -> FieldRequest:
     if end < 0:
         raise FieldExpressionError(f"filter '{val}': {name} has unbalanced argument brackets")
     arg = val[bracket + 1 : end]
-    if end + 1 != len(val):
-        raise FieldExpressionError(f"filter '{val}': unexpected text after the field: {val[end + 1 :]}")
     if not best.arg_allowed and not best.arg_required:
         raise FieldExpressionError(
             f"filter '{val}': {name} does not allow nor require an argument but one is provided: {arg}"
@@ -229,6 +228,8 @@ def parse_field_expression(expr: str, fields: list[FieldInfo]) -> FieldRequest:
             index = int(arg)
         elif not best.is_key:  # a field taking both uses an invalid index as a key
             raise FieldExpressionError(f"filter {val} {name}{problem}{arg}")
+    if end + 1 != len(val) or val != expr:
+        raise unknown
     return FieldRequest(
         text=val,
         field=best,

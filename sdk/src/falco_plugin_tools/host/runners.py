@@ -1,36 +1,47 @@
-"""One small interface over the SDK's two hosts, so a test can run on both.
+"""One small interface over the SDK's three hosts, so a test can run on each.
 
 :class:`PythonHost` drives a library in this process through
 :class:`~falco_plugin_tools.host.PluginLibrary` (libsinsp's checks: init schema,
 field expressions, event checks); :class:`CHost` runs the C host program
-(``chost.c``) in an empty environment, the way Falco starts a plugin. Both
-answer :meth:`Host.run` with the same :class:`HostRun`: the events with their
-field values as text (as the C host prints them), per-field extraction
-errors, and the failure that ended the run, if any.
+(``chost.c``) in an empty environment, the way Falco starts a plugin;
+:class:`SinspHost` runs the libsinsp host program (``sinsphost.cpp``), which
+drives the library through real libsinsp's own API. All answer :meth:`Host.run`
+with the same :class:`HostRun`: the events with their field values as text (as
+the C host prints them), per-field extraction errors, and the failure that
+ended the run, if any.
 
-The fixture ``host`` in :mod:`falco_plugin_tools.testing` is parametrised over both.
+The fixture ``host`` in :mod:`falco_plugin_tools.testing` is parametrised over the three.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import struct
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from falco_plugin_tools.host._ffi import Rc
+from falco_plugin_tools.host.async_events import ASYNCEVENT_E, decode_async_event
+from falco_plugin_tools.host.capture import Capture
 from falco_plugin_tools.host.errors import ExtractionError, FieldExpressionError, HostError, LoadError
-from falco_plugin_tools.host.handle import Value
+from falco_plugin_tools.host.events import HostEvent
+from falco_plugin_tools.host.handle import PluginHandle, Value
 from falco_plugin_tools.host.loader import PluginLibrary
 
-__all__ = ["CHost", "Extracted", "Failure", "Host", "HostRun", "PythonHost", "Stage", "value_text"]
+__all__ = ["CHost", "Extracted", "Failure", "Host", "HostRun", "PythonHost", "SinspHost", "Stage", "value_text"]
 
 Stage = Literal["load", "fields", "init", "open", "next_batch", "exit"]
 """Where a run failed: loading the library, resolving the fields, ``plugin_init``, ``plugin_open``, a
 batch; ``exit`` is a C host that ended with a failing status and no message (a crash)."""
 
 NO_VALUE_TEXT = "<none>"  # what the C host prints for a field without a value
+NO_TIME = 2**64 - 1  # an event time the plugin leaves to the host
+ASYNC_POLL_S = 0.002  # how long the Python host waits when neither the source nor async events have one
 _INIT = "could not initialize plugin: "
 
 
@@ -67,7 +78,7 @@ class HostRun:
 
 
 class Host(Protocol):
-    """A host that can run a plugin library: ``"python"`` or ``"c"``."""
+    """A host that can run a plugin library: ``"python"``, ``"c"`` or ``"sinsp"``."""
 
     name: str
 
@@ -101,8 +112,30 @@ def value_text(value: Value | list[Value] | None) -> str | None:
     return str(value)
 
 
+def _async_name(event: HostEvent) -> str | None:
+    return decode_async_event(event.raw).name if event.type == ASYNCEVENT_E else None
+
+
+GENERIC_FIELDS: dict[str, Callable[[PluginHandle, HostEvent], str | None]] = {
+    "evt.num": lambda plugin, event: str(event.num),
+    "evt.source": lambda plugin, event: event.source,
+    "evt.pluginname": lambda plugin, event: None if _async_name(event) else plugin.info.name,
+    "evt.plugininfo": lambda plugin, event: None if _async_name(event) else plugin.event_to_string(event),
+    "evt.rawtime": lambda plugin, event: str(event.ts),
+    "evt.rawtime.s": lambda plugin, event: str(event.ts // 10**9),
+    "evt.rawtime.ns": lambda plugin, event: str(event.ts % 10**9),
+    "evt.is_async": lambda plugin, event: "false" if _async_name(event) is None else "true",
+    "evt.asynctype": lambda plugin, event: _async_name(event),
+}
+"""The generic event fields (libsinsp's ``evt.*`` class that Falco gives a plugin source besides
+the plugin's own fields; not ``evt.type``, ``evt.dir`` and the other syscall ones), as text, for
+one of the plugin's own events: those that need no clock, time zone or host name."""
+
+
 class PythonHost:
-    """The in-process host (:class:`~falco_plugin_tools.host.PluginLibrary`)."""
+    """The in-process host (:class:`~falco_plugin_tools.host.PluginLibrary`); besides the
+    plugin's fields it answers libsinsp's generic event fields (:data:`GENERIC_FIELDS`), and, as
+    libsinsp does, puts an async plugin's events into the stream it reads."""
 
     name = "python"
 
@@ -134,6 +167,8 @@ class PythonHost:
                 # that field's error on every event, so the other fields still run.
                 field_errors: dict[str, str] = {}
                 for expression in fields:
+                    if expression in GENERIC_FIELDS:
+                        continue
                     try:
                         lib.field(expression)
                     except FieldExpressionError as exc:
@@ -145,10 +180,18 @@ class PythonHost:
                     return result
                 with capture:
                     try:
-                        for event in capture.events(limit=n):
+                        events = (
+                            _with_async_events(handle, capture, n)
+                            if "async" in lib.info.capabilities
+                            else capture.events(limit=n)
+                        )
+                        for event in events:
                             got = Extracted(event.num, errors=dict(field_errors))
                             for expression in fields:
                                 if expression in field_errors:
+                                    continue
+                                if expression in GENERIC_FIELDS:
+                                    got.values[expression] = GENERIC_FIELDS[expression](handle, event)
                                     continue
                                 try:
                                     got.values[expression] = value_text(handle.extract(event, expression))
@@ -158,6 +201,37 @@ class PythonHost:
                     except HostError as exc:
                         result.failure = Failure("next_batch", str(exc))
         return result
+
+
+def _with_async_events(handle: PluginHandle, capture: Capture, limit: int | None) -> Iterator[HostEvent]:
+    """The event stream of a source that also emits async events, as libsinsp's ``next`` makes it:
+    the handler set when the capture opens, queued async events first, then the source's; all
+    numbered in one sequence, async events stamped with the host's clock when the plugin left
+    their time to the host."""
+    async_events = handle.async_events
+    async_events.start()
+    count = 0
+    try:
+        while limit is None or count < limit:
+            for received in async_events.drain():
+                raw = bytearray(received.raw)
+                if received.ts == NO_TIME:
+                    struct.pack_into("<Q", raw, 0, time.time_ns())
+                count += 1
+                yield HostEvent(bytes(raw), num=count, source=handle.info.event_source)
+                if limit is not None and count >= limit:
+                    return
+            got = list(capture.events(limit=1, timeout_s=0))  # one source event, or none for now
+            for event in got:
+                count += 1
+                event.num = count
+                yield event
+            if not got and capture.last_rc == Rc.EOF:
+                return
+            if not got:
+                time.sleep(ASYNC_POLL_S)
+    finally:
+        async_events.stop()
 
 
 class CHost:
@@ -243,3 +317,108 @@ def _parse_event_line(line: str, fields: Sequence[str]) -> Extracted:
         else:
             got.values[expression] = None if text == NO_VALUE_TEXT else text
     return got
+
+
+class SinspHost:
+    """The libsinsp host program (``sinsphost`` is its compiled path, see
+    :func:`~falco_plugin_tools.host.sinsp.compile_sinsphost`), run in an empty environment."""
+
+    name = "sinsp"
+
+    def __init__(self, sinsphost: str | Path, timeout: float = 120) -> None:
+        self.sinsphost = Path(sinsphost)
+        self.timeout = timeout
+
+    def command(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+        capture: str | Path | None = None,
+        struct: str | None = None,
+        plugins: Sequence[tuple[str | Path, str] | tuple[str | Path, str, str]] = (),
+        condition: str | None = None,
+        metrics: bool = False,
+        tables: Sequence[str] = (),
+    ) -> list[str]:
+        """The command line; ``plugins`` are more plugins to register after ``library``, each
+        ``(library, init_config)`` or ``(library, init_config, struct symbol)``; only the events
+        that ``condition`` (a filter libsinsp compiles, as a rule's) accepts are read."""
+        args = [str(self.sinsphost), str(library), "--config", init_config]
+        if struct is not None:
+            args += ["--struct", struct]
+        for more in plugins:
+            args += ["--plugin", str(more[0]), "--config", more[1]]
+            if len(more) == 3:
+                args += ["--struct", more[2]]
+        args += ["--open", open_params]
+        if condition is not None:
+            args += ["--filter", condition]
+        for expression in fields:
+            args += ["--field", expression]
+        if n is not None:
+            args += ["-n", str(n)]
+        if capture is not None:
+            args += ["--capture", str(capture)]
+        if metrics:
+            args.append("--metrics")
+        for table in tables:
+            args += ["--table", table]
+        return args
+
+    def run(
+        self,
+        library: str | Path,
+        *,
+        init_config: str = "",
+        open_params: str = "",
+        fields: Sequence[str] = (),
+        n: int | None = None,
+        capture: str | Path | None = None,
+        struct: str | None = None,
+    ) -> HostRun:
+        command = self.command(
+            library,
+            init_config=init_config,
+            open_params=open_params,
+            fields=fields,
+            n=n,
+            capture=capture,
+            struct=struct,
+        )
+        # A plugin's string may hold bytes that are not UTF-8: shown escaped, never a decoding error.
+        proc = subprocess.run(
+            command, capture_output=True, text=True, errors="backslashreplace", env={}, timeout=self.timeout
+        )
+        return parse_sinsphost_output(proc)
+
+    def records(self, library: str | Path, **options: Any) -> list[dict[str, Any]]:
+        """Every JSON record of one run (``options`` as for :meth:`command`), for what
+        :class:`HostRun` does not hold (tables, event sources, the plugin's identity)."""
+        proc = subprocess.run(
+            self.command(library, **options),
+            capture_output=True,
+            text=True,
+            errors="backslashreplace",
+            env={},
+            timeout=self.timeout,
+        )
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def parse_sinsphost_output(proc: subprocess.CompletedProcess[str]) -> HostRun:
+    """A libsinsp host run (its JSON lines) as a :class:`HostRun`."""
+    result = HostRun(SinspHost.name)
+    for line in proc.stdout.splitlines():
+        record = json.loads(line)
+        kind = record["kind"]
+        if kind == "event":
+            result.events.append(Extracted(record["num"], values=record["values"], errors=record["errors"]))
+        elif kind == "failure":
+            result.failure = Failure(record["stage"], record["message"])
+    if result.failure is None and proc.returncode != 0:
+        result.failure = Failure("exit", f"exit status {proc.returncode}: {proc.stderr.strip()}")
+    return result

@@ -73,6 +73,9 @@ static void fp_exception_text(char *out, size_t n) {
     Py_XDECREF(tb);
 }
 
+#ifdef FP_STATIC_API
+#include "static_site.c" /* linked into a program: no library path to start from */
+#else
 /* Where the plugin's Python packages live: lib<name>.so -> lib<name>.site */
 static int fp_locate_site(void) {
     Dl_info info;
@@ -100,6 +103,7 @@ static int fp_locate_site(void) {
     }
     return 0;
 }
+#endif
 
 static int fp_we_started_python;
 
