@@ -119,6 +119,7 @@ def api_layout(minor: int) -> tuple[str, ...]:
         return API_SLOTS
     return (*(slot for slot in API_SLOTS if slot != "dump_state"), "")
 
+
 C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -166,13 +167,15 @@ def api_struct(spec: PluginSpec, symbol: str) -> str:
     slots = [f"plugin_{slot}" if f"plugin_{slot}" in present else "0" for slot in layout]
     unknown = present - {f"plugin_{slot}" for slot in layout if slot}
     if unknown:
-        raise BuildError(f"no plugin_api slot for {', '.join(sorted(unknown))} in the layout of API {spec.required_api_version}")
+        raise BuildError(
+            f"no plugin_api slot for {', '.join(sorted(unknown))} in the layout of API {spec.required_api_version}"
+        )
     body = "".join(f"    (fp_api_fn){s},\n" for s in slots)
     return (
         "\n/* The plugin_api struct of a statically linked plugin (see falco_plugin_tools.build.static). */\n"
         "typedef void (*fp_api_fn)(void);\n"
         f"typedef struct {{ fp_api_fn slot[{len(layout)}]; }} fp_plugin_api;\n"
-        f"__attribute__((visibility(\"default\"))) const fp_plugin_api {symbol} = {{{{\n{body}}}}};\n"
+        f'__attribute__((visibility("default"))) const fp_plugin_api {symbol} = {{{{\n{body}}}}};\n'
     )
 
 
