@@ -86,6 +86,7 @@ def test_libsinsp_names_a_plugins_metrics_after_the_plugin(sinsp: SinspHost, bui
         ("fxt_metrics.depth", "non_monotonic", -1),
         ("fxt_metrics.size", "non_monotonic", 0),
         ("fxt_metrics.lag", "non_monotonic", 0.0),
+        ("fxt_metrics.sdk.errors", "monotonic", 0),  # the SDK's row, after the plugin's own
     ]
 
 

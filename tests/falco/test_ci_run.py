@@ -65,7 +65,7 @@ def test_ci_run_installs_the_registry_of_the_push_tests_only_when_missing(tmp_pa
         (bin_dir / tool).symlink_to(found)
     fakes = ["apt-get"] + (["docker-registry", "htpasswd"] if present else [])
     for what in fakes:
-        (bin_dir / what).write_text(LOGGER.format(what=what))
+        (bin_dir / what).write_text(LOGGER.format(what=what, log=log))
         (bin_dir / what).chmod(0o555)
     proc = subprocess.run(
         [shutil.which("bash") or "bash", str(clone / ".ci" / "run")],
