@@ -25,6 +25,9 @@ def install_workspace(session: nox.Session, *extra: str) -> None:
     """The SDK (with host and build extras) and every plugin, editable."""
     editable = [arg for p in PLUGINS for arg in ("-e", str(p))]
     session.install("-e", "sdk[host,build]", *editable, *extra)
+    # The C source of yyjson, compiled into plugins with JSON fields, comes from a PyPI
+    # source distribution (see falco_plugin_tools/build/yyjson.py): fetched here, ahead of any build.
+    session.run("python", "-m", "falco_plugin_tools.build.yyjson")
 
 
 def plugin_package(project: Path) -> str:

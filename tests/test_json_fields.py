@@ -1,0 +1,221 @@
+"""Fields declared by JSON pointer (falco_plugin.json_field), answered by the glue in C.
+
+Each test runs on both hosts: the values and the errors are the same since the
+conversion rules live in the glue. The fixture plugin (tests/plugins/json_fields)
+emits the payloads a test gives it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from elf_symbols import exported_symbols
+from falco_plugin import ExtractPlugin, SourcePlugin, json_field
+from falco_plugin._internal.fields import fields_of
+from falco_plugin_tools.host.runners import Extracted, Host
+from harness import Built
+
+RECORD = {
+    "s": "hi",
+    "n": 42,
+    "b": True,
+    "l": ["a", "b", 3, None, {"x": 1}],
+    "a/b": {"m~n": "escaped"},
+    "record": {"name": "r1", "actor": {"login": "bob"}},
+}
+
+Run = Callable[..., list[Extracted]]
+
+
+@pytest.fixture
+def run(built: Built, host: Host) -> Run:
+    def go(payloads: list[bytes], fields: list[str]) -> list[Extracted]:
+        result = host.run(
+            built("json_fields").library, open_params=json.dumps([p.hex() for p in payloads]), fields=fields
+        )
+        assert result.failure is None, result.failure
+        return result.events
+
+    return go
+
+
+def values(run: Run, payload: object, *fields: str) -> dict[str, str | None]:
+    (event,) = run([json.dumps(payload).encode()], list(fields))
+    assert event.errors == {}
+    return event.values
+
+
+def test_each_declared_type_reads_its_json_type(run: Run) -> None:
+    assert values(run, RECORD, "jx.str", "jx.int", "jx.bool", "jx.list") == {
+        "jx.str": "hi",
+        "jx.int": "42",
+        "jx.bool": "true",
+        # nulls left out, other values as compact JSON text
+        "jx.list": 'a,b,3,{"x":1}',
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1.5, "1.5"), (-7, "-7"), (True, "true"), ({"k": [1, 2]}, '{"k":[1,2]}'), ([1, "x"], '[1,"x"]'), ("", "")],
+)
+def test_a_string_field_gives_other_json_values_as_compact_json_text(run: Run, value: object, text: str) -> None:
+    assert values(run, {"s": value}, "jx.str") == {"jx.str": text}
+
+
+@pytest.mark.parametrize("value", [-1, 1.0, 2.5, 2**64, "42", True, [1], {"n": 1}])
+def test_an_integer_field_has_no_value_for_anything_but_an_integer_in_uint64_range(run: Run, value: object) -> None:
+    assert values(run, {"n": value}, "jx.int") == {"jx.int": None}
+
+
+def test_an_integer_field_covers_the_whole_uint64_range(run: Run) -> None:
+    assert values(run, {"n": 0}, "jx.int") == {"jx.int": "0"}
+    assert values(run, {"n": 2**64 - 1}, "jx.int") == {"jx.int": str(2**64 - 1)}
+
+
+@pytest.mark.parametrize("value", [0, 1, "true", [], {}])
+def test_a_bool_field_has_no_value_for_anything_but_true_or_false(run: Run, value: object) -> None:
+    assert values(run, {"b": value}, "jx.bool") == {"jx.bool": None}
+    assert values(run, {"b": False}, "jx.bool") == {"jx.bool": "false"}
+
+
+def test_a_list_field_takes_a_lone_value_as_a_list_of_one_and_an_empty_array_as_no_value(run: Run) -> None:
+    assert values(run, {"l": "lone"}, "jx.list") == {"jx.list": "lone"}
+    assert values(run, {"l": 7}, "jx.list") == {"jx.list": "7"}
+    assert values(run, {"l": []}, "jx.list") == {"jx.list": None}
+    assert values(run, {"l": [None, None]}, "jx.list") == {"jx.list": None}
+
+
+def test_missing_keys_indexes_past_the_end_and_null_give_no_value(run: Run) -> None:
+    fields = ("jx.str", "jx.int", "jx.bool", "jx.list", "jx.first", "jx.rec.name", "jx.escaped")
+    for payload in ({}, {"s": None, "n": None, "b": None, "l": None, "record": None}, {"l": [], "record": 5}, []):
+        assert values(run, payload, *fields) == dict.fromkeys(fields)
+
+
+def test_pointers_unescape_tilde_one_and_tilde_zero_and_index_arrays(run: Run) -> None:
+    assert values(run, RECORD, "jx.escaped", "jx.first", "jx.value[/a~1b/m~0n]", "jx.value[/l/4/x]") == {
+        "jx.escaped": "escaped",
+        "jx.first": "a",
+        "jx.value[/a~1b/m~0n]": "escaped",
+        "jx.value[/l/4/x]": "1",
+    }
+    # the unescaped spelling is another key
+    assert values(run, RECORD, "jx.value[/a/b]") == {"jx.value[/a/b]": None}
+
+
+def test_a_base_pointer_is_prefixed_to_the_declared_pointer_and_to_the_argument(run: Run) -> None:
+    assert values(run, RECORD, "jx.rec.name", "jx.rec.value[/actor/login]", "jx.rec.value[/name]", "jx.value[]") == {
+        "jx.rec.name": "r1",
+        "jx.rec.value[/actor/login]": "bob",
+        "jx.rec.value[/name]": "r1",
+        # the empty pointer is the whole document
+        "jx.value[]": json.dumps(RECORD, separators=(",", ":")),
+    }
+
+
+def test_json_fields_and_python_fields_answer_the_same_event_in_one_request(run: Run) -> None:
+    payload = json.dumps(RECORD).encode()
+    (event,) = run([payload], ["jx.size", "jx.str", "jx.size", "jx.rec.value[/actor/login]", "jx.int"])
+    assert event.errors == {}
+    assert event.values == {
+        "jx.size": str(len(payload)),
+        "jx.str": "hi",
+        "jx.rec.value[/actor/login]": "bob",
+        "jx.int": "42",
+    }
+
+
+def test_each_event_is_read_anew(run: Run) -> None:
+    events = run([json.dumps({"s": str(i), "n": i}).encode() for i in range(9)], ["jx.str", "jx.int"])
+    assert [e.values for e in events] == [{"jx.str": str(i), "jx.int": str(i)} for i in range(9)]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"not json", "the event payload is not valid JSON: invalid literal"),
+        (b'{"s": "open', "the event payload is not valid JSON: unexpected end of data"),
+        (b'{"s": "\xff"}', "the event payload is not valid JSON: invalid UTF-8 encoding in string at byte 7 of 10"),
+        (b"", "the event payload is not valid JSON: input length is 0"),
+        (b'{"s": 1} trailing', "the event payload is not valid JSON: unexpected content after document"),
+    ],
+)
+def test_a_payload_that_is_not_json_is_an_error_of_each_json_field_not_of_the_python_ones(
+    run: Run, payload: bytes, reason: str
+) -> None:
+    (event,) = run([payload, b'{"s": "next"}'][:1], ["jx.str", "jx.int", "jx.size", "jx.value[/s]"])
+    assert event.values == {"jx.size": str(len(payload))}
+    assert set(event.errors) == {"jx.str", "jx.int", "jx.value[/s]"}
+    assert event.errors["jx.str"].startswith(f"extracting jx.str: {reason}")
+    assert event.errors["jx.value[/s]"].startswith(f"extracting jx.value[/s]: {reason}")
+
+
+def test_a_bad_payload_does_not_stop_the_events_after_it(run: Run) -> None:
+    events = run([b"{", b'{"s": "ok"}'], ["jx.str"])
+    assert "jx.str" in events[0].errors
+    assert events[1].values == {"jx.str": "ok"}
+
+
+def test_a_string_with_a_nul_character_is_an_error_naming_it(run: Run) -> None:
+    (event,) = run([b'{"s": "a\\u0000b", "l": ["x", "\\u0000"]}'], ["jx.str", "jx.list", "jx.int"])
+    assert event.values == {"jx.int": None}
+    assert event.errors["jx.str"] == (
+        "extracting jx.str: the JSON string holds a NUL character (\\u0000) at offset 1, "
+        "which a Falco string field cannot carry"
+    )
+    assert "NUL character" in event.errors["jx.list"]
+
+
+@pytest.mark.parametrize("pointer", ["s", "/a~2", "/a~"])
+def test_an_argument_that_is_not_a_json_pointer_is_an_error(run: Run, pointer: str) -> None:
+    (event,) = run([json.dumps(RECORD).encode()], [f"jx.value[{pointer}]"])
+    assert event.errors[f"jx.value[{pointer}]"].startswith(
+        f"extracting jx.value[{pointer}]: not a JSON pointer (RFC 6901): "
+    )
+
+
+def test_deep_nesting_is_parsed_without_recursion(run: Run) -> None:
+    deep = b"[" * 10_000 + b"]" * 10_000
+    nested = b'{"s": ' + b'{"a":' * 3_000 + b"1" + b"}" * 3_000 + b"}"
+    events = run([deep, nested], ["jx.str", "jx.value[/s/a/a/a]"])
+    assert events[0].values == {"jx.str": None, "jx.value[/s/a/a/a]": None}
+    assert events[1].values["jx.str"] == '{"a":' * 3_000 + "1" + "}" * 3_000
+    assert events[1].values["jx.value[/s/a/a/a]"] == '{"a":' * 2_997 + "1" + "}" * 2_997
+
+
+def test_a_declaration_checks_its_type_and_pointers() -> None:
+    with pytest.raises(ValueError, match="type must be str, int, bool or list\\[str\\]"):
+        json_field("x.f", "/a", float, "d")
+    with pytest.raises(ValueError, match="is not a JSON pointer: it must be empty or start with '/'"):
+        json_field("x.f", "a", str, "d")
+    with pytest.raises(ValueError, match="'~' must be followed by 0 or 1"):
+        json_field("x.f", "/a~2", str, "d")
+    with pytest.raises(ValueError, match="base 'record'"):
+        json_field("x.f", "/a", str, "d", base="record")
+
+
+def test_a_json_field_is_an_ordinary_field_to_the_host() -> None:
+    class Audit(SourcePlugin, ExtractPlugin):
+        verb = json_field("a.verb", "/verb", str, "The verb", add_output=True)
+        groups = json_field("a.groups", "/groups", list[str], "Groups", base="/user")
+        value = json_field("a.value", None, int, "Any integer")
+
+    assert [f.to_json() for f in fields_of(Audit)] == [
+        {"name": "a.verb", "type": "string", "desc": "The verb", "addOutput": True},
+        {"name": "a.groups", "type": "string", "desc": "Groups", "isList": True},
+        {
+            "name": "a.value",
+            "type": "uint64",
+            "desc": "Any integer",
+            "arg": {"isRequired": True, "isIndex": False, "isKey": True},
+        },
+    ]
+
+
+def test_only_a_plugin_with_json_fields_carries_the_parser_and_exports_none_of_it(built: Built) -> None:
+    with_json = built("json_fields").library
+    marker = b"invalid UTF-8 encoding in string"  # one of yyjson's messages
+    assert marker in with_json.read_bytes()
+    assert marker not in built("dummy").library.read_bytes()
+    assert not [s for s in exported_symbols(with_json) if "yyjson" in s]
