@@ -58,7 +58,15 @@ def test_each_declared_type_reads_its_json_type(run: Run) -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1.5, "1.5"), (-7, "-7"), (True, "true"), ({"k": [1, 2]}, '{"k":[1,2]}'), ([1, "x"], '[1,"x"]'), ("", "")],
+    [
+        (1.5, "1.5"),
+        (-7, "-7"),
+        (True, "true"),
+        ({"k": [1, 2]}, '{"k":[1,2]}'),
+        ([1, "x"], '[1,"x"]'),
+        ("", ""),
+        ({"c": "\x1f\n", "u": "é"}, '{"c":"\\u001F\\n","u":"é"}'),
+    ],
 )
 def test_a_string_field_gives_other_json_values_as_compact_json_text(run: Run, value: object, text: str) -> None:
     assert values(run, {"s": value}, "jx.str") == {"jx.str": text}
@@ -139,6 +147,8 @@ def test_each_event_is_read_anew(run: Run) -> None:
         (b'{"s": "\xff"}', "the event payload is not valid JSON: invalid UTF-8 encoding in string at byte 7 of 10"),
         (b"", "the event payload is not valid JSON: input length is 0"),
         (b'{"s": 1} trailing', "the event payload is not valid JSON: unexpected content after document"),
+        (b'{"n": 1e400}', "the event payload is not valid JSON: number is infinity when parsed as double"),
+        (b'{"n": NaN}', "the event payload is not valid JSON: "),
     ],
 )
 def test_a_payload_that_is_not_json_is_an_error_of_each_json_field_not_of_the_python_ones(
@@ -167,12 +177,24 @@ def test_a_string_with_a_nul_character_is_an_error_naming_it(run: Run) -> None:
     assert "NUL character" in event.errors["jx.list"]
 
 
-@pytest.mark.parametrize("pointer", ["s", "/a~2", "/a~"])
-def test_an_argument_that_is_not_a_json_pointer_is_an_error(run: Run, pointer: str) -> None:
-    (event,) = run([json.dumps(RECORD).encode()], [f"jx.value[{pointer}]"])
-    assert event.errors[f"jx.value[{pointer}]"].startswith(
-        f"extracting jx.value[{pointer}]: not a JSON pointer (RFC 6901): "
-    )
+@pytest.mark.parametrize(
+    ("pointer", "reason"),
+    [
+        ("s", "it must be empty or start with '/' (at character 0)"),
+        ("/a~2", "'~' must be followed by 0 or 1 (at character 2)"),
+        ("/a~", "'~' must be followed by 0 or 1 (at character 2)"),
+    ],
+)
+def test_an_argument_that_is_not_a_json_pointer_is_an_error_whatever_the_event(
+    run: Run, pointer: str, reason: str
+) -> None:
+    # the record has no /record: a valid pointer would give no value there
+    events = run([json.dumps(RECORD).encode(), b"{}"], [f"jx.value[{pointer}]", f"jx.rec.value[{pointer}]"])
+    for event in events:
+        for name in ("jx.value", "jx.rec.value"):
+            assert event.errors[f"{name}[{pointer}]"] == (
+                f"extracting {name}[{pointer}]: not a JSON pointer (RFC 6901): {reason}"
+            )
 
 
 def test_deep_nesting_is_parsed_without_recursion(run: Run) -> None:

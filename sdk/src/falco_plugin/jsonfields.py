@@ -25,7 +25,8 @@ Values, the same in every host:
 declared type      JSON value -> field value
 =================  =========================================================
 ``str``            a string as is; a number, ``true``/``false``, an object or
-                   an array as its compact JSON text (``42``, ``{"a":1}``)
+                   an array as its compact JSON text (``42``, ``{"a":1}``; no
+                   spaces, UTF-8 as is, control characters as ``\u001f``)
 ``int`` (uint64)   an integer from 0 to 2**64-1; any other value: no value
 ``bool``           ``true``/``false``; any other value: no value
 ``list[str]``      an array: each element by the ``str`` rule, ``null``
@@ -33,7 +34,8 @@ declared type      JSON value -> field value
 =================  =========================================================
 
 A missing key, an index past the end, and JSON ``null`` give no value. A
-payload that is not JSON (malformed, invalid UTF-8) and a string holding a
+payload that is not JSON (malformed, invalid UTF-8, a number beyond the range
+of a double such as ``1e400``, ``NaN``) and a string holding a
 NUL character (which a Falco string cannot carry) make the extraction fail
 with a message naming the field and the reason; an invalid pointer argument
 too. Deep nesting is no danger: the parser does not recurse. A payload of an
