@@ -7,14 +7,18 @@ emits the payloads a test gives it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from elf_symbols import exported_symbols
 from falco_plugin import ExtractPlugin, SourcePlugin, json_field
 from falco_plugin._internal.fields import fields_of
+from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.host import HostEvent, PluginLibrary
 from falco_plugin_tools.host.runners import Extracted, Host
-from harness import Built
+from harness import REPO, Built
 
 RECORD = {
     "s": "hi",
@@ -241,3 +245,29 @@ def test_only_a_plugin_with_json_fields_carries_the_parser_and_exports_none_of_i
     assert marker in with_json.read_bytes()
     assert marker not in built("dummy").library.read_bytes()
     assert not [s for s in exported_symbols(with_json) if "yyjson" in s]
+
+
+def test_the_readme_audit_log_example_answers_its_fields(tmp_path: Path) -> None:
+    text = (REPO / "sdk" / "README.md").read_text()
+    section = text.split("\n## JSON fields\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"^```python\n(.*?)^```", section, flags=re.S | re.M)
+    package = tmp_path / "auditlog" / "src" / "auditlog"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(code)
+    (tmp_path / "auditlog" / "pyproject.toml").write_text(
+        '[project]\nname = "auditlog"\nversion = "0.1.0"\ndependencies = ["falco-plugin-sdk"]\n\n'
+        '[tool.falco-plugin]\nplugin = "auditlog.plugin:AuditLog"\n'
+    )
+    built = build_plugin(tmp_path / "auditlog")
+    record = {
+        "verb": "delete",
+        "user": {"username": "alice", "groups": ["system:masters", "dev"]},
+        "objectRef": {"name": "db-0"},
+        "responseStatus": {"code": 200},
+    }
+    fields = ["audit.verb", "audit.code", "audit.groups", "audit.user", "audit.value[/objectRef/name]", "audit.admin"]
+    with PluginLibrary.load(built.library) as lib, lib.init() as plugin:
+        event = HostEvent.plugin_event(json.dumps(record).encode(), 999, num=1, source="k8s_audit")
+        got = [plugin.extract(event, f) for f in fields]
+    assert got == ["delete", 200, ["system:masters", "dev"], "alice", "db-0", True]

@@ -26,7 +26,7 @@ declared type      JSON value -> field value
 =================  =========================================================
 ``str``            a string as is; a number, ``true``/``false``, an object or
                    an array as its compact JSON text (``42``, ``{"a":1}``; no
-                   spaces, UTF-8 as is, control characters as ``\u001f``)
+                   spaces, UTF-8 as is, control characters as ``\\u001F``)
 ``int`` (uint64)   an integer from 0 to 2**64-1; any other value: no value
 ``bool``           ``true``/``false``; any other value: no value
 ``list[str]``      an array: each element by the ``str`` rule, ``null``
