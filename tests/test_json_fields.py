@@ -81,6 +81,29 @@ def test_an_integer_field_has_no_value_for_anything_but_an_integer_in_uint64_ran
     assert values(run, {"n": value}, "jx.int") == {"jx.int": None}
 
 
+@pytest.mark.parametrize("spelled", ["1e400", "1E+2", "-0", "0.10", "123456789012345678901234567890", "1.5e-7", "4.50"])
+def test_numbers_are_written_as_spelled_in_the_payload(run: Run, spelled: str) -> None:
+    (event,) = run(
+        [f'{{"s": {spelled}, "l": [{spelled}], "o": {{"x": {spelled}}}}}'.encode()],
+        ["jx.str", "jx.list", "jx.value[/o]"],
+    )
+    assert event.errors == {}
+    assert event.values == {"jx.str": spelled, "jx.list": spelled, "jx.value[/o]": f'{{"x":{spelled}}}'}
+
+
+def test_a_lone_surrogate_escape_is_delivered_as_its_six_characters(run: Run) -> None:
+    payload = rb'{"s": "a\ud800!", "l": ["\uDFFF", "\ud83d\ude00"], "o": {"k": "\udbff"}, "n": 7}'
+    (event,) = run([payload], ["jx.str", "jx.list", "jx.value[/o]", "jx.int"])
+    assert event.errors == {}
+    # a pair stays the one character it encodes; the lone ones stay escapes, as they came
+    assert event.values == {
+        "jx.str": r"a\ud800!",
+        "jx.list": "\\uDFFF,\U0001f600",
+        "jx.value[/o]": r'{"k":"\\udbff"}',
+        "jx.int": "7",
+    }
+
+
 def test_an_integer_field_covers_the_whole_uint64_range(run: Run) -> None:
     assert values(run, {"n": 0}, "jx.int") == {"jx.int": "0"}
     assert values(run, {"n": 2**64 - 1}, "jx.int") == {"jx.int": str(2**64 - 1)}
@@ -151,7 +174,6 @@ def test_each_event_is_read_anew(run: Run) -> None:
         (b'{"s": "\xff"}', "the event payload is not valid JSON: invalid UTF-8 encoding in string at byte 7 of 10"),
         (b"", "the event payload is not valid JSON: input length is 0"),
         (b'{"s": 1} trailing', "the event payload is not valid JSON: unexpected content after document"),
-        (b'{"n": 1e400}', "the event payload is not valid JSON: number is infinity when parsed as double"),
         (b'{"n": NaN}', "the event payload is not valid JSON: "),
     ],
 )
@@ -184,9 +206,9 @@ def test_a_string_with_a_nul_character_is_an_error_naming_it(run: Run) -> None:
 @pytest.mark.parametrize(
     ("pointer", "reason"),
     [
-        ("s", "it must be empty or start with '/' (at character 0)"),
-        ("/a~2", "'~' must be followed by 0 or 1 (at character 2)"),
-        ("/a~", "'~' must be followed by 0 or 1 (at character 2)"),
+        ("s", "invalid JSON pointer 's': it must be empty or start with '/'"),
+        ("/a~2", "invalid JSON pointer '/a~2': '~' must be followed by 0 or 1"),
+        ("/a~", "invalid JSON pointer '/a~': '~' must be followed by 0 or 1"),
     ],
 )
 def test_an_argument_that_is_not_a_json_pointer_is_an_error_whatever_the_event(
@@ -196,9 +218,7 @@ def test_an_argument_that_is_not_a_json_pointer_is_an_error_whatever_the_event(
     events = run([json.dumps(RECORD).encode(), b"{}"], [f"jx.value[{pointer}]", f"jx.rec.value[{pointer}]"])
     for event in events:
         for name in ("jx.value", "jx.rec.value"):
-            assert event.errors[f"{name}[{pointer}]"] == (
-                f"extracting {name}[{pointer}]: not a JSON pointer (RFC 6901): {reason}"
-            )
+            assert event.errors[f"{name}[{pointer}]"] == (f"extracting {name}[{pointer}]: {reason}")
 
 
 def test_deep_nesting_is_parsed_without_recursion(run: Run) -> None:

@@ -33,21 +33,32 @@ declared type      JSON value -> field value
                    elements left out; any other value: a one-element list
 =================  =========================================================
 
-A missing key, an index past the end, and JSON ``null`` give no value. A
-payload that is not JSON (malformed, invalid UTF-8, a number beyond the range
-of a double such as ``1e400``, ``NaN``) and a string holding a
+Numbers are written as they are spelled in the payload (``4.50``, ``1e400``,
+integers of any size). A string escaping a lone UTF-16 surrogate
+(``"\\ud800"``: valid JSON, but no UTF-8 text can hold it) gives the escape's
+six characters as text. A missing key, an index past the end, and JSON
+``null`` give no value. A payload that is not JSON (malformed, invalid UTF-8,
+``NaN``) and a string holding a
 NUL character (which a Falco string cannot carry) make the extraction fail
 with a message naming the field and the reason; an invalid pointer argument
 too. Deep nesting is no danger: the parser does not recurse. A payload of an
 event other than a plugin event has no JSON fields' values.
+
+Outside a plugin library (a unit test calling ``plugin.verb(event)``), a JSON
+field is a method evaluated in Python by the same rules: it returns the value
+(``str``, ``int``, ``bool``, ``list[str]``) or ``None``, and raises
+:class:`~falco_plugin.PluginError` where the library fails the extraction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from ._internal.fieldattr import PROPERTIES
+from .errors import PluginError
 
 __all__ = ["JsonField", "json_field"]
 
@@ -98,6 +109,47 @@ class JsonField:
     def __repr__(self) -> str:
         return f"json_field({self.name!r}, {self.pointer!r}, {self.type!r}, base={self.base!r})"
 
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return self.bound
+
+    def bound(self, event: Any, key: str | None = None) -> str | int | bool | list[str] | None:
+        """The field's value for ``event`` (anything with a ``payload``), by the rules of the glue."""
+        return self.extract(bytes(event.payload), key)
+
+    def extract(self, payload: bytes, key: str | None = None) -> str | int | bool | list[str] | None:
+        """The Python statement of what the library's glue answers (see the module's documentation)."""
+        label = self.name if key is None else f"{self.name}[{key}]"
+        pointer = self.pointer
+        if pointer is None:
+            if key is None:
+                raise PluginError(f"this field requires a JSON pointer argument: {self.name}[/a/b]")
+            bad = _pointer_error(key)
+            if bad:
+                raise PluginError(f"invalid JSON pointer {key!r}: {bad}")
+            pointer = key
+        elif key is not None:
+            raise PluginError(f"{label}: this field takes no argument")
+        try:
+            doc = json.loads(payload.decode("utf-8"), parse_int=_Raw, parse_float=_Raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise PluginError(f"the event payload is not valid JSON: {exc}") from None
+        found, value = _get(doc, self.base)
+        if found:
+            found, value = _get(value, pointer)
+        if not found or value is None:
+            return None
+        if self.type == "uint64":
+            ok = isinstance(value, _Raw) and value.isdigit() and int(value) < 2**64
+            return int(value) if ok else None
+        if self.type == "bool":
+            return value if isinstance(value, bool) else None
+        if self.type == "string_list":
+            items = [v for v in value if v is not None] if isinstance(value, list) else [value]
+            return [_text(v) for v in items] or None
+        return _text(value)
+
 
 def json_field(
     name: str,
@@ -125,3 +177,83 @@ def json_field(
     if bad:
         raise ValueError(f"json field {name}: unknown properties {bad} (allowed: {', '.join(PROPERTIES)})")
     return JsonField(name, pointer, jtype, description, base, display, add_output, tuple(properties))
+
+
+class _Raw(str):
+    """A JSON number as spelled in the payload."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _pointer_error(pointer: str) -> str | None:
+    if pointer and not pointer.startswith("/"):
+        return "it must be empty or start with '/'"
+    if re.search(r"~(?![01])", pointer):
+        return "'~' must be followed by 0 or 1"
+    return None
+
+
+def _get(doc: Any, pointer: str) -> tuple[bool, Any]:
+    if not pointer:
+        return True, doc
+    for token in pointer[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, dict):
+            if token not in doc:
+                return False, None
+            doc = doc[token]
+        elif isinstance(doc, list):
+            if not re.fullmatch(r"0|[1-9][0-9]*", token) or int(token) >= len(doc):
+                return False, None
+            doc = doc[int(token)]
+        else:
+            return False, None
+    return True, doc
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL_ESCAPE = re.compile(r"\\(u[0-9a-f]{4}|.)")
+
+
+def _string(text: str) -> str:
+    """A JSON string as the glue writes it: UTF-8 as is, control characters as upper-case \\u escapes."""
+    out = json.dumps(text, ensure_ascii=False)
+    upper: Callable[[re.Match[str]], str] = (
+        lambda m: (  # noqa: E731
+            "\\u" + m.group(1)[1:].upper() if len(m.group(1)) == 5 else m.group(0)
+        )
+    )
+    return _CONTROL_ESCAPE.sub(upper, out)
+
+
+def _unescaped(text: str) -> str:
+    """Lone surrogates as their escapes' text (the JSON reader kept them as characters)."""
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+def _write(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, _Raw):
+        return str(value)
+    if isinstance(value, str):
+        return _string(_unescaped(value))
+    if isinstance(value, list):
+        return "[" + ",".join(_write(v) for v in value) + "]"
+    return "{" + ",".join(_string(_unescaped(k)) + ":" + _write(v) for k, v in value.items()) + "}"
+
+
+def _text(value: Any) -> str:
+    text = _unescaped(value) if isinstance(value, str) and not isinstance(value, _Raw) else _write(value)
+    if "\0" in text:
+        at = text.index("\0")
+        raise PluginError(
+            f"the JSON string holds a NUL character (\\u0000) at offset {at}, which a Falco string field cannot carry"
+        )
+    return text
