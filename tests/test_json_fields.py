@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from elf_symbols import exported_symbols
-from falco_plugin import ExtractPlugin, SourcePlugin, json_field
+from falco_plugin import Event, ExtractPlugin, PluginError, SourcePlugin, json_field
 from falco_plugin._internal.fields import fields_of
 from falco_plugin_tools.build import build_plugin
 from falco_plugin_tools.host import HostEvent, PluginLibrary
-from falco_plugin_tools.host.runners import Extracted, Host
+from falco_plugin_tools.host.runners import Extracted, Host, value_text
 from harness import REPO, Built
 
 RECORD = {
@@ -291,3 +291,37 @@ def test_the_readme_audit_log_example_answers_its_fields(tmp_path: Path) -> None
         event = HostEvent.plugin_event(json.dumps(record).encode(), 999, num=1, source="k8s_audit")
         got = [plugin.extract(event, f) for f in fields]
     assert got == ["delete", 200, ["system:masters", "dev"], "alice", "db-0", True]
+
+
+AGREEMENT = [
+    json.dumps(RECORD).encode(),
+    b'{"s": 4.50, "n": 18446744073709551615, "b": false, "l": [1e400, "x", null, {"k": "\\u001f"}], "record": []}',
+    rb'{"s": "a\ud800", "l": "lone", "record": {"name": {"n": -0}}, "a/b": {"m~n": [true]}}',
+    b'{"s": "a\\u0000", "n": 1.0, "b": null}',
+    b"[1, 2]",
+    b"not json",
+    b'{"s": "\xff"}',
+]
+
+
+@pytest.mark.parametrize("payload", AGREEMENT)
+def test_outside_a_library_a_json_field_gives_what_the_hosts_give(built: Built, run: Run, payload: bytes) -> None:
+    built("json_fields")  # its source is importable from here on
+    from fxt_json_fields.plugin import JsonFieldsPlugin
+
+    plugin = JsonFieldsPlugin()
+    declared = {f.name: f.method for f in fields_of(JsonFieldsPlugin) if f.json is not None}
+    exprs = [name for name in declared if not name.endswith("value")]
+    exprs += ["jx.value[/l/0]", "jx.value[]", "jx.rec.value[/name]", "jx.value[bad]"]
+    (event,) = run([payload], exprs)
+    for expr in exprs:
+        name, _, arg = expr.partition("[")
+        method = getattr(plugin, declared[name])
+        try:
+            value = method(Event(payload=payload), arg[:-1]) if arg else method(Event(payload=payload))
+        except PluginError as exc:
+            # the same failure; the parsers' own words after the first colon may differ
+            assert event.errors[expr].startswith(f"extracting {expr}: {str(exc).split(': ')[0]}"), expr
+            continue
+        assert expr not in event.errors, (expr, event.errors.get(expr))
+        assert event.values[expr] == value_text(value), expr

@@ -17,7 +17,6 @@ exists, equal to what the oracle computes from the payload.
 from __future__ import annotations
 
 import json
-import math
 import re
 import socket
 import struct
@@ -201,6 +200,8 @@ def _compact(value: Any) -> str:
 
 
 def _http_poll_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
+    if expr.startswith("http_poll.value["):  # a JSON field (issue 19): the SDK's rules, whatever the JSON
+        return _json_rule(payload, "string", "/record", None, expr[len("http_poll.value[") : -1])
     try:
         doc = json.loads(payload)
     except (ValueError, RecursionError):
@@ -221,12 +222,6 @@ def _http_poll_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
         return _text(doc.get("id"))
     if expr == "http_poll.raw":
         return _text(_compact(record))
-    m = re.fullmatch(r"http_poll\.value\[/([A-Za-z0-9_]*)\]", expr)
-    if m and isinstance(record, dict):
-        found = record.get(m.group(1))
-        if found is None:
-            return "value", "<none>"
-        return _text(found if isinstance(found, str) else _compact(found))
     return "any", None
 
 
@@ -245,33 +240,30 @@ def _strict_json(payload: bytes) -> Any:
     def no_constant(name: str) -> Any:
         raise ValueError(f"{name} is not JSON")
 
-    def finite(text: str) -> float:
-        value = float(text)
-        if math.isinf(value):
-            raise ValueError(f"{text} is beyond the range of a double")  # the glue's documented rule
-        return value
+    # The glue writes numbers as spelled in the payload; the oracle, as Python spells them.
+    def exact_float(text: str) -> float:
+        if repr(float(text)) != text:
+            raise _UnsureError("a number Python spells otherwise")
+        return float(text)
+
+    def exact_int(text: str) -> int:
+        if text == "-0" or len(text) > 4000:  # Python converts at most 4300 digits
+            raise _UnsureError("a number Python spells otherwise, or refuses")
+        return int(text)
 
     text = payload.decode("utf-8")  # UnicodeDecodeError is a ValueError
     if text.startswith("\ufeff") or re.search(r"\\u[dD][89a-fA-F]", text):
         raise _UnsureError("a byte order mark or an escaped surrogate")
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=no_constant, parse_float=finite)
+        return json.loads(
+            text, object_pairs_hook=pairs, parse_constant=no_constant, parse_float=exact_float, parse_int=exact_int
+        )
     except RecursionError:
         raise _UnsureError("deeper than Python's json goes") from None
 
 
 def _json_text(value: Any) -> str:
-    """The compact JSON text the glue writes for a non-string value (no floats: their spelling is the writer's)."""
-    if isinstance(value, float) or (
-        isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64
-    ):
-        raise _UnsureError("a number the parser keeps as a double")
-    if isinstance(value, dict):
-        for v in value.values():
-            _json_text(v)
-    if isinstance(value, list):
-        for v in value:
-            _json_text(v)
+    """The compact JSON text the glue writes for a non-string value."""
     # The glue's writer spells a \\u escape (a control character) with upper-case hex digits.
     return re.sub(r"\\(u[0-9a-f]{4}|.)", _upper_hex, _compact(value))
 
@@ -324,9 +316,16 @@ _JX_FIELDS: dict[str, tuple[str, str, str | None]] = {
 
 def _json_fields_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
     name, _, arg = expr.partition("[")
-    if name not in _JX_FIELDS or not payload:
-        return "any", None  # jx.size is Python's; no payload: not a plugin event, or an empty one (an error)
+    if name not in _JX_FIELDS:
+        return "any", None  # jx.size is Python's
     ftype, base, pointer = _JX_FIELDS[name]
+    return _json_rule(payload, ftype, base, pointer, arg[:-1])
+
+
+def _json_rule(payload: bytes, ftype: str, base: str, pointer: str | None, arg: str) -> tuple[str, Any]:
+    """What a field declared by falco_plugin.json_field gives (``pointer`` None: the argument ``arg``)."""
+    if not payload:
+        return "any", None  # not a plugin event (no value), or an empty payload (an error)
     try:
         try:
             doc = _strict_json(payload)
@@ -334,10 +333,10 @@ def _json_fields_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
             return "error", None
         if pointer is None:
             try:
-                _pointer_get({}, arg[:-1])
+                _pointer_get({}, arg)
             except ValueError:
                 return "error", None
-            pointer = arg[:-1]
+            pointer = arg
         found, value = _pointer_get(doc, base)
         if found:
             found, value = _pointer_get(value, pointer)
