@@ -73,6 +73,8 @@ def run_typecheck(session: nox.Session) -> None:
     # bench/falco_parse.py also writes its capture with the test suite's writer (sdk/tests/scapwriter.py)
     session.run("mypy", "bench/falco_parse.py", env={"MYPYPATH": "tests/falco:sdk/tests:bench"})
     session.run("mypy", "bench/falco_profile.py", env={"MYPYPATH": "tests/falco:bench"})
+    # bench/falco_http_poll.py serves its records with http_poll's test fake (plugins/http_poll/tests)
+    session.run("mypy", "bench/falco_http_poll.py", env={"MYPYPATH": "tests/falco:plugins/http_poll/tests"})
 
 
 @nox.session(python=PYTHON)

@@ -1,12 +1,16 @@
 """Fields by JSON pointer of every type, with a base and as an argument, beside a Python field.
 
 The open parameters are a JSON array of the payloads to emit, each in hex
-(so that a test can send bytes that are not UTF-8 nor JSON).
+(so that a test can send bytes that are not UTF-8 nor JSON), or an object
+``{"payloads": [...], "repeat": N}`` emitting them N times (for benchmarks).
+``jx.py.str`` reads ``/s`` as a plugin without JSON fields would: a Python field
+on a ``@per_event``-cached ``json.loads``, to compare with ``jx.str``.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from falco_plugin import (
     Batch,
@@ -18,6 +22,7 @@ from falco_plugin import (
     SourcePlugin,
     field,
     json_field,
+    per_event,
 )
 
 
@@ -54,8 +59,21 @@ class JsonFieldsPlugin(SourcePlugin, ExtractPlugin):
     def size(self, event: Event) -> int:
         return len(event.payload)
 
+    @per_event
+    def document(self, event: Event) -> Any:
+        return json.loads(event.payload)
+
+    @field("jx.py.str", "The string at /s, read in Python")
+    def py_str(self, event: Event) -> str | None:
+        doc = self.document(event)
+        value = doc.get("s") if isinstance(doc, dict) else None
+        return value if isinstance(value, str) else None
+
     def open(self, params: str) -> Payloads:
-        return Payloads([bytes.fromhex(p) for p in json.loads(params or "[]")])
+        spec = json.loads(params or "[]")
+        if isinstance(spec, dict):
+            return Payloads([bytes.fromhex(p) for p in spec["payloads"]] * int(spec["repeat"]))
+        return Payloads([bytes.fromhex(p) for p in spec])
 
     def list_open_params(self) -> list[OpenParam]:
         return []
