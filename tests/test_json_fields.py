@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import struct
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from falco_plugin import Event, ExtractPlugin, PluginError, SourcePlugin, json_f
 from falco_plugin._internal.fields import fields_of
 from falco_plugin_tools.build import build_plugin
 from falco_plugin_tools.host import HostEvent, PluginLibrary
+from falco_plugin_tools.host.raw import plugin_event
 from falco_plugin_tools.host.runners import Extracted, Host, value_text
 from harness import REPO, Built
 
@@ -325,3 +329,30 @@ def test_outside_a_library_a_json_field_gives_what_the_hosts_give(built: Built, 
             continue
         assert expr not in event.errors, (expr, event.errors.get(expr))
         assert event.values[expr] == value_text(value), expr
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_the_json_glue_reads_and_frees_memory_cleanly_under_valgrind(built: Built, chost: Path, tmp_path: Path) -> None:
+    payloads = [
+        json.dumps(RECORD).encode(),
+        rb'{"s": "a\ud800!", "l": ["\uDFFF", "\ud83d\ude00"], "record": {"name": {"k": "\udbff"}}}',
+        b'{"s": "a\\u0000b"}',
+        b"not json",
+        b'{"s": "\xff"}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"s": 1e400, "n": 99999999999999999999, "l": {"x": [1, {}]}}',
+    ]
+    events = tmp_path / "events"
+    events.write_bytes(b"".join(struct.pack("<I", len(e)) + e for e in [plugin_event(p) for p in payloads] * 2))
+    fields = "jx.str,jx.int,jx.bool,jx.list,jx.escaped,jx.rec.name,jx.value[/l/1],jx.rec.value[/name],jx.value[x]"
+    valgrind = ["valgrind", "--error-exitcode=9", "--leak-check=full", "--errors-for-leak-kinds=definite"]
+    run = subprocess.run(
+        [*valgrind, str(chost), str(built("json_fields").library), "--events", str(events), "--fields", fields],
+        capture_output=True,
+        text=True,
+        env={"PYTHONMALLOC": "malloc"},  # so that valgrind sees Python's allocations as they are
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "ERROR SUMMARY: 0 errors" in run.stderr
+    assert run.stdout.count("\nevt ") == 2 * len(payloads)

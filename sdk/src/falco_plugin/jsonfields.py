@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from ._internal.fieldattr import PROPERTIES
@@ -219,13 +219,12 @@ _CONTROL_ESCAPE = re.compile(r"\\(u[0-9a-f]{4}|.)")
 
 def _string(text: str) -> str:
     """A JSON string as the glue writes it: UTF-8 as is, control characters as upper-case \\u escapes."""
-    out = json.dumps(text, ensure_ascii=False)
-    upper: Callable[[re.Match[str]], str] = (
-        lambda m: (  # noqa: E731
-            "\\u" + m.group(1)[1:].upper() if len(m.group(1)) == 5 else m.group(0)
-        )
-    )
-    return _CONTROL_ESCAPE.sub(upper, out)
+    return _CONTROL_ESCAPE.sub(_upper_hex, json.dumps(text, ensure_ascii=False))
+
+
+def _upper_hex(m: re.Match[str]) -> str:
+    escaped = m.group(1)
+    return "\\u" + escaped[1:].upper() if len(escaped) == 5 else m.group(0)
 
 
 def _unescaped(text: str) -> str:
