@@ -27,7 +27,7 @@ def install_workspace(session: nox.Session, *extra: str) -> None:
     session.install("-e", "sdk[host,build]", *editable, *extra)
     # The C source of yyjson, compiled into plugins with JSON fields, comes from a PyPI
     # source distribution (see falco_plugin_tools/build/yyjson.py): fetched here, ahead of any build.
-    session.run("python", "-m", "falco_plugin_tools.build.yyjson")
+    session.run("python", "-c", "from falco_plugin_tools.build.yyjson import source_dir; print(source_dir())")
 
 
 def plugin_package(project: Path) -> str:

@@ -18,7 +18,7 @@ import pytest
 from elf_symbols import exported_symbols
 from falco_plugin import Event, ExtractPlugin, PluginError, SourcePlugin, json_field
 from falco_plugin._internal.fields import fields_of
-from falco_plugin_tools.build import build_plugin
+from falco_plugin_tools.build import BuildError, build_plugin
 from falco_plugin_tools.host import HostEvent, PluginLibrary
 from falco_plugin_tools.host.raw import plugin_event
 from falco_plugin_tools.host.runners import Extracted, Host, value_text
@@ -356,3 +356,11 @@ def test_the_json_glue_reads_and_frees_memory_cleanly_under_valgrind(built: Buil
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ERROR SUMMARY: 0 errors" in run.stderr
     assert run.stdout.count("\nevt ") == 2 * len(payloads)
+
+
+def test_a_plugin_with_json_fields_cannot_build_without_the_parser_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FALCO_PLUGIN_YYJSON_DIR", str(tmp_path / "nothing"))
+    with pytest.raises(BuildError, match=r"fxt-json-fields declares JSON fields, which need yyjson: .* does not hold"):
+        build_plugin(REPO / "tests" / "plugins" / "json_fields", tmp_path / "out")
