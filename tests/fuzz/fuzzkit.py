@@ -30,7 +30,12 @@ from typing import Any
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECTS = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
+PROJECTS = [
+    *sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml")),
+    ROOT / "tests" / "plugins" / "json_fields",
+]
+"""Every plugin of ``plugins/``, and the fixture whose fields are declared by JSON pointer (extracted by
+the glue in C, checked against an oracle of the rules documented in ``falco_plugin/jsonfields.py``)."""
 CORPUS = Path(__file__).with_name("corpus")
 TIMEOUT = 60.0
 
@@ -197,6 +202,8 @@ def _compact(value: Any) -> str:
 
 
 def _http_poll_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
+    if expr.startswith("http_poll.value["):  # a JSON field (issue 19): the SDK's rules, whatever the JSON
+        return _json_rule(payload, "string", "/record", None, expr[len("http_poll.value[") : -1])
     try:
         doc = json.loads(payload)
     except (ValueError, RecursionError):
@@ -217,13 +224,138 @@ def _http_poll_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
         return _text(doc.get("id"))
     if expr == "http_poll.raw":
         return _text(_compact(record))
-    m = re.fullmatch(r"http_poll\.value\[/([A-Za-z0-9_]*)\]", expr)
-    if m and isinstance(record, dict):
-        found = record.get(m.group(1))
-        if found is None:
-            return "value", "<none>"
-        return _text(found if isinstance(found, str) else _compact(found))
     return "any", None
+
+
+class _UnsureError(Exception):
+    """The oracle does not predict this case (where Python's json and RFC 8259 parsers may differ)."""
+
+
+def _strict_json(payload: bytes) -> Any:
+    """The payload as RFC 8259 JSON, or ValueError; _UnsureError where Python's json is laxer or stricter than RFC."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in items}) != len(items):
+            raise _UnsureError("duplicate keys")  # which one a pointer finds is the parser's choice
+        return dict(items)
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    # The glue writes numbers as spelled in the payload; the oracle, as Python spells them.
+    def exact_float(text: str) -> float:
+        if repr(float(text)) != text:
+            raise _UnsureError("a number Python spells otherwise")
+        return float(text)
+
+    def exact_int(text: str) -> int:
+        if text == "-0" or len(text) > 4000:  # Python converts at most 4300 digits
+            raise _UnsureError("a number Python spells otherwise, or refuses")
+        return int(text)
+
+    text = payload.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    if text.startswith("\ufeff") or re.search(r"\\u[dD][89a-fA-F]", text):
+        raise _UnsureError("a byte order mark or an escaped surrogate")
+    try:
+        return json.loads(
+            text, object_pairs_hook=pairs, parse_constant=no_constant, parse_float=exact_float, parse_int=exact_int
+        )
+    except RecursionError:
+        raise _UnsureError("deeper than Python's json goes") from None
+
+
+def _json_text(value: Any) -> str:
+    """The compact JSON text the glue writes for a non-string value."""
+    # The glue's writer spells a \\u escape (a control character) with upper-case hex digits.
+    return re.sub(r"\\(u[0-9a-f]{4}|.)", _upper_hex, _compact(value))
+
+
+def _upper_hex(m: re.Match[str]) -> str:
+    escaped = m.group(1)
+    return "\\u" + escaped[1:].upper() if len(escaped) == 5 else m.group(0)
+
+
+def _pointer_get(doc: Any, pointer: str) -> tuple[bool, Any]:
+    """RFC 6901: (found, value); ValueError for a pointer that is not one."""
+    if pointer == "":
+        return True, doc
+    if not pointer.startswith("/") or re.search(r"~(?![01])", pointer):
+        raise ValueError(f"not a JSON pointer: {pointer!r}")
+    for token in pointer[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, dict):
+            if token not in doc:
+                return False, None
+            doc = doc[token]
+        elif isinstance(doc, list):
+            if not re.fullmatch(r"0|[1-9][0-9]*", token):
+                raise _UnsureError("an array index with a sign, a leading zero or '-'")
+            if int(token) >= len(doc):
+                return False, None
+            doc = doc[int(token)]
+        else:
+            return False, None
+    return True, doc
+
+
+def _as_string(value: Any) -> str:
+    return value if isinstance(value, str) else _json_text(value)
+
+
+# The fixture's JSON fields: name -> (type, base, pointer; None: the argument)
+_JX_FIELDS: dict[str, tuple[str, str, str | None]] = {
+    "jx.str": ("string", "", "/s"),
+    "jx.int": ("uint64", "", "/n"),
+    "jx.bool": ("bool", "", "/b"),
+    "jx.list": ("list", "", "/l"),
+    "jx.escaped": ("string", "", "/a~1b/m~0n"),
+    "jx.first": ("string", "", "/l/0"),
+    "jx.rec.name": ("string", "/record", "/name"),
+    "jx.value": ("string", "", None),
+    "jx.rec.value": ("string", "/record", None),
+}
+
+
+def _json_fields_oracle(payload: bytes, expr: str) -> tuple[str, Any]:
+    name, _, arg = expr.partition("[")
+    if name not in _JX_FIELDS:
+        return "any", None  # jx.size is Python's
+    ftype, base, pointer = _JX_FIELDS[name]
+    return _json_rule(payload, ftype, base, pointer, arg[:-1])
+
+
+def _json_rule(payload: bytes, ftype: str, base: str, pointer: str | None, arg: str) -> tuple[str, Any]:
+    """What a field declared by falco_plugin.json_field gives (``pointer`` None: the argument ``arg``)."""
+    if not payload:
+        return "any", None  # not a plugin event (no value), or an empty payload (an error)
+    try:
+        try:
+            doc = _strict_json(payload)
+        except ValueError:
+            return "error", None
+        if pointer is None:
+            try:
+                _pointer_get({}, arg)
+            except ValueError:
+                return "error", None
+            pointer = arg
+        found, value = _pointer_get(doc, base)
+        if found:
+            found, value = _pointer_get(value, pointer)
+        if not found or value is None:
+            return "value", "<none>"
+        if ftype == "uint64":
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
+            return ("value", str(value)) if ok else ("value", "<none>")
+        if ftype == "bool":
+            return ("value", "true" if value else "false") if isinstance(value, bool) else ("value", "<none>")
+        items = [v for v in value if v is not None] if ftype == "list" and isinstance(value, list) else [value]
+        texts = [_as_string(v) for v in items]
+        if any("\x00" in t for t in texts):
+            return "error", None  # a Falco string cannot carry NUL
+        return "value", ",".join(escape(t) for t in texts) if texts else "<none>"
+    except _UnsureError:
+        return "any", None
 
 
 _JSON_SCALAR = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
@@ -241,7 +373,29 @@ _ENVELOPE = st.fixed_dictionaries(
     optional={"id": st.none() | st.text(max_size=12) | st.integers()},
 ).map(lambda d: json.dumps(d, ensure_ascii=False).encode())
 
+_JX_VALUE = st.none() | st.booleans() | st.integers(min_value=-5, max_value=2**64 + 5) | st.text(max_size=6)
+_JX_JSON = st.recursive(
+    _JX_VALUE,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["name", "a", "m~n", ""]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_JX_PAYLOAD = st.dictionaries(st.sampled_from(["s", "n", "b", "l", "a/b", "record", "x"]), _JX_JSON, max_size=5).map(
+    lambda d: json.dumps(d, ensure_ascii=False).encode()
+) | st.sampled_from([b"[]", b"null", b"{", b'{"s":"\\u0000"}', b'{"s":1e400}', b"[" * 3000 + b"]" * 3000])
+
 PROFILES: dict[str, Profile] = {
+    "fxt-json-fields": Profile(
+        payloads=_JX_PAYLOAD,
+        args={
+            name: st.sampled_from(
+                ["/s", "/l/0", "/l/1", "/a~1b/m~0n", "", "/", "/name", "/missing", "s", "/a~2", "/n/0"]
+            )
+            for name in ("jx.value", "jx.rec.value")
+        },
+        oracle=_json_fields_oracle,
+    ),
     "dummy_py": Profile(
         read_after_open=5,
         payloads=st.integers(min_value=-(2**70), max_value=2**70).map(lambda n: str(n).encode())

@@ -16,6 +16,7 @@ from .config import Config, setting
 from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, Timeout
 from .event import ASYNC_EVENT, PLUGIN_EVENT, Event, per_event
 from .extract import AbsTime, ExtractPlugin, Located, RelTime, field
+from .jsonfields import JsonField, json_field
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
 from .tables import (
@@ -124,6 +125,7 @@ __all__ = [
     "Gauge",
     "IPAddr",
     "IPNet",
+    "JsonField",
     "Located",
     "Metric",
     "MetricValue",
@@ -137,6 +139,7 @@ __all__ = [
     "SpecError",
     "Timeout",
     "field",
+    "json_field",
     "per_event",
     "setting",
 ]

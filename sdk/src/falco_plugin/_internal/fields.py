@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from ..errors import SpecError
 from ..extract import AbsTime, FieldType, Located, RelTime
+from ..jsonfields import JsonField
 from .fieldattr import FIELD_ATTR
 
 __all__ = ["TYPE_CODES", "FieldSpec", "fields_of"]
@@ -56,6 +57,7 @@ class FieldSpec:
         "properties",
         "method",
         "located",
+        "json",
     )
 
     def __init__(
@@ -71,6 +73,7 @@ class FieldSpec:
         properties: tuple[str, ...],
         method: str,
         located: bool = False,
+        json: JsonField | None = None,
     ) -> None:
         self.name = name
         self.description = description
@@ -84,6 +87,8 @@ class FieldSpec:
         self.method = method
         self.located = located
         """The extractor may return :class:`Located` (needs plugin API 3.12)."""
+        self.json = json
+        """The declaration of a field extracted in C by JSON pointer (no method then)."""
 
     def __repr__(self) -> str:
         return f"FieldSpec({self.name!r}, type={self.type!r}, method={self.method!r})"
@@ -110,10 +115,13 @@ def fields_of(cls: type) -> list[FieldSpec]:
     for klass in reversed(cls.__mro__):
         own: dict[str, str] = {}  # a subclass may override a field; one class may not declare it twice
         for attr, fn in vars(klass).items():
-            decl = getattr(fn, FIELD_ATTR, None)
-            if decl is None:
-                continue
-            spec = _spec(cls, attr, fn, *decl)
+            if isinstance(fn, JsonField):
+                spec = _json_spec(attr, fn)
+            else:
+                decl = getattr(fn, FIELD_ATTR, None)
+                if decl is None:
+                    continue
+                spec = _spec(cls, attr, fn, *decl)
             if spec.name in own:
                 raise SpecError(
                     f"{klass.__qualname__}: field {spec.name} is declared twice ({own[spec.name]} and {attr})"
@@ -122,6 +130,22 @@ def fields_of(cls: type) -> list[FieldSpec]:
             seen.pop(spec.name, None)
             seen[spec.name] = spec
     return list(seen.values())
+
+
+def _json_spec(attr: str, decl: JsonField) -> FieldSpec:
+    return FieldSpec(
+        name=decl.name,
+        description=decl.description,
+        type="string" if decl.type == "string_list" else decl.type,
+        is_list=decl.type == "string_list",
+        arg="key" if decl.pointer is None else None,
+        arg_required=decl.pointer is None,
+        display=decl.display,
+        add_output=decl.add_output,
+        properties=decl.properties,
+        method=attr,
+        json=decl,
+    )
 
 
 def _spec(

@@ -46,6 +46,7 @@ from falco_plugin._internal.version import GLUE_CONTRACT, SDK_VERSION
 from falco_plugin.errors import SDKError
 from falco_plugin_tools import abi
 from falco_plugin_tools.build import standalone as standalone_mod
+from falco_plugin_tools.build import yyjson
 from falco_plugin_tools.build.sitedir import SiteDirError, write_site_dir
 from falco_plugin_tools.release import write_build_facts
 
@@ -216,13 +217,19 @@ def build_plugin(
     debug = ["-g0"] if standalone else []
     out.mkdir(parents=True, exist_ok=True)
     library = out / f"lib{spec.name}.so"
+    include_dirs = [str(abi.HERE), str(GLUE_DIR)]
+    if "json_fields" in spec.units:  # only a plugin with JSON fields carries the parser
+        try:
+            include_dirs.append(str(yyjson.source_dir()))
+        except yyjson.YyjsonError as exc:
+            raise BuildError(f"{spec.name} declares JSON fields, which need yyjson: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix="falco-plugin-build-") as tmp:
         script = Path(tmp) / "exports.map"
         script.write_text(_version_script(spec))
         ffi.set_source(
             module,
             source,
-            include_dirs=[str(abi.HERE), str(GLUE_DIR)],
+            include_dirs=include_dirs,
             extra_compile_args=["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-function", *debug],
             extra_link_args=[
                 f"-Wl,--version-script={script}",

@@ -132,6 +132,9 @@ class Feature:
 METRICS = Feature("metrics", ("get_metrics",), (), 5)
 FEATURES: tuple[Feature, ...] = (METRICS,)
 """The optional features of plugin API 3.x the SDK implements."""
+JSON_FIELDS = Feature("json_fields", (), (), 0)
+"""Fields by JSON pointer, answered in C: a glue unit of the SDK's own that adds no
+symbol (so not in :data:`FEATURES`, which the plugin API defines)."""
 
 API: tuple[Capability, ...] = (SOURCING, EXTRACTION, PARSING, ASYNC, CAPTURE_LISTENING)
 """Every capability of plugin API 3.x, in the order Falco lists them."""
@@ -214,7 +217,10 @@ CAPABILITY_UNITS: tuple[tuple[str, str, str], ...] = (
     ("async_events", "ASYNC_IMPL", "asyncevents"),
     ("capture_listening", "CAPTURE_LISTENING_IMPL", "capture"),
 )
-FEATURE_UNITS: tuple[tuple[str, str, str], ...] = (("metrics", "METRICS_IMPL", "metrics"),)
+FEATURE_UNITS: tuple[tuple[str, str, str], ...] = (
+    ("metrics", "METRICS_IMPL", "metrics"),
+    ("json_fields", "JSON_FIELDS_IMPL", "jsonfields"),
+)
 _SDK = __name__.rsplit(".", 2)[0]  # the falco_plugin package
 
 
@@ -278,6 +284,7 @@ __all__ = [
     "CAPTURE_LISTENING",
     "EXTRACTION",
     "FEATURES",
+    "JSON_FIELDS",
     "METRICS",
     "PARSING",
     "SOURCING",

@@ -17,6 +17,18 @@ typedef struct {
 
 static const fp_field_info fp_fields[] = {FP_FIELD_ROWS};
 
+#ifdef FP_HAS_JSON_FIELDS
+/* Fields by JSON pointer, answered in C without the GIL (json_fields.c). */
+static int fp_json_is(fp_state *st, uint32_t field_id);
+static void fp_json_begin(fp_state *st);
+static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_plugin_extract_field *f,
+                           size_t *first);
+static void fp_json_finish(fp_state *st, ss_plugin_extract_field *f, size_t first);
+#define FP_IS_JSON(st, id) fp_json_is(st, id)
+#else
+#define FP_IS_JSON(st, id) 0
+#endif
+
 struct fp_extraction_state {
     PyObject *fields; /* tuple of bound extractor methods, by field id */
     PyObject **keep;  /* references backing the values returned by the last call */
@@ -349,8 +361,51 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
         fp_set_error(st, "extract_fields: out of memory");
         return SS_PLUGIN_FAILURE;
     }
-    PyGILState_STATE g = PyGILState_Ensure();
+    size_t firsts[16];
+    size_t *first = nf <= 16 ? firsts : (size_t *)malloc(nf * sizeof(size_t));
+    if (!first) {
+        fp_set_error(st, "extract_fields: out of memory");
+        return SS_PLUGIN_FAILURE;
+    }
     ss_plugin_rc rc = SS_PLUGIN_SUCCESS;
+#ifdef FP_HAS_JSON_FIELDS
+    /* The JSON fields first, without the GIL; it is taken only if Python fields remain. */
+    int python_fields = 0;
+    fp_json_begin(st);
+    for (uint32_t i = 0; i < nf; i++) {
+        ss_plugin_extract_field *f = &in->fields[i];
+        if (!fp_json_is(st, f->field_id)) {
+            python_fields = 1;
+            continue;
+        }
+        x->off_start[i] = 0;
+        x->off_len[i] = 0;
+        if (fp_json_extract(st, evt, f, &first[i]) != 0) {
+            rc = SS_PLUGIN_FAILURE;
+            break;
+        }
+    }
+    if (rc == SS_PLUGIN_SUCCESS) {
+        for (uint32_t i = 0; i < nf; i++) {
+            if (fp_json_is(st, in->fields[i].field_id)) {
+                fp_json_finish(st, &in->fields[i], first[i]);
+            }
+        }
+    }
+    if (rc != SS_PLUGIN_SUCCESS || !python_fields) {
+#if FP_API_MINOR >= 12 /* value offsets */
+        if (rc == SS_PLUGIN_SUCCESS && in->value_offsets) {
+            in->value_offsets->start = x->off_start;
+            in->value_offsets->length = x->off_len;
+        }
+#endif
+        if (first != firsts) {
+            free(first);
+        }
+        return rc;
+    }
+#endif
+    PyGILState_STATE g = PyGILState_Ensure();
     /* fields may read state tables; extraction gives no writer */
     FP_TABLES_CALL("extract_fields", in->owner, in->get_owner_last_error, in->table_reader_ext, NULL);
     fp_release_values(x);
@@ -360,15 +415,11 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
         goto out;
     }
     fp_slots n = {0, 0, 0, 0};
-    size_t firsts[16];
-    size_t *first = nf <= 16 ? firsts : (size_t *)malloc(nf * sizeof(size_t));
-    if (!first) {
-        fp_set_error(st, "extract_fields: out of memory");
-        rc = SS_PLUGIN_FAILURE;
-        goto out;
-    }
     for (uint32_t i = 0; i < nf; i++) {
         ss_plugin_extract_field *f = &in->fields[i];
+        if (FP_IS_JSON(st, f->field_id)) {
+            continue;
+        }
         f->res_len = 0;
         if (fp_extract_one(st, f, &n, &first[i], &x->off_start[i], &x->off_len[i]) != 0) {
             char ctx[256];
@@ -389,6 +440,9 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
         /* The typed arrays may have moved while growing: point at them last. */
         for (uint32_t i = 0; i < nf; i++) {
             ss_plugin_extract_field *f = &in->fields[i];
+            if (FP_IS_JSON(st, f->field_id)) {
+                continue;
+            }
             switch (fp_fields[f->field_id].type) {
             case FTYPE_BOOL:
                 f->res.boolean = x->b32 + first[i];
@@ -411,11 +465,11 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
         }
 #endif
     }
-    if (first != firsts) {
-        free(first);
-    }
 out:
     FP_TABLES_END();
     PyGILState_Release(g);
+    if (first != firsts) {
+        free(first);
+    }
     return rc;
 }
