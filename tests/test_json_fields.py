@@ -271,6 +271,20 @@ def test_only_a_plugin_with_json_fields_carries_the_parser_and_exports_none_of_i
     assert not [s for s in exported_symbols(with_json) if "yyjson" in s]
 
 
+def test_a_plugin_that_carries_yyjson_ships_its_notice_and_lists_it_in_its_sbom(built: Built) -> None:
+    """yyjson is MIT: its copyright and permission notice go with every copy, so with every plugin
+    library that carries it (and with no other)."""
+    from falco_plugin_tools.build.sbom import _python_components
+
+    site = built("json_fields").site_dir
+    notice = (site / "_licenses" / "compiled_in" / "yyjson-0.10.0" / "LICENSE").read_text()
+    assert "Copyright (c) 2020 YaoYuan" in notice and "Permission is hereby granted" in notice
+    [component] = [c for c in _python_components(site) if c.name == "yyjson"]
+    assert component.license == {"id": "MIT"} and component.purl == "pkg:github/ibireme/yyjson@0.10.0"
+    assert component.files == (built("json_fields").library.name,)
+    assert not (built("dummy").site_dir / "_licenses" / "compiled_in").exists()
+
+
 def test_the_readme_audit_log_example_answers_its_fields(tmp_path: Path) -> None:
     text = (REPO / "sdk" / "README.md").read_text()
     section = text.split("\n## JSON fields\n", 1)[1].split("\n## ", 1)[0]

@@ -255,6 +255,8 @@ def build_plugin(
         # no library without its site directory: a host would load it and fail at init
         library.unlink(missing_ok=True)
         raise BuildError(str(exc)) from exc
+    if "json_fields" in spec.units:
+        yyjson.write_notice(site_dir, yyjson.source_dir())
     if standalone:
         try:
             home = standalone_mod.bundle_interpreter(out)

@@ -254,6 +254,22 @@ def _python_components(site_dir: Path) -> list[Component]:
                 site_dir, str(metadata["Name"]), str(metadata["Version"]), _license_of(metadata), licenses, files
             )
         )
+    for folder in sorted((site_dir / SITE_LICENSES).glob("compiled_in/*-*")):
+        # C code compiled into the plugin's library (yyjson for JSON fields): its notice and its identity
+        meta = json.loads((folder / "component.json").read_text(encoding="utf-8"))
+        libs = sorted(
+            str(p.relative_to(site_dir.parent)) for p in site_dir.parent.glob(f"{prefix.removesuffix('.site')}.so")
+        )
+        out.append(
+            Component(
+                name=str(meta["name"]),
+                version=str(meta["version"]),
+                purl=str(meta["purl"]),
+                license=dict(meta["license"]),
+                license_file=str((folder / "LICENSE").relative_to(site_dir.parent)),
+                files=tuple(libs),
+            )
+        )
     for folder in sorted((site_dir / SITE_LICENSES).glob("*-*")):
         name, _, version = folder.name.rpartition("-")
         if name == "falco-plugin-sdk" or name.startswith("debian-"):

@@ -19,6 +19,7 @@ falco_plugin_tools.build.yyjson`` fills it ahead (CI does, before the tests).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -117,6 +118,29 @@ def _fetch_into(dest: Path) -> None:
             shutil.rmtree(final_tmp, ignore_errors=True)
             if not _complete(dest):
                 raise
+
+
+#: Where a plugin's site directory keeps the notices of C code compiled into its library.
+COMPILED_IN = "_licenses/compiled_in"
+
+
+def write_notice(site_dir: Path, source: Path) -> Path:
+    """Ship yyjson's licence with a plugin whose library carries it: MIT asks for its copyright and
+    permission notice in every copy. The notice is the comment that opens ``yyjson.h`` (the PyPI
+    package's own LICENSE names the bindings' author, not yyjson's). Beside it, ``component.json``
+    says what the site's SBOM lists for it."""
+    header = (source / "yyjson.h").read_text(encoding="utf-8")
+    start, end = header.find("/*"), header.find("*/")
+    notice = header[start + 2 : end].strip("=*\n ") if start == 0 and end > 0 else ""
+    if "Copyright" not in notice or "Permission is hereby granted" not in notice:
+        raise YyjsonError(f"{source / 'yyjson.h'} does not open with yyjson's copyright and MIT notice")
+    folder = site_dir / COMPILED_IN / f"yyjson-{YYJSON_VERSION}"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [line.strip() for line in notice.splitlines()]
+    (folder / "LICENSE").write_text("\n".join(lines).strip() + "\n", encoding="utf-8")
+    component = {"name": "yyjson", "version": YYJSON_VERSION, "purl": f"pkg:github/ibireme/yyjson@{YYJSON_VERSION}"}
+    (folder / "component.json").write_text(json.dumps({**component, "license": {"id": "MIT"}}) + "\n")
+    return folder / "LICENSE"
 
 
 if __name__ == "__main__":
