@@ -392,16 +392,18 @@ QUEUE_FULL = "async event queue is full"
 POD_RULE = (
     "- rule: pod event\n  desc: a k8s_pod event\n  condition: evt.asynctype = k8s_pod\n"
     "  output: 'POD %evt.asynctype'\n  priority: INFO\n"
+    "- rule: sample\n  desc: a metrics plugin's sample\n  condition: evt.asynctype = metrics_sample\n"
+    "  output: 'SAMPLE %evt.asynctype'\n  priority: INFO\n"
 )
 
 
 def live_falco_until_every_pod_is_accounted_for(
-    tmp_path: Path, library: Path, init_config: dict[str, Any], pods: int
+    tmp_path: Path, library: Path, init_config: dict[str, Any], pods: int, others: tuple[dict[str, Any], ...] = ()
 ) -> tuple[int, int, str]:
     """A live Falco (no driver) with k8s_parse and a rule per pod event, its libs logger at info (the
     plugin's log; the queue-full line is a warning), ended once each of ``pods`` pod events either
-    reached the rules or was logged as dropped by libsinsp (or after 60 s).
-    (pod events parsed, queue-full lines, Falco's output)."""
+    reached the rules or was logged as dropped by libsinsp (or after 60 s). ``others``: more plugins
+    (entries of Falco's ``plugins``), loaded first. (pod events parsed, queue-full lines, Falco's output)."""
     assert FALCO is not None
     rules = tmp_path / "rules.yaml"
     rules.write_text(POD_RULE)
@@ -410,8 +412,11 @@ def live_falco_until_every_pod_is_accounted_for(
         json.dumps(
             {
                 "engine": {"kind": "nodriver"},
-                "plugins": [{"name": "k8s_parse", "library_path": str(library), "init_config": init_config}],
-                "load_plugins": ["k8s_parse"],
+                "plugins": [
+                    *others,
+                    {"name": "k8s_parse", "library_path": str(library), "init_config": init_config},
+                ],
+                "load_plugins": [*(other["name"] for other in others), "k8s_parse"],
                 "rules_files": [str(rules)],
                 "stdout_output": {"enabled": True},
                 "json_output": False,
@@ -462,3 +467,20 @@ def test_unpaced_a_live_falco_loses_pods_of_a_large_list(k8s_lib: Any, kube: Fak
         tmp_path, k8s_lib.library, {"api_server": kube.url, "emit_rate": 0}, LARGE_LIST
     )
     assert full > 0 and parsed == LARGE_LIST - full, output[-3000:]
+
+
+def test_a_paced_large_list_leaves_room_for_other_plugins_async_events(
+    k8s_lib: Any, kube: FakeKube, build_plugin_project: Callable[[Path], BuildResult], tmp_path: Path
+) -> None:
+    """libsinsp's async queue is shared: while one plugin's burst fills it, the others' events are
+    dropped too. Next to the metrics plugin sampling every 10 ms, the paced list of 5,000 pods
+    arrives whole, libsinsp drops no event of either plugin, and the samples keep arriving."""
+    metrics = build_plugin_project(REPO / "plugins" / "metrics").library
+    for i in range(LARGE_LIST):
+        kube.add(pod_object(f"pod-{i}", "crowded"))
+    others = ({"name": "metrics", "library_path": str(metrics), "init_config": {"interval": 0.01}},)
+    parsed, full, output = live_falco_until_every_pod_is_accounted_for(
+        tmp_path, k8s_lib.library, {"api_server": kube.url}, LARGE_LIST, others
+    )
+    assert (parsed, full) == (LARGE_LIST, 0), output[-3000:]
+    assert "SAMPLE metrics_sample" in output, output[-3000:]
