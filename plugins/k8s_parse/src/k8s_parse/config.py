@@ -30,7 +30,9 @@ SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 EMIT_RATE = 2000.0
 """Default pace of pod events (events/s): see the README's "Large clusters"."""
 EMIT_BURST = 500
-"""Default burst: half of libsinsp's async queue, so that other plugins' events still find room."""
+"""Default burst: what goes while Falco's start waits, when Falco takes no event. It is half of the
+1000 events the SDK's README gives libsinsp's async queue (in Falco 0.44.1 here, 4096 went in before the
+first drop), so that other plugins' events still find room; the maximum of emit_burst, 900, stays below."""
 
 LOG_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}
 
@@ -116,8 +118,8 @@ class K8sParseConfig(Config):
     )
     emit_rate: float = setting(
         "Most pod events per second the plugin hands to Falco (0: no pacing). Falco 0.44 drops async events "
-        "when its queue of 1000 (shared by all plugins) is full and does not tell the plugin, so a large pod "
-        "list sent at once loses pods and crowds out other plugins' events",
+        "when its queue (shared by all plugins) is full and does not tell the plugin, so a large pod list "
+        "sent at once loses pods and crowds out other plugins' events",
         default=EMIT_RATE,
         minimum=0,
     )
