@@ -437,6 +437,8 @@ def test_without_an_api_server_start_does_not_wait(node: Callable[..., Node]) ->
         ({"api_server": "ftp://x"}, "api_server: expected an http"),
         ({"verbosity": "loud"}, "verbosity"),
         ({"token_file": "/nonexistent"}, "token_file: /nonexistent is not a readable file"),
+        ({"emit_rate": 0.5}, "emit_rate: must be 0 \\(no pacing\\) or at least 1 event per second, got 0.5"),
+        ({"emit_burst": 901}, "emit_burst"),
     ],
 )
 def test_bad_config_fails_init_with_a_clear_message(

@@ -191,6 +191,10 @@ def resolve(config: K8sParseConfig, environ: dict[str, str] | None = None, sa: P
         raise ConfigError("token_file", f"{config.token_file} is not a readable file")
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         raise ConfigError("ca_bundle", f"{config.ca_bundle} is not a readable file")
+    if 0 < config.emit_rate < 1:
+        # The SDK's emit waits at most async_emit_deadline (1 s) for its turn: a slower pace would
+        # refuse every event.
+        raise ConfigError("emit_rate", f"must be 0 (no pacing) or at least 1 event per second, got {config.emit_rate}")
     if config.backoff_max < config.backoff_initial:
         raise ConfigError(
             "backoff_max", f"must be >= backoff_initial ({config.backoff_initial}), got {config.backoff_max}"

@@ -17,7 +17,11 @@ How the pieces fit (each in its own module):
 * with ``initial_list_wait``, :meth:`K8sParsePlugin.start_async` holds
   Falco's start until the first pod list is in (bounded), and stamps those
   events with the time it was called, so that libsinsp delivers them before
-  any syscall event captured meanwhile;
+  any syscall event captured meanwhile; at most ``emit_burst`` of them go
+  while it waits (Falco takes no event then), the rest once it returned;
+* pod events are paced (``emit_rate``, ``emit_burst``: the SDK's
+  ``async_emit_rate``/``async_emit_burst``), because Falco 0.44 drops what its
+  async queue cannot hold and tells no one;
 * a capture file keeps it all: at capture open the existing threads are
   given their pod, :meth:`dump_state` writes every known pod at the start
   of a capture Falco records, and on replay those events rebuild the table.
