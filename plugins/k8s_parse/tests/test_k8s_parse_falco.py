@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -380,3 +381,106 @@ def test_a_live_falco_waits_for_the_pods_and_its_captures_carry_them(
     # The capture opens on the first alert, after that pod event was parsed: it starts with what
     # dump_state wrote (the pods known then), and the pod events after it follow.
     assert captured[0][0] == "state" and {name for _, name in captured} == {"web-1", "db-0"}, captured
+
+
+# -- a large pod list in a live Falco ---------------------------------------------------------------
+
+LARGE_LIST = 5000
+"""Pods in the list: more than libsinsp 0.25's async queue holds, and more than emit_burst."""
+QUEUE_FULL = "async event queue is full"
+"""What libsinsp logs (at warning) for each async event it drops."""
+POD_RULE = (
+    "- rule: pod event\n  desc: a k8s_pod event\n  condition: evt.asynctype = k8s_pod\n"
+    "  output: 'POD %evt.asynctype'\n  priority: INFO\n"
+    "- rule: sample\n  desc: a metrics plugin's sample\n  condition: evt.asynctype = metrics_sample\n"
+    "  output: 'SAMPLE %evt.asynctype'\n  priority: INFO\n"
+)
+
+
+def live_falco_until_every_pod_is_accounted_for(
+    tmp_path: Path, library: Path, init_config: dict[str, Any], pods: int, others: tuple[dict[str, Any], ...] = ()
+) -> tuple[int, int, str]:
+    """A live Falco (no driver) with k8s_parse and a rule per pod event, its libs logger at info (the
+    plugin's log; the queue-full line is a warning), ended once each of ``pods`` pod events either
+    reached the rules or was logged as dropped by libsinsp (or after 60 s). ``others``: more plugins
+    (entries of Falco's ``plugins``), loaded first. (pod events parsed, queue-full lines, Falco's output)."""
+    assert FALCO is not None
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(POD_RULE)
+    config = tmp_path / "falco.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "engine": {"kind": "nodriver"},
+                "plugins": [
+                    *others,
+                    {"name": "k8s_parse", "library_path": str(library), "init_config": init_config},
+                ],
+                "load_plugins": [*(other["name"] for other in others), "k8s_parse"],
+                "rules_files": [str(rules)],
+                "stdout_output": {"enabled": True},
+                "json_output": False,
+                "log_stderr": True,
+                "log_level": "info",
+                "libs_logger": {"enabled": True, "severity": "info"},
+            }
+        )
+    )
+    falco = subprocess.Popen(
+        [str(FALCO), "-c", str(config), "-M", "60"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    parsed = full = 0
+    stopped = False
+    lines: list[str] = []
+    assert falco.stdout is not None
+    for line in falco.stdout:
+        lines.append(line)
+        parsed += "POD k8s_pod" in line
+        full += QUEUE_FULL in line
+        if parsed + full == pods and not stopped:
+            stopped = True  # once: a second SIGINT kills Falco
+            falco.send_signal(signal.SIGINT)  # Falco's clean stop; the rest of its output still follows
+    rc = falco.wait(timeout=30)
+    assert rc == 0, f"Falco exited with {rc}:\n" + "".join(line for line in lines if "POD k8s_pod" not in line)
+    return parsed, full, "".join(lines)
+
+
+def test_a_live_falco_gets_every_pod_of_a_large_list(k8s_lib: Any, kube: FakeKube, tmp_path: Path) -> None:
+    """Paced by default (emit_rate, emit_burst): a list of 5,000 pods, more than libsinsp's async queue
+    holds, reaches the rules whole, the first emit_burst while Falco's start waits for the list and the
+    others at emit_rate once Falco takes events, and libsinsp drops none."""
+    for i in range(LARGE_LIST):
+        kube.add(pod_object(f"pod-{i}", "crowded"))
+    parsed, full, output = live_falco_until_every_pod_is_accounted_for(
+        tmp_path, k8s_lib.library, {"api_server": kube.url}, LARGE_LIST
+    )
+    assert (parsed, full) == (LARGE_LIST, 0), output[-3000:]
+    assert "the first pod list is larger than emit_burst (500)" in output, output[-3000:]
+
+
+def test_unpaced_a_live_falco_loses_pods_of_a_large_list(k8s_lib: Any, kube: FakeKube, tmp_path: Path) -> None:
+    """Why the pacing: with emit_rate 0 the same list overflows libsinsp's async queue, which drops
+    events (logging each) while telling the plugin they were taken, so they are never sent again."""
+    for i in range(LARGE_LIST):
+        kube.add(pod_object(f"pod-{i}", "crowded"))
+    parsed, full, output = live_falco_until_every_pod_is_accounted_for(
+        tmp_path, k8s_lib.library, {"api_server": kube.url, "emit_rate": 0}, LARGE_LIST
+    )
+    assert full > 0 and parsed == LARGE_LIST - full, output[-3000:]
+
+
+def test_a_paced_large_list_leaves_room_for_other_plugins_async_events(
+    k8s_lib: Any, kube: FakeKube, build_plugin_project: Callable[[Path], BuildResult], tmp_path: Path
+) -> None:
+    """libsinsp's async queue is shared: while one plugin's burst fills it, the others' events are
+    dropped too. Next to the metrics plugin sampling every 10 ms, the paced list of 5,000 pods
+    arrives whole, libsinsp drops no event of either plugin, and the samples keep arriving."""
+    metrics = build_plugin_project(REPO / "plugins" / "metrics").library
+    for i in range(LARGE_LIST):
+        kube.add(pod_object(f"pod-{i}", "crowded"))
+    others = ({"name": "metrics", "library_path": str(metrics), "init_config": {"interval": 0.01}},)
+    parsed, full, output = live_falco_until_every_pod_is_accounted_for(
+        tmp_path, k8s_lib.library, {"api_server": kube.url}, LARGE_LIST, others
+    )
+    assert (parsed, full) == (LARGE_LIST, 0), output[-3000:]
+    assert "SAMPLE metrics_sample" in output, output[-3000:]

@@ -31,6 +31,7 @@ from k8sparse_kit import (
     nested,
     pod_object,
     syscall_event,
+    wait_for,
 )
 
 pytest_plugins = ["k8sparse_fixtures"]
@@ -399,6 +400,23 @@ def test_start_waits_for_the_first_list_and_stamps_its_events_with_the_start_tim
     assert json.loads(later.payload)["pod"]["name"] == "later" and later.ts == HOST_STAMPS
 
 
+def test_while_start_waits_at_most_emit_burst_pod_events_go(kube: FakeKube, node: Callable[..., Node]) -> None:
+    """Falco takes no event before start returns and drops what its queue cannot hold: a first list
+    larger than emit_burst ends the wait with emit_burst pod events sent (stamped with the start
+    time), and the others follow once start returned (stamped by the host)."""
+    for i in range(7):
+        kube.add(pod_object(f"pod-{i}", "crowded"))
+    n = node({"api_server": kube.url, "initial_list_wait": 60, "emit_burst": 3})
+    before = time.time_ns()
+    n.plugin.async_events.start()  # returns with 3 of the 7 sent, not after 60 s
+    events: list[HostEvent] = []
+    wait_for(lambda: events.extend(n.plugin.async_events.drain()) or len(events) == 7, what="the 7 pods")
+    assert sorted(json.loads(e.payload)["pod"]["name"] for e in events) == [f"pod-{i}" for i in range(7)]
+    stamps = [e.ts for e in events]
+    assert stamps[3:] == [HOST_STAMPS] * 4 and len(set(stamps[:3])) == 1 and before <= stamps[0] < HOST_STAMPS
+    assert any("larger than emit_burst (3)" in r.message for r in n.plugin.logs)
+
+
 def test_the_wait_for_the_first_list_is_bounded(kube: FakeKube, node: Callable[..., Node]) -> None:
     kube.faults.append(Fault("list", "hang"))
     n = watching(node, kube, read_timeout=600, initial_list_wait=0.05)  # returns: the wait is over
@@ -419,6 +437,8 @@ def test_without_an_api_server_start_does_not_wait(node: Callable[..., Node]) ->
         ({"api_server": "ftp://x"}, "api_server: expected an http"),
         ({"verbosity": "loud"}, "verbosity"),
         ({"token_file": "/nonexistent"}, "token_file: /nonexistent is not a readable file"),
+        ({"emit_rate": 0.5}, "emit_rate: must be 0 \\(no pacing\\) or at least 1 event per second, got 0.5"),
+        ({"emit_burst": 901}, "emit_burst"),
     ],
 )
 def test_bad_config_fails_init_with_a_clear_message(

@@ -17,7 +17,11 @@ How the pieces fit (each in its own module):
 * with ``initial_list_wait``, :meth:`K8sParsePlugin.start_async` holds
   Falco's start until the first pod list is in (bounded), and stamps those
   events with the time it was called, so that libsinsp delivers them before
-  any syscall event captured meanwhile;
+  any syscall event captured meanwhile; at most ``emit_burst`` of them go
+  while it waits (Falco takes no event then), the rest once it returned;
+* pod events are paced (``emit_rate``, ``emit_burst``: the SDK's
+  ``async_emit_rate``/``async_emit_burst``), because Falco 0.44 drops what its
+  async queue cannot hold and tells no one;
 * a capture file keeps it all: at capture open the existing threads are
   given their pod, :meth:`dump_state` writes every known pod at the start
   of a capture Falco records, and on replay those events rebuild the table.
@@ -154,6 +158,9 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
     def init(self, config: K8sParseConfig) -> None:
         self.settings: WatchSettings = resolve(config)
         self.log.setLevel(self.settings.log_level)
+        # Read by the SDK when Falco sets the async handler (after init): the pace of every emit.
+        self.async_emit_rate = self.settings.emit_rate or None
+        self.async_emit_burst = self.settings.emit_burst
         if not self.settings.api_server:
             self.log.info("no api_server and not in a cluster: pods come only from capture files")
         self.pods: dict[str, Pod] = {}
@@ -191,13 +198,26 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
         # libsinsp hands out an async event before any captured event with a later timestamp,
         # so the processes of the first captured events find their pods.
         started: list[int | None] = [time.time_ns() if self.settings.initial_list_wait > 0 else None]
+        # Falco takes no event from its queue until start returns, and drops (silently) what does
+        # not fit: while start waits, at most emit_burst pod events go. The one that would exceed
+        # it ends the wait and waits itself for start to return; the rest follow at emit_rate.
+        room = [self.settings.emit_burst]
+        listed = threading.Event()  # the first list is in, or the room while waiting is used up
+        released = threading.Event()  # start returned: Falco takes events
 
         def sink(action: Action, pod: Pod) -> bool:
+            if started[0] is not None and not released.is_set():
+                if room[0] == 0:
+                    listed.set()
+                    while not released.wait(0.1):
+                        if session.stopping.is_set():
+                            return False
+                else:
+                    room[0] -= 1
             # False (dropped: the host's queue is full, or the session ended) and an exception (refused)
             # both leave the pod undelivered: the watcher sends it again after a pause.
             return session.emit(POD_EVENT, encode_change(action, pod), ts=started[0]) is not False
 
-        listed = threading.Event()
         counters = WatchCounters(self.watch_restarts, self.relists, self.pods_malformed, self.pod_events_undelivered)
         self.watcher = FirstListWatcher(self.settings, sink, session.stopping, self.log, counters, listed=listed)
         session.spawn(self.watcher.run, name="pod-watcher")
@@ -210,7 +230,15 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
                     self.settings.api_server,
                     wait,
                 )
+            elif room[0] == 0:
+                self.log.info(
+                    "the first pod list is larger than emit_burst (%d): Falco starts with those, the others "
+                    "follow at emit_rate (%g/s)",
+                    self.settings.emit_burst,
+                    self.settings.emit_rate,
+                )
             started[0] = None
+        released.set()
 
     def stop_async(self, session: AsyncSession) -> None:
         if self.watcher is not None:
