@@ -106,11 +106,13 @@ def test_a_library_that_is_not_a_plugin_fails_at_load(sinsp: SinspHost, tmp_path
 def test_without_libsinsp_the_host_is_unavailable_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(ENV_DIR, raising=False)
-    with pytest.raises(SinspUnavailableError, match="shared/realhost/libsinsp"):
-        find_sinsp_dir(tmp_path)
     monkeypatch.setenv(ENV_DIR, str(tmp_path))
     with pytest.raises(SinspUnavailableError, match=r"has no flags\.sh"):
+        find_sinsp_dir(tmp_path)
+    monkeypatch.delenv(ENV_DIR)
+    if any((folder / "shared" / "realhost" / "libsinsp").exists() for folder in tmp_path.parents):
+        pytest.skip(f"a shared/realhost/libsinsp sits above {tmp_path}: the search would find it")
+    with pytest.raises(SinspUnavailableError, match="shared/realhost/libsinsp"):
         find_sinsp_dir(tmp_path)
 
 
