@@ -83,6 +83,13 @@ def test_an_archive_exports_its_plugin_api_struct_and_nothing_else(archives: Arc
     assert (archives.out / "libdummy_py.ldflags").read_text().split() == link_flags()
 
 
+def test_a_plugin_with_json_fields_builds_statically_with_its_parser_and_the_parsers_notice(tmp_path: Path) -> None:
+    # The static builder loads the project and compiles the glue as the shared one does: yyjson included.
+    built = build_static_plugin(project_dir("json_fields"), tmp_path, symbol="fxt_json_api")
+    assert global_symbols(built.archive) == ["fxt_json_api"]
+    assert (built.site_dir / "_licenses" / "compiled_in" / "yyjson-0.10.0" / "LICENSE").is_file()
+
+
 def test_the_struct_has_the_33_slots_of_plugin_api_3_12() -> None:
     assert len(API_SLOTS) == len(set(API_SLOTS)) == 33
     assert API_SLOTS[:3] == ("get_required_api_version", "get_init_schema", "init")

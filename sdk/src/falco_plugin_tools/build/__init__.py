@@ -39,6 +39,7 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from falco_plugin._internal.capabilities import c_string, implemented, implemented_features
 from falco_plugin._internal.spec import PluginSpec, resolve
@@ -168,17 +169,27 @@ def _version_script(spec: PluginSpec) -> str:
     return "{\n  global:\n" + exported + "  local: *;\n};\n"
 
 
-def build_plugin(
-    project_dir: str | Path, out_dir: str | Path | None = None, *, verbose: bool = False, standalone: bool = False
-) -> BuildResult:
-    """Compile the plugin project at ``project_dir``; see the module docs.
+@dataclass(frozen=True)
+class PluginProject:
+    """A plugin project as the builders see it: its plugin class imported and resolved."""
 
-    ``standalone``: also write the shared interpreter home beside the library
-    (:mod:`falco_plugin_tools.build.standalone`), so the output loads with no Python installed."""
-    import cffi  # a build-time dependency only
+    path: Path
+    target: str
+    dist_name: str
+    dependencies: list[str]
+    spec: PluginSpec
+    imported: dict[str, list[Path]]
+    """The plugin's top-level package -> where it was imported from: what ships (see write_site_dir)."""
 
+    @property
+    def module(self) -> str:
+        """The name of the library's embedded cffi module."""
+        return f"_falco_plugin_{self.spec.name.replace('-', '_')}"
+
+
+def load_project(project_dir: str | Path) -> PluginProject:
+    """Import the plugin class ``project_dir`` names (installed, or from its src or flat layout) and resolve it."""
     project = Path(project_dir).resolve()
-    out = Path(out_dir).resolve() if out_dir else project
     target = plugin_target(project)
     mod_name, _, cls_name = target.partition(":")
     table = _project_table(project)
@@ -196,10 +207,14 @@ def build_plugin(
             f"cannot import {target}: {exc} (looked in {project / 'src'} and {project}, and in this environment)"
         ) from exc
     top = sys.modules[mod_name.split(".")[0]]
-    # What ships of the plugin's own code is what was imported here (see write_site_dir).
     imported = {top.__name__: [Path(p) for p in getattr(top, "__path__", [])] or [Path(str(top.__file__))]}
-    spec = resolve(cls)
-    module = f"_falco_plugin_{spec.name.replace('-', '_')}"
+    deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
+    return PluginProject(project, target, dist_name, deps, resolve(cls), imported)
+
+
+def new_ffi() -> Any:
+    """A cffi ``FFI`` with our plugin API declarations and the glue's types, in embedding mode."""
+    import cffi  # a build-time dependency only
 
     ffi = cffi.FFI()
     ffi.cdef(abi.cdef_packed(), packed=True)
@@ -209,6 +224,43 @@ def build_plugin(
     # we drive start-up ourselves from the glue (see glue/common.c).
     ffi.embedding_api("")
     ffi.embedding_init_code("")
+    return ffi
+
+
+def include_dirs(spec: PluginSpec) -> list[Path]:
+    """Where the glue's includes are: the ABI, the glue, and yyjson for a plugin with JSON fields
+    (only such a plugin carries the parser)."""
+    dirs = [abi.HERE, GLUE_DIR]
+    if "json_fields" in spec.units:
+        try:
+            dirs.append(yyjson.source_dir())
+        except yyjson.YyjsonError as exc:
+            raise BuildError(f"{spec.name} declares JSON fields, which need yyjson: {exc}") from exc
+    return dirs
+
+
+def write_plugin_site_dir(project: PluginProject, site_dir: Path) -> None:
+    """``lib<name>.site``: the plugin, its dependencies and the SDK runtime, with the notices of
+    what the library carries compiled in (yyjson's, for JSON fields)."""
+    try:
+        write_site_dir(site_dir, project.dist_name, project.path, project.dependencies, imported=project.imported)
+    except SiteDirError as exc:
+        raise BuildError(str(exc)) from exc
+    if "json_fields" in project.spec.units:
+        yyjson.write_notice(site_dir, yyjson.source_dir())
+
+
+def build_plugin(
+    project_dir: str | Path, out_dir: str | Path | None = None, *, verbose: bool = False, standalone: bool = False
+) -> BuildResult:
+    """Compile the plugin project at ``project_dir``; see the module docs.
+
+    ``standalone``: also write the shared interpreter home beside the library
+    (:mod:`falco_plugin_tools.build.standalone`), so the output loads with no Python installed."""
+    project = load_project(project_dir)
+    out = Path(out_dir).resolve() if out_dir else project.path
+    spec, module, target = project.spec, project.module, project.target
+    ffi = new_ffi()
     source = glue_source(spec, module, target, standalone=standalone)
     libdir = sysconfig.get_config_var("LIBDIR") or ""
     # A standalone library finds the bundled libpython beside it, and carries no
@@ -217,19 +269,13 @@ def build_plugin(
     debug = ["-g0"] if standalone else []
     out.mkdir(parents=True, exist_ok=True)
     library = out / f"lib{spec.name}.so"
-    include_dirs = [str(abi.HERE), str(GLUE_DIR)]
-    if "json_fields" in spec.units:  # only a plugin with JSON fields carries the parser
-        try:
-            include_dirs.append(str(yyjson.source_dir()))
-        except yyjson.YyjsonError as exc:
-            raise BuildError(f"{spec.name} declares JSON fields, which need yyjson: {exc}") from exc
     with tempfile.TemporaryDirectory(prefix="falco-plugin-build-") as tmp:
         script = Path(tmp) / "exports.map"
         script.write_text(_version_script(spec))
         ffi.set_source(
             module,
             source,
-            include_dirs=include_dirs,
+            include_dirs=[str(d) for d in include_dirs(spec)],
             extra_compile_args=["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-function", *debug],
             extra_link_args=[
                 f"-Wl,--version-script={script}",
@@ -248,15 +294,12 @@ def build_plugin(
         shutil.copy2(tmp_lib, staged)
         os.replace(staged, library)  # atomic: a running host keeps its old mapping
     site_dir = out / f"lib{spec.name}.site"
-    deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
     try:
-        write_site_dir(site_dir, dist_name, project, deps, imported=imported)
-    except SiteDirError as exc:
+        write_plugin_site_dir(project, site_dir)
+    except BuildError:
         # no library without its site directory: a host would load it and fail at init
         library.unlink(missing_ok=True)
-        raise BuildError(str(exc)) from exc
-    if "json_fields" in spec.units:
-        yyjson.write_notice(site_dir, yyjson.source_dir())
+        raise
     if standalone:
         try:
             home = standalone_mod.bundle_interpreter(out)
@@ -266,7 +309,7 @@ def build_plugin(
         except standalone_mod.StandaloneError as exc:
             raise BuildError(f"--standalone: {exc}") from exc
     # The release's facts travel with the build (and so in its package): `falco-plugin release-check` reads them.
-    write_build_facts(spec, site_dir, project)
+    write_build_facts(spec, site_dir, project.path)
     return BuildResult(library=library, site_dir=site_dir, spec=spec)
 
 

@@ -23,7 +23,6 @@ it beside the program.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import os
 import re
@@ -37,18 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from falco_plugin._internal.capabilities import c_string
-from falco_plugin._internal.spec import PluginSpec, resolve
-from falco_plugin_tools import abi
+from falco_plugin._internal.spec import PluginSpec
 from falco_plugin_tools.build import (
-    GLUE_DIR,
     BuildError,
-    _installed,
-    _project_table,
-    cdef_glue,
     glue_source,
-    plugin_target,
+    include_dirs,
+    load_project,
+    new_ffi,
+    write_plugin_site_dir,
 )
-from falco_plugin_tools.build.sitedir import SiteDirError, write_site_dir
 
 __all__ = [
     "API_SLOTS",
@@ -191,31 +187,12 @@ def build_static_plugin(
 ) -> StaticBuildResult:
     """Compile the plugin project at ``project_dir`` into ``lib<name>.a`` exporting only the
     ``plugin_api`` struct ``symbol``, plus ``lib<name>.site`` and ``lib<name>.ldflags``."""
-    import cffi  # a build-time dependency only
-
     if not C_IDENTIFIER.match(symbol):
         raise BuildError(f"the plugin_api symbol must be a C identifier, got {symbol!r}")
-    project = Path(project_dir).resolve()
-    out = Path(out_dir).resolve() if out_dir else project
-    target = plugin_target(project)
-    mod_name, _, cls_name = target.partition(":")
-    table = _project_table(project)
-    dist_name = str(table["name"])
-    if _installed(dist_name) is None and (project / "src").is_dir():
-        sys.path.insert(0, str(project / "src"))  # not installed (a test fixture): import from source
-    try:
-        cls = getattr(importlib.import_module(mod_name), cls_name)
-    except (ImportError, AttributeError) as exc:
-        raise BuildError(f"cannot import {target}: {exc} (is the project installed in this environment?)") from exc
-    spec = resolve(cls)
-    module = f"_falco_plugin_{spec.name.replace('-', '_')}"
-
-    ffi = cffi.FFI()
-    ffi.cdef(abi.cdef_packed(), packed=True)
-    ffi.cdef(abi.cdef_main())
-    ffi.cdef(cdef_glue())
-    ffi.embedding_api("")
-    ffi.embedding_init_code("")
+    project = load_project(project_dir)
+    out = Path(out_dir).resolve() if out_dir else project.path
+    spec, module, target = project.spec, project.module, project.target
+    ffi = new_ffi()
     defines = (
         f"#define FP_STATIC_API {symbol}\n"
         f"#define FP_SITE_ENV {c_string(site_env(spec.name))}\n"
@@ -239,8 +216,7 @@ def build_static_plugin(
             "-Wall",
             "-Wno-unused-function",
             f"-I{sysconfig.get_paths()['include']}",
-            f"-I{abi.HERE}",
-            f"-I{GLUE_DIR}",
+            *(f"-I{d}" for d in include_dirs(spec)),
             c_file.name,  # relative, run in tmp: no temporary path in the object, so a rebuild is identical
             "-o",
             obj.name,
@@ -258,11 +234,7 @@ def build_static_plugin(
                 raise BuildError(f"building {archive.name} failed: {shlex.join(command)}\n{proc.stderr}")
         os.replace(staged, archive)
     site_dir = out / f"lib{spec.name}.site"
-    deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
-    try:
-        write_site_dir(site_dir, dist_name, project, deps)
-    except SiteDirError as exc:
-        raise BuildError(str(exc)) from exc
+    write_plugin_site_dir(project, site_dir)
     ldflags = out / f"lib{spec.name}.ldflags"
     ldflags.write_text(shlex.join(link_flags()) + "\n")
     return StaticBuildResult(archive=archive, site_dir=site_dir, ldflags=ldflags, symbol=symbol, spec=spec)
