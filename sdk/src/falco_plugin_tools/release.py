@@ -282,18 +282,12 @@ def load_facts(source: str | Path) -> ReleaseFacts:
 
 
 def _library_facts(path: Path) -> ReleaseFacts:
+    from falco_plugin_tools.registry.built import LibraryError, library_info
+
     try:
-        from falco_plugin_tools.host import PluginLibrary
-    except ImportError as e:  # the host's extra is not installed
-        raise ReleaseError(f"the SDK's host is not available ({e}): install falco-plugin-sdk[host]") from None
-    try:
-        library = PluginLibrary.load(path)
-    except Exception as e:  # noqa: BLE001 - any load failure is a finding about this library
-        raise ReleaseError(f"{path} does not load in the host: {e}") from None
-    try:
-        return facts_from_info(library.info)
-    finally:
-        library.close()
+        return facts_from_info(library_info(path))
+    except LibraryError as e:
+        raise ReleaseError(str(e)) from None
 
 
 def _archive_facts(path: Path) -> ReleaseFacts:

@@ -389,24 +389,19 @@ class SinspHost:
             capture=capture,
             struct=struct,
         )
-        # A plugin's string may hold bytes that are not UTF-8: shown escaped, never a decoding error.
-        proc = subprocess.run(
-            command, capture_output=True, text=True, errors="backslashreplace", env={}, timeout=self.timeout
-        )
-        return parse_sinsphost_output(proc)
+        return parse_sinsphost_output(self._execute(command))
 
     def records(self, library: str | Path, **options: Any) -> list[dict[str, Any]]:
         """Every JSON record of one run (``options`` as for :meth:`command`), for what
         :class:`HostRun` does not hold (tables, event sources, the plugin's identity)."""
-        proc = subprocess.run(
-            self.command(library, **options),
-            capture_output=True,
-            text=True,
-            errors="backslashreplace",
-            env={},
-            timeout=self.timeout,
-        )
+        proc = self._execute(self.command(library, **options))
         return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+    def _execute(self, command: list[str]) -> subprocess.CompletedProcess[str]:
+        # A plugin's string may hold bytes that are not UTF-8: shown escaped, never a decoding error.
+        return subprocess.run(
+            command, capture_output=True, text=True, errors="backslashreplace", env={}, timeout=self.timeout
+        )
 
 
 def parse_sinsphost_output(proc: subprocess.CompletedProcess[str]) -> HostRun:

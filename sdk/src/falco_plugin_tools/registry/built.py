@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from falco_plugin_tools.host import PluginInfo
 
-__all__ = ["BuiltFacts", "LibraryError", "find_library", "read_library"]
+__all__ = ["BuiltFacts", "LibraryError", "find_library", "library_info", "read_library"]
 
 
 class LibraryError(Exception):
@@ -76,8 +76,8 @@ def facts_from_info(info: PluginInfo) -> BuiltFacts:
     )
 
 
-def read_library(path: Path) -> BuiltFacts:
-    """Load ``path`` in the SDK's host and return what it reports."""
+def library_info(path: Path) -> PluginInfo:
+    """Load ``path`` in the SDK's host and return what it reports of itself."""
     try:
         from falco_plugin_tools.host import PluginLibrary
     except ImportError as exc:  # the host's extra is not installed
@@ -87,6 +87,11 @@ def read_library(path: Path) -> BuiltFacts:
     except Exception as exc:  # noqa: BLE001 - any load failure is a finding about this library
         raise LibraryError(f"{path} does not load in the host: {exc}") from None
     try:
-        return facts_from_info(library.info)
+        return library.info
     finally:
         library.close()
+
+
+def read_library(path: Path) -> BuiltFacts:
+    """Load ``path`` in the SDK's host and return what it reports."""
+    return facts_from_info(library_info(path))
