@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "plugins" / "k8s_parse" / "src"))  # the pod model
 
 import falco_plugin_tools.abi  # noqa: E402
 from falco_plugin_tools.host.scap import ProcEntry  # noqa: E402
-from falco_runner import PluginConf, find_falco, run_falco, write_config  # noqa: E402
+from falco_runner import PluginConf, falco_config, find_falco, replay_engine, run_falco, write_config  # noqa: E402
 from k8s_parse.pods import Container, Pod, encode_change  # noqa: E402
 from scapwriter import ScapWriter, block, build_event  # noqa: E402
 
@@ -116,17 +116,7 @@ def run(
 ) -> tuple[float, str]:
     rules = work / "rules.yaml"
     rules.write_text(f"- rule: r\n  desc: bench\n  condition: {condition}\n  output: '{output}'\n  priority: INFO\n")
-    config = {
-        "engine": {"kind": "replay", "replay": {"capture_file": str(capture)}},
-        "plugins": [plugin.to_yaml()] if plugin else [],
-        "load_plugins": [plugin.name] if plugin else [],
-        "rules_files": [str(rules)],
-        "stdout_output": {"enabled": True},
-        "json_output": False,
-        "log_stderr": True,
-        "log_syslog": False,
-        "watch_config_files": False,
-    }
+    config = falco_config([plugin] if plugin else [], rules=[rules], json_output=False, engine=replay_engine(capture))
     path = write_config(work / "falco.yaml", config)
     done = run_falco(falco, path, timeout=900)
     if done.returncode != 0:

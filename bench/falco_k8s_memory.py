@@ -45,7 +45,7 @@ from falco_k8s import (  # noqa: E402
     uid,
     write_capture,
 )
-from falco_runner import PluginConf, find_falco, write_config  # noqa: E402
+from falco_runner import PluginConf, falco_config, find_falco, replay_engine, write_config  # noqa: E402
 from k8s_parse.pods import Action, Pod, encode_change  # noqa: E402
 from scapwriter import block, build_event  # noqa: E402
 
@@ -132,17 +132,7 @@ def replay(falco: Path, work: Path, capture: Path, plugin: PluginConf) -> tuple[
     rules = work / "rules.yaml"
     rules.write_text(f"- rule: r\n  desc: bench\n  condition: {RULE}\n  output: x\n  priority: INFO\n")
     config = write_config(
-        work / "falco.yaml",
-        {
-            "engine": {"kind": "replay", "replay": {"capture_file": str(capture)}},
-            "plugins": [plugin.to_yaml()],
-            "load_plugins": [plugin.name],
-            "rules_files": [str(rules)],
-            "stdout_output": {"enabled": True},
-            "log_stderr": True,
-            "log_syslog": False,
-            "watch_config_files": False,
-        },
+        work / "falco.yaml", falco_config([plugin], rules=[rules], json_output=False, engine=replay_engine(capture))
     )
     proc = subprocess.Popen(
         [str(falco), "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={}

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "sdk" / "tests"))  # the capture writer of the tes
 sys.path.insert(0, str(ROOT / "bench"))  # bench/run.py builds the table plugins
 
 from falco_plugin_tools.host.scap import ProcEntry  # noqa: E402
-from falco_runner import PluginConf, find_falco, run_falco, write_config  # noqa: E402
+from falco_runner import PluginConf, falco_config, find_falco, replay_engine, run_falco, write_config  # noqa: E402
 from run import compile_tables_bench  # noqa: E402
 from scapwriter import ScapWriter, block, build_event  # noqa: E402
 
@@ -66,16 +66,7 @@ def write_capture(path: Path, events: int) -> Path:
 def run(falco: Path, work: Path, capture: Path, plugin: PluginConf | None) -> float:
     rules = work / "rules.yaml"
     rules.write_text(f"- rule: never\n  desc: never fires\n  condition: {CONDITION}\n  output: x\n  priority: INFO\n")
-    config = {
-        "engine": {"kind": "replay", "replay": {"capture_file": str(capture)}},
-        "plugins": [plugin.to_yaml()] if plugin else [],
-        "load_plugins": [plugin.name] if plugin else [],
-        "rules_files": [str(rules)],
-        "stdout_output": {"enabled": True},
-        "log_stderr": True,
-        "log_syslog": False,
-        "watch_config_files": False,
-    }
+    config = falco_config([plugin] if plugin else [], rules=[rules], json_output=False, engine=replay_engine(capture))
     path = write_config(work / f"falco-{plugin.name if plugin else 'none'}.yaml", config)
     done = run_falco(falco, path, timeout=900)
     if done.returncode != 0 or "Events detected: 0" not in done.stdout:

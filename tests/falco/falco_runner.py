@@ -101,6 +101,11 @@ def falco_config(
     }
 
 
+def replay_engine(capture: Path) -> dict[str, Any]:
+    """The ``engine`` of a Falco that replays ``capture`` (for :func:`falco_config`'s ``engine=``)."""
+    return {"kind": "replay", "replay": {"capture_file": str(capture)}}
+
+
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     """``config`` as YAML (JSON is YAML, and needs no escaping of open params)."""
     path.write_text(json.dumps(config, indent=2) + "\n")

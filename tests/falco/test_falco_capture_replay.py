@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from falco_plugin_tools.build import BuildResult
-from falco_runner import PLUGIN_ONLY, REALHOST, PluginConf, falco_config, run_falco, write_config
+from falco_runner import PLUGIN_ONLY, REALHOST, PluginConf, falco_config, replay_engine, run_falco, write_config
 
 EVERY_SAMPLE = """\
 - rule: Every dummy sample
@@ -93,7 +93,7 @@ def test_falco_replays_the_capture_the_replay_check_writes(
     config = falco_config(
         [PluginConf("dummy_py", library, {"jitter": 10})],
         rules=[rules],
-        engine={"kind": "replay", "replay": {"capture_file": str(capture)}},
+        engine=replay_engine(capture),
     )
     run = run_falco(falco, write_config(tmp_path / "falco.yaml", config), timeout=120)
     assert run.returncode == 0, run.describe()

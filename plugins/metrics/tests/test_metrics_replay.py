@@ -60,9 +60,7 @@ def test_falco_replays_the_capture_the_check_writes(
         "  output: used=%metrics.mem.used_pct\n  priority: INFO\n"
     )
     plugin = falco_runner.PluginConf("metrics", library, {"proc_root": proc})
-    config = falco_runner.falco_config(
-        [plugin], rules=[rules], engine={"kind": "replay", "replay": {"capture_file": str(out)}}
-    )
+    config = falco_runner.falco_config([plugin], rules=[rules], engine=falco_runner.replay_engine(out))
     run = falco_runner.run_falco(falco, falco_runner.write_config(tmp_path / "falco.yaml", config), timeout=120)
     assert run.returncode == 0, run.describe()
     # Falco alerts on every sample the check compared (the dumped one is initial state: parsed, not shown)
