@@ -36,7 +36,6 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from falco_plugin import (
     ASYNC_EVENT,
@@ -99,24 +98,6 @@ class ThreadColumns:
     looked: Field[bool]
     """Our column: the two above hold what the thread's cgroups say (so a thread in no pod is not
     read again at every extraction; fields cannot write to tables)."""
-
-
-class FirstListWatcher(PodWatcher):
-    """A :class:`PodWatcher` that sets ``listed`` once the pods of its first list have all been
-    taken by the host."""
-
-    def __init__(self, *args: Any, listed: threading.Event, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.listed = listed
-
-    def _flush(self) -> None:
-        # PodWatcher sends a list's pods in _flush, after _list; it raises when the host did not
-        # take them all, and then the wait goes on (bounded by initial_list_wait). A hook of
-        # watcher.py's own would be better; the start tests in test_k8s_parse_library.py fail if
-        # this override stops being called.
-        super()._flush()
-        if self.lists:
-            self.listed.set()
 
 
 class PodRow(Row):
@@ -219,7 +200,7 @@ class K8sParsePlugin(AsyncPlugin, ParsePlugin, CaptureListenPlugin, ExtractPlugi
             return session.emit(POD_EVENT, encode_change(action, pod), ts=started[0]) is not False
 
         counters = WatchCounters(self.watch_restarts, self.relists, self.pods_malformed, self.pod_events_undelivered)
-        self.watcher = FirstListWatcher(self.settings, sink, session.stopping, self.log, counters, listed=listed)
+        self.watcher = PodWatcher(self.settings, sink, session.stopping, self.log, counters, listed=listed)
         session.spawn(self.watcher.run, name="pod-watcher")
         wait = self.settings.initial_list_wait
         if wait > 0:

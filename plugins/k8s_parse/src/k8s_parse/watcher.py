@@ -310,10 +310,14 @@ class PodWatcher:
         stopping: threading.Event,
         log: logging.Logger,
         counters: WatchCounters,
+        *,
+        listed: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.sink = sink
         self.stopping = stopping
+        self.listed = listed
+        """Set once the pods of a list have all been taken by the host (what Falco's start waits for)."""
         self.log = log
         self.counters = counters
         self.client = ApiClient(settings, stopping)
@@ -464,6 +468,8 @@ class PodWatcher:
             if result == "refused":
                 left += 1
         self._undelivered = left != 0
+        if not left and self.lists and self.listed is not None:
+            self.listed.set()
         if left:
             self._delivery_failures += 1
             what = "more pod events (its queue is full)" if left < 0 else f"{left} pod event(s) ({self._refusal})"
