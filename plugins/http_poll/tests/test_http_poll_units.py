@@ -11,7 +11,7 @@ import pytest
 from http_poll.checkpoint import Checkpoint, CheckpointError, Delivered
 from http_poll.pointer import MISSING, Pointer, PointerError
 from http_poll.poller import retry_after
-from http_poll.records import decode, encode, parse_timestamp, record_id, record_key
+from http_poll.records import decode, encode, envelope_head, parse_timestamp, record_id, record_key, wrap
 from http_poll.redact import MASK, RedactingFilter, Redactor
 
 DOC = {"data": [{"id": 7, "a/b": 1, "m~n": 2, "": 3}], "n": None}
@@ -98,6 +98,21 @@ def test_payload_is_a_json_envelope_around_the_record() -> None:
     assert decode(payload).record == {"k": "é"}
     with pytest.raises(ValueError):
         decode(b'{"some": "json"}')
+
+
+@pytest.mark.parametrize("rid", ["e1", None, 'say "hi"', "caf\u00e9", "a\ud800", "tab\there"])
+def test_a_record_wrapped_as_it_came_gives_the_envelope_encode_writes(rid: str | None) -> None:
+    record = {"k": "é", "n": [1, 2.5, None], "o": {}}
+    raw = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    head = envelope_head("https://h/x?page=2", 200)
+    assert wrap(head, rid, raw) == encode("https://h/x?page=2", 200, rid, record)
+
+
+def test_delivered_keys_admit_each_key_once_and_forget_the_oldest_beyond_capacity() -> None:
+    delivered = Delivered(3)
+    assert [delivered.admit(k) for k in ["a", "b", "a", "c", "d"]] == [True, True, False, True, True]
+    assert delivered.keys() == ["b", "c", "d"]  # "a", the oldest, is forgotten
+    assert delivered.admit("a") and not delivered.admit("d")
 
 
 def test_payload_keeps_a_lone_surrogate_as_its_json_escape() -> None:

@@ -17,6 +17,7 @@ from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, 
 from .event import ASYNC_EVENT, PLUGIN_EVENT, Event, per_event
 from .extract import AbsTime, ExtractPlugin, Located, RelTime, field
 from .jsonfields import JsonField, json_field
+from .jsonrecords import JsonRecord, JsonRecordsError, NoRecordsError, NotJsonError, json_records
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
 from .tables import (
@@ -126,9 +127,13 @@ __all__ = [
     "IPAddr",
     "IPNet",
     "JsonField",
+    "JsonRecord",
+    "JsonRecordsError",
     "Located",
     "Metric",
     "MetricValue",
+    "NoRecordsError",
+    "NotJsonError",
     "OpenParam",
     "Plugin",
     "PluginError",
@@ -140,6 +145,7 @@ __all__ = [
     "Timeout",
     "field",
     "json_field",
+    "json_records",
     "per_event",
     "setting",
 ]

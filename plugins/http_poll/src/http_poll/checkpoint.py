@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,9 @@ class Delivered:
 
     def __init__(self, capacity: int, keys: list[str] | None = None) -> None:
         self.capacity = capacity
-        self._keys: dict[str, None] = {}  # an insertion-ordered set
+        # An insertion-ordered set. Not a dict: deleting a dict's oldest key over and over leaves
+        # holes at its front that every next(iter()) walks again (1.6 us a record at 10,000 keys).
+        self._keys: OrderedDict[str, None] = OrderedDict()
         for key in keys or ():
             self.add(key)
 
@@ -51,7 +54,17 @@ class Delivered:
     def add(self, key: str) -> None:
         self._keys[key] = None
         if len(self._keys) > self.capacity:
-            del self._keys[next(iter(self._keys))]
+            self._keys.popitem(last=False)
+
+    def admit(self, key: str) -> bool:
+        """Add ``key`` unless it is here already; whether it was added (one call per record)."""
+        keys = self._keys
+        if key in keys:
+            return False
+        keys[key] = None
+        if len(keys) > self.capacity:
+            keys.popitem(last=False)
+        return True
 
     def keys(self) -> list[str]:
         """The keys, oldest first."""

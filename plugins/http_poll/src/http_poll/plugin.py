@@ -103,10 +103,9 @@ class HttpPollInstance(SourceInstance):
         while len(batch) < self.max_batch:
             if self._pending:
                 item = self._pending.popleft()
-                if item.key in self.delivered:
+                if not self.delivered.admit(item.key):
                     self.stats.duplicates += 1
                     continue
-                self.delivered.add(item.key)
                 self._dirty = True
                 batch.append(item.payload if item.ts is None else (item.payload, item.ts))
                 continue

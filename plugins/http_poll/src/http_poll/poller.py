@@ -37,17 +37,16 @@ import time
 import warnings
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
-from falco_plugin import block_sigpipe
+from falco_plugin import JsonRecord, NoRecordsError, NotJsonError, block_sigpipe, json_records
 from urllib3.exceptions import InsecureRequestWarning
 
 from .config import HeaderError, HttpPollConfig, PollSettings, resolve_headers
-from .pointer import MISSING
-from .records import encode, fits_utf8, parse_timestamp, record_id, record_key
+from .records import envelope_head, fits_utf8, id_text, parse_timestamp, record_key, wrap
 from .redact import Redactor
 
 __all__ = [
@@ -75,9 +74,8 @@ CHUNK = 64 * 1024
 """Most bytes of a body read at once; a read returns as soon as some bytes arrive."""
 
 
-@dataclass(frozen=True)
-class Item:
-    """One record, ready to hand to the host."""
+class Item(NamedTuple):
+    """One record, ready to hand to the host (a tuple: one is made per record)."""
 
     key: str
     payload: bytes
@@ -237,6 +235,8 @@ class Poller:
         self._deadline = 0.0  # of the request in flight (time.monotonic)
         self._next_slot = 0.0
         self._origin = _origin(self.params.url)
+        # What each record is asked for: its id, then its time (those configured).
+        self._pointers = [p.text for p in (settings.id, settings.timestamp) if p is not None]
         # A pagination chain longer than max_pages continues at the next poll:
         self._resume_url: str | None = None
         self._chain_cursor: tuple[int | None, str] | None = None
@@ -366,39 +366,51 @@ class Poller:
         where = f"GET {response.url}: HTTP {response.status_code}"
         if response.status_code == 204:
             return Page([])
+        # The SDK splits the page in C: each record's own bytes and the two values we need,
+        # without decoding the records into Python objects or encoding them again.
         try:
-            doc = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, absurd nesting
+            records = json_records(body, self.settings.records.text, self._pointers)
+        except NotJsonError as exc:
             self.stats.malformed += 1
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
-            raise PollError(f"{where}: the body is not JSON ({reason})") from None
-        records = self.settings.records.get(doc)
-        if not isinstance(records, list):
+            raise PollError(f"{where}: the body is not JSON ({exc.reason})") from None
+        except NoRecordsError as exc:
             self.stats.malformed += 1
-            found = "nothing" if records is MISSING else type(records).__name__
-            raise PollError(f"{where}: expected an array of records at '{self.settings.records.text}', found {found}")
+            raise PollError(f"{where}: {exc}") from None
+        head = envelope_head(response.url, response.status_code)
         try:
-            return Page([self._item(response.url, response.status_code, r) for r in records])
-        except RecursionError:  # a record nested about as deep as the decoder allows
+            return Page(self._items(head, records))
+        except RecursionError:  # a record without an id, nested about as deep as the decoder allows
             self.stats.malformed += 1
             raise PollError(f"{where}: a record is nested too deeply") from None
 
-    def _item(self, url: str, status: int, record: Any) -> Item:
-        self.stats.records += 1
-        rid = record_id(record, self.settings.id)
-        ts: int | None = None
-        if self.settings.timestamp is not None:
-            raw = self.settings.timestamp.get(record)
-            ts = parse_timestamp(raw, self.params.timestamp_unit)
-            if ts is None:
-                self.stats.bad_timestamps += 1
+    def _items(self, head: bytes, records: list[JsonRecord]) -> list[Item]:
+        """Each record as an event payload, with its key and time; the cursor follows them."""
+        self.stats.records += len(records)
+        with_id, with_time = self.settings.id is not None, self.settings.timestamp is not None
+        unit, cursor_from = self.params.timestamp_unit, self.params.cursor_from
+        items = []
+        for raw, values in records:
+            rid = None
+            if with_id:
+                rid = values[0] if type(values[0]) is str else id_text(values[0])
+            ts = None
+            if with_time:
+                stamp = values[-1]
+                ts = parse_timestamp(stamp, unit)
+                if ts is None:
+                    self.stats.bad_timestamps += 1
+                elif cursor_from == "timestamp":
+                    self._consider_cursor(ts, stamp)
+            if rid is None:
+                key = record_key(json.loads(raw), None)
             else:
-                self._consider_cursor(ts, raw)
-        if self.params.cursor_from == "id" and rid is not None and fits_utf8(rid):
-            # Text UTF-8 cannot hold (a lone surrogate) cannot go in a URL, so it never becomes the
-            # cursor: the cursor stays where it was, and de-duplication drops what comes again.
-            self._chain_cursor = (None, rid)
-        return Item(record_key(record, rid), encode(url, status, rid, record), ts)
+                key = "id:" + rid
+                if cursor_from == "id" and fits_utf8(rid):
+                    # Text UTF-8 cannot hold (a lone surrogate) cannot go in a URL, so it never becomes the
+                    # cursor: the cursor stays where it was, and de-duplication drops what comes again.
+                    self._chain_cursor = (None, rid)
+            items.append(Item(key, wrap(head, rid, raw), ts))
+        return items
 
     # -- cursor -----------------------------------------------------------------------
 

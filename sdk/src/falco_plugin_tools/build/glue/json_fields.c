@@ -62,6 +62,8 @@ struct fp_json_fields_state {
     size_t capmade, nmade;
 };
 
+static int fp_jr_install(void);
+
 static int fp_json_fields_attach(fp_state *st) {
     struct fp_json_fields_state *j = (struct fp_json_fields_state *)calloc(1, sizeof *j);
     if (!j) {
@@ -75,7 +77,7 @@ static int fp_json_fields_attach(fp_state *st) {
         j->row_of[fp_json_fields[r].field_id] = (int16_t)r;
     }
     st->json_fields = j;
-    return 0;
+    return fp_jr_install(); /* the parser is here: json_records may use it too */
 }
 
 static void fp_json_free_made(struct fp_json_fields_state *j) {
@@ -427,3 +429,5 @@ static void fp_json_finish(fp_state *st, ss_plugin_extract_field *f, size_t firs
         f->res.str = j->str ? j->str + first : NULL;
     }
 }
+
+#include "json_records.c"
