@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 from falco_plugin_tools.build import BuildResult
+from falco_plugin_tools.host.raw import Library, event_header, payload_of
 from falco_plugin_tools.host.runners import CHost, HostRun
+from http_poll.records import decode, parse_timestamp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +50,8 @@ RECORDS: list[dict[str, Any]] = [
         "published": "2024-05-01T12:00:01Z",
     },
     {"id": "a-3", "verb": None, "user": None, "unicode": "日本 ✓", "published": "2024-05-01T12:00:02+02:00"},
-    {"id": "a-4", "empty": {}, "nested": {"deep": {"deeper": {"deepest": [[[]]]}}}},
+    {"id": "a-4", "empty": {}, "nested": {"deep": {"deeper": {"deepest": [[[]]]}}}, "published": 1714564800.25},
+    {"id": "a-5", "published": "not a time"},
 ]
 
 POINTERS = [
@@ -145,7 +148,7 @@ def test_the_c_reference_gives_every_value_http_poll_gives(
 def test_the_c_reference_reads_the_whole_listing_once_per_poll(c_reference: Path, chost: Path, api: Any) -> None:
     got = run(chost, c_reference, params(api, max_polls=2, interval=0.05), ["http_poll.value[/id]"])
     assert got.failure is None
-    assert [e.values["http_poll.value[/id]"] for e in got.events] == ["a-1", "17", "a-3", "a-4"] * 2
+    assert [e.values["http_poll.value[/id]"] for e in got.events] == ["a-1", "17", "a-3", "a-4", "a-5"] * 2
     assert [s.query.get("page") for s in api.requests_to()] == [None, "2", None, "2"]
 
 
@@ -184,3 +187,17 @@ def test_the_c_reference_fails_the_stream_on_an_http_error_or_a_body_that_is_not
     api.script.append(kit.Reply(200, b'{"items": []}'))
     got = run(chost, c_reference, params(api, max_polls=1), ["http_poll.value[/id]"])
     assert got.failure is not None and got.failure.message == f"GET {api.url}: no array of records at '/data'"
+
+
+def test_the_c_reference_stamps_events_with_the_time_http_poll_reads(c_reference: Path, api: Any) -> None:
+    """The record's time where http_poll finds one (RFC 3339, a number in the unit), else the host's."""
+    library = Library.open(c_reference)
+    state = library.init("")
+    try:
+        events = [e.bytes() for e in state.opened(params(api, max_polls=1)).batches()]
+    finally:
+        state.destroy()
+    assert [decode(payload_of(e)).record for e in events] == RECORDS
+    expected = [parse_timestamp(r.get("published")) for r in RECORDS]
+    assert expected[0] == 1714564800123456000 and expected[-1] is None
+    assert [event_header(e)[0] for e in events] == [2**64 - 1 if ts is None else ts for ts in expected]

@@ -515,7 +515,7 @@ static int add_event(instance_t *in, yyjson_val *rec, long status) {
     free(text);
     /* The header, now that the payload's length is known. */
     uint32_t payload = (uint32_t)(a->len - start - PAYLOAD_OFFSET);
-    ss_plugin_event hdr = {UINT64_MAX, record_ts(in, rec), PAYLOAD_OFFSET + payload, PLUGIN_EVENT, 2};
+    ss_plugin_event hdr = {record_ts(in, rec), UINT64_MAX, PAYLOAD_OFFSET + payload, PLUGIN_EVENT, 2};
     uint32_t lens_and_id[3] = {4, payload, PLUGIN_ID};
     memcpy(a->data + start, &hdr, EVT_HEADER);
     memcpy(a->data + start + EVT_HEADER, lens_and_id, sizeof lens_and_id);
