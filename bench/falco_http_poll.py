@@ -19,10 +19,13 @@ The libraries compared:
   names as http_poll, so the same rules run on both; ``--no-c-ref`` leaves it out.
 * ``http_poll``: ``plugins/http_poll`` built now with the current SDK.
 * ``--baseline-commit REV``: ``plugins/http_poll`` as of that commit (``git archive`` of the
-  plugin's folder into a temporary directory), built with the *current* SDK, labelled
-  ``http_poll @REV``. That is what works for ca55bcb, the http_poll before issue 19 (its
-  fields in Python on a ``@per_event`` ``json.loads``): its code uses only the author API the
-  SDK still offers. The figure is therefore the old plugin code on today's SDK runtime; an
+  plugin's folder into a temporary directory), built with the *current* SDK in a child
+  process, labelled ``http_poll @REV``. The copy's distribution is renamed first: the builder
+  prefers an installed distribution of the project's name to its folder, and today's
+  http_poll is installed in the SDK's environment; the script checks that the library packs
+  the commit's ``plugin.py``. That is what works for ca55bcb, the http_poll before issue 19
+  (its fields in Python on a ``@per_event`` ``json.loads``): its code uses only the author
+  API the SDK still offers, so the figure is the old plugin code on today's SDK runtime. An
   older plugin that no longer builds this way stops the script with the build's error (build
   it with its own commit's SDK in a venv of its own and pass it with ``--lib``).
 * ``--lib LABEL=PATH`` (repeatable): any other http_poll library.
@@ -104,8 +107,6 @@ def compile_c_reference(out_dir: Path, *, fetch_yyjson: bool = True) -> Path:
 
 def build_at_commit(commit: str, work: Path) -> Path:
     """``plugins/http_poll`` as of ``commit``, built with the current SDK (see the module's docs)."""
-    from falco_plugin_tools.build import build_plugin
-
     tree = work / f"src-{commit}"
     tree.mkdir(parents=True)
     archive = subprocess.run(
@@ -117,13 +118,28 @@ def build_at_commit(commit: str, work: Path) -> Path:
     tar_path.write_bytes(archive.stdout)
     with tarfile.open(tar_path) as tar:
         tar.extractall(tree, filter="data")
-    try:
-        return build_plugin(tree / "plugins" / "http_poll", work / f"lib-{commit}").library
-    except Exception as exc:  # noqa: BLE001 - any build failure ends the benchmark with its reason
+    project = tree / "plugins" / "http_poll"
+    # The builder takes an *installed* distribution's code over the project's folder, and today's
+    # http_poll is installed here under that name: the copy gets a name of its own, so that its
+    # own src/ is what gets built. In a process of its own, whose imports do not reach this one's.
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(
+        text.replace('name = "falco-plugin-http-poll"', f'name = "falco-plugin-http-poll-at-{commit}"', 1)
+    )
+    out = work / f"lib-{commit}"
+    code = "import sys; from falco_plugin_tools.build import build_plugin as b; print(b(*sys.argv[1:]).library)"
+    done = subprocess.run([sys.executable, "-c", code, str(project), str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
         raise SystemExit(
-            f"http_poll as of {commit} does not build with the current SDK: {exc}\n"
+            f"http_poll as of {commit} does not build with the current SDK:\n{done.stderr[-2000:]}\n"
             "build it with that commit's SDK in a venv of its own and pass it with --lib"
-        ) from None
+        )
+    library = Path(done.stdout.strip().splitlines()[-1])
+    packaged = out / "libhttp_poll.site" / "http_poll" / "plugin.py"
+    if packaged.read_bytes() != (project / "src" / "http_poll" / "plugin.py").read_bytes():
+        raise SystemExit(f"the build of {commit} packaged another http_poll than the commit's")
+    return library
 
 
 @dataclass(frozen=True)
