@@ -235,7 +235,7 @@ def report(libs: Sequence[Lib], best: dict[str, list[float]], records: int) -> s
     lines = ["| rule | " + " | ".join(f"{lib.label} records/s (CPU s)" for lib in libs) + " |"]
     lines.append("|---|" + "---|" * len(libs))
     for i, row in enumerate(ROWS):
-        cells = [f"{records / best[lib.label][i]:,.0f} ({best[lib.label][i]:.2f})" for lib in libs]
+        cells = [f"{records / best[lib.label][i]:,.0f} ({best[lib.label][i]:.3f})" for lib in libs]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     per_field = {"one field": 1, "three fields": 3}
     for row, n in per_field.items():
@@ -251,8 +251,12 @@ def report(libs: Sequence[Lib], best: dict[str, list[float]], records: int) -> s
             lines.append(f"| records/s, {row} | " + " | ".join(cells) + " |")
         for row, n in per_field.items():
             c = field_ns(ref, row, n)
-            cells = [f"{field_ns(best[lib.label], row, n) / c:.1f}x" if c > 0 else "-" for lib in others]
+            costs = [field_ns(best[lib.label], row, n) for lib in others]
+            cells = [f"{cost / c:.1f}x" if c > 0 and cost > 0 else "-" for cost in costs]
             lines.append(f"| field cost, {row} rule | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("(records/s: library / C, above 1 is faster; field cost: library / C, above 1 is dearer;")
+        lines.append("-: a field cost not above zero, i.e. within the run-to-run variation of the source)")
     return "\n".join(lines)
 
 
