@@ -158,6 +158,7 @@ def falco(session: nox.Session) -> None:
     session.run("python", "bench/falco_parse.py")  # a parsing plugin in Falco replaying a 1M-event capture
     session.run("python", "bench/falco_k8s.py")  # k8s_parse's parse and field costs, against C columns
     session.run("python", "bench/falco_k8s_memory.py")  # k8s_parse's RSS over 1M events and 10k pod changes
+    session.run("python", "bench/falco_http_poll.py")  # http_poll's source and field costs, against a C reference
     if shutil.which("valgrind"):  # instructions per event, by part (bench/falco_profile.py)
         session.run("python", "bench/falco_profile.py")
     else:
