@@ -31,7 +31,8 @@ The libraries compared:
 * ``--lib LABEL=PATH`` (repeatable): any other http_poll library.
 
 Every measurement is the best of ``--repeat`` runs, the libraries interleaved, timed by the
-CPU time of the Falco process; Falco's own count of the events it read (``-v``) must be the
+CPU time of the Falco process, minus that of the same run with a single record (start-up:
+Falco, the plugin's interpreter and imports, one poll); Falco's own count of the events it read (``-v``) must be the
 number of records, or the run fails. Printed per library: records per second of Falco CPU
 for each rule, the cost of a field in ns (one field: (one-field time - source-only time) /
 records, which includes the event's one parse; three fields: (three-field time - source-only
@@ -226,17 +227,23 @@ def run_once(falco: Path, workdir: Path, lib: Lib, api: FakeApi, condition: str,
     return run.cpu_seconds
 
 
-def report(libs: Sequence[Lib], best: dict[str, list[float]], records: int) -> str:
-    """The tables: records/s and field costs per library, then the ratios against the C reference."""
+def report(libs: Sequence[Lib], runs: dict[str, list[float]], startup: dict[str, float], records: int) -> str:
+    """The tables: records/s and field costs per library, then the ratios against the C reference
+    and, with a baseline, those of today's http_poll against it."""
+    best = {label: [t - startup[label] for t in times] for label, times in runs.items()}
 
     def field_ns(times: list[float], row: str, fields: int) -> float:
         return (times[list(ROWS).index(row)] - times[0]) / fields / records * 1e9
 
     lines = ["| rule | " + " | ".join(f"{lib.label} records/s (CPU s)" for lib in libs) + " |"]
     lines.append("|---|" + "---|" * len(libs))
+    lines.append("| start-up (1 record) | " + " | ".join(f"({startup[lib.label]:.3f})" for lib in libs) + " |")
     for i, row in enumerate(ROWS):
-        cells = [f"{records / best[lib.label][i]:,.0f} ({best[lib.label][i]:.3f})" for lib in libs]
+        cells = [f"{records / best[lib.label][i]:,.0f} ({runs[lib.label][i]:.3f})" for lib in libs]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    for i, row in enumerate(ROWS):
+        cells = [f"{best[lib.label][i] / records * 1e6:.2f}" for lib in libs]
+        lines.append(f"| us per record, {row} | " + " | ".join(cells) + " |")
     per_field = {"one field": 1, "three fields": 3}
     for row, n in per_field.items():
         cells = [f"{field_ns(best[lib.label], row, n):,.0f}" for lib in libs]
@@ -257,6 +264,13 @@ def report(libs: Sequence[Lib], best: dict[str, list[float]], records: int) -> s
         lines.append("")
         lines.append("(records/s: library / C, above 1 is faster; field cost: library / C, above 1 is dearer;")
         lines.append("-: a field cost not above zero, i.e. within the run-to-run variation of the source)")
+    baselines = [lib for lib in libs if lib.label.startswith("http_poll @")]
+    if "http_poll" in best and baselines:
+        lines += ["", "| today's http_poll, times as fast as | " + " | ".join(b.label for b in baselines) + " |"]
+        lines.append("|---|" + "---|" * len(baselines))
+        for i, row in enumerate(ROWS):
+            cells = [f"{best[b.label][i] / best['http_poll'][i]:.2f}x" for b in baselines]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -304,6 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.records} records of {size:.0f} bytes on average, {args.page} per page")
             for lib in libs:
                 print(f"{lib.label}: {lib.path}")
+            # What a run costs besides the records (Falco, the plugin's start, one poll): subtracted.
+            api.records = [audit_record(0)]
+            startup = {lib.label: float("inf") for lib in libs}
+            for _ in range(args.repeat):
+                for lib in libs:
+                    cpu = run_once(falco, workdir, lib, api, ROWS["source only"], 1)
+                    startup[lib.label] = min(startup[lib.label], cpu)
+            api.records = [audit_record(n) for n in range(args.records)]
             best = {lib.label: [float("inf")] * len(ROWS) for lib in libs}
             for i, condition in enumerate(ROWS.values()):
                 for _ in range(args.repeat):
@@ -313,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             api.stop()
     print()
-    print(report(libs, best, args.records))
+    print(report(libs, best, startup, args.records))
     return 0
 
 

@@ -50,6 +50,7 @@ struct fp_json_fields_state {
     const void *evtptr;
     uint32_t evtlen;
     yyjson_doc *doc; /* NULL: no payload, or parse_error says why */
+    yyjson_alc *alc; /* keeps the memory of one event's document for the next: no malloc per event */
     char parse_error[200];
     /* values of the current extract_fields call */
     uint64_t *u64;
@@ -67,6 +68,12 @@ static int fp_jr_install(void);
 static int fp_json_fields_attach(fp_state *st) {
     struct fp_json_fields_state *j = (struct fp_json_fields_state *)calloc(1, sizeof *j);
     if (!j) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    j->alc = yyjson_alc_dyn_new();
+    if (!j->alc) {
+        free(j);
         PyErr_NoMemory();
         return -1;
     }
@@ -96,6 +103,7 @@ static void fp_json_fields_release(fp_state *st) {
     if (j->doc) {
         yyjson_doc_free(j->doc);
     }
+    yyjson_alc_dyn_free(j->alc);
     free(j->u64);
     free(j->b32);
     free(j->str);
@@ -231,7 +239,7 @@ static yyjson_doc *fp_json_doc(fp_state *st, const ss_plugin_event_input *evt, c
             snprintf(j->parse_error, sizeof j->parse_error, "the event is malformed (its lengths do not add up)");
         } else if (data) {
             yyjson_read_err err;
-            j->doc = yyjson_read_opts((char *)data, len, FP_JSON_READ_FLAGS, NULL, &err);
+            j->doc = yyjson_read_opts((char *)data, len, FP_JSON_READ_FLAGS, j->alc, &err);
             if (!j->doc) {
                 j->doc = fp_json_read_escaping_surrogates(data, len);
             }
