@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from falco_plugin import JsonRecord, NoRecordsError, NotJsonError, json_records
+from falco_plugin import JsonRecord, JsonRecordsError, NoRecordsError, NotJsonError, json_records
 from falco_plugin import jsonrecords as jr
 from falco_plugin_tools.build import build_plugin
 from falco_plugin_tools.host import PluginLibrary
@@ -286,3 +286,32 @@ def test_the_readme_audit_pages_source_gives_each_record_with_its_time_and_field
     with PluginLibrary.load(built.library) as lib, lib.init() as plugin, plugin.open(str(pages)) as capture:
         with pytest.raises(Exception, match=r"3\.json: expected an array of records at '/items', found dict"):
             list(capture.events())
+
+
+def test_a_mangled_document_never_gets_a_c_answer_python_would_not_give(c_split: CSplit) -> None:
+    """Bytes flipped, cut or doubled anywhere: the C path answers as Python does, or declines."""
+    rnd = random.Random(23)
+    answered = 0
+    for _ in range(3000):
+        document = bytearray(_spell({"items": [_value(rnd, 1) for _ in range(3)]}, rnd).encode())
+        for _ in range(rnd.randrange(1, 4)):
+            if not document:
+                break
+            at = rnd.randrange(len(document))
+            action = rnd.randrange(3)
+            if action == 0:
+                document[at] = rnd.choice(b'{}[]",:\\ 0eE-.tfn\x00\xff\xc3')
+            elif action == 1:
+                del document[at:]
+            else:
+                document[at:at] = document[at : at + rnd.randrange(1, 8)]
+        values = rnd.sample(["/id", "/user/x", "/0", ""], 2)
+        try:
+            python: list[JsonRecord] | str = jr.python_json_records(bytes(document), "/items", values)
+        except JsonRecordsError as exc:
+            python = repr(exc)
+        c = c_split(bytes(document), "/items", values)
+        if c is not None:
+            answered += 1
+            assert c == python, bytes(document)
+    assert answered > 100  # some mangled documents are still JSON, and the C path answers those
