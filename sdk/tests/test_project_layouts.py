@@ -9,11 +9,15 @@ directory that lacks the plugin's code fails there, at ``init``.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import venv
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
@@ -155,6 +159,62 @@ def test_an_installed_project_builds_a_plugin_that_starts(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (out / f"lib{package}.site" / package / "plugin.py").is_file()
     starts(out / f"lib{package}.so", run_chost)
+
+
+@pytest.mark.parametrize(
+    ("backend", "layout", "editable"),
+    [(HATCH, "src", True), (HATCH, "src", False), (SETUPTOOLS, "flat", True)],
+    ids=["hatch-src-editable", "hatch-src-installed", "setuptools-flat-editable"],
+)
+def test_a_copy_of_an_installed_project_builds_the_copys_own_code(
+    tmp_path: Path,
+    env_python: Path,
+    run_chost: Callable[..., subprocess.CompletedProcess[str]],
+    backend: str,
+    layout: str,
+    editable: bool,
+) -> None:
+    """A reference plugin copied and changed, in an environment where the original is installed:
+    the copy's code ships, not the installed original's (the old build shipped the original)."""
+    package = f"fxt_copy_{layout}_{int(editable)}"
+    original = make_project(tmp_path / "original", package, layout=layout, backend=backend)
+    pip_install(env_python, *(["-e"] if editable else []), str(original))
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    (copy / ("src" if layout == "src" else "") / package / "plugin.py").write_text(
+        PLUGIN.format(name=f"{package}_changed")
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = build_in(env_python, copy, out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{package}_changed" in (out / f"lib{package}_changed.site" / package / "plugin.py").read_text()
+    starts(out / f"lib{package}_changed.so", run_chost)
+
+
+def test_a_copy_shadowed_by_an_import_hook_fails_the_build_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finder ahead of sys.path that serves the original's package: the build says so rather than
+    shipping the original's code under the copy's name."""
+    package = "fxt_copy_hooked"
+    original = make_project(tmp_path / "original", package, layout="flat")
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+
+    class Hook(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
+            if name != package:
+                return None
+            return importlib.util.spec_from_file_location(
+                name, original / package / "__init__.py", submodule_search_locations=[str(original / package)]
+            )
+
+    monkeypatch.setattr(sys, "meta_path", [Hook(), *sys.meta_path])
+    with pytest.raises(BuildError, match=rf"comes from {original / package}, not from {copy}: an import hook"):
+        build_plugin(copy, tmp_path / "out")
+    for name in [m for m in sys.modules if m.split(".")[0] == package]:
+        del sys.modules[name]
 
 
 def test_an_installed_distribution_without_the_plugins_package_fails_the_build_naming_the_fix(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata as md
 import os
 import re
 import shutil
@@ -48,7 +47,7 @@ from falco_plugin.errors import SDKError
 from falco_plugin_tools import abi
 from falco_plugin_tools.build import standalone as standalone_mod
 from falco_plugin_tools.build import yyjson
-from falco_plugin_tools.build.sitedir import SiteDirError, write_site_dir
+from falco_plugin_tools.build.sitedir import SiteDirError, installed_from, write_site_dir
 from falco_plugin_tools.release import write_build_facts
 
 __all__ = ["build_plugin", "BuildResult", "BuildError", "plugin_target"]
@@ -87,13 +86,6 @@ def _project_table(project_dir: Path) -> dict[str, object]:
     if not isinstance(table.get("name"), str):
         raise BuildError(f"{project_dir / 'pyproject.toml'}: [project] name is missing")
     return table  # type: ignore[no-any-return]
-
-
-def _installed(name: str) -> md.Distribution | None:
-    try:
-        return md.distribution(name)
-    except md.PackageNotFoundError:
-        return None
 
 
 def _forget_other(top: str, source_root: Path) -> None:
@@ -194,20 +186,32 @@ def load_project(project_dir: str | Path) -> PluginProject:
     mod_name, _, cls_name = target.partition(":")
     table = _project_table(project)
     dist_name = str(table["name"])
-    if _installed(dist_name) is None:
-        # Not installed (a fresh copy, a test fixture): import it from source, src or flat layout.
-        source_root = project / "src" if (project / "src").is_dir() else project
+    top_name = mod_name.split(".")[0]
+    source_root = project / "src" if (project / "src").is_dir() else project
+    installed = installed_from(dist_name, project)
+    if installed is None:
+        # Not installed (a fresh copy, a test fixture), or installed from another folder (this one is
+        # a copy of that project): import it from this folder, src or flat layout.
         if str(source_root) not in sys.path:
             sys.path.insert(0, str(source_root))
-        _forget_other(mod_name.split(".")[0], source_root)
+        _forget_other(top_name, source_root)
     try:
         cls = getattr(importlib.import_module(mod_name), cls_name)
     except (ImportError, AttributeError) as exc:
         raise BuildError(
             f"cannot import {target}: {exc} (looked in {project / 'src'} and {project}, and in this environment)"
         ) from exc
-    top = sys.modules[mod_name.split(".")[0]]
-    imported = {top.__name__: [Path(p) for p in getattr(top, "__path__", [])] or [Path(str(top.__file__))]}
+    top = sys.modules[top_name]
+    places = [Path(p) for p in getattr(top, "__path__", [])] or [Path(str(top.__file__))]
+    own = (source_root / top_name).is_dir() or (source_root / f"{top_name}.py").is_file()
+    if installed is None and own and not any(p.resolve().is_relative_to(source_root.resolve()) for p in places):
+        # An import hook of another folder's editable install answers for the package before sys.path.
+        raise BuildError(
+            f"{target} comes from {places[0]}, not from {project}: an import hook ahead of this folder (the editable "
+            f"install of another folder?) answers for the package {top_name!r}. Uninstall that, or give this copy "
+            "its own distribution and package names"
+        )
+    imported = {top.__name__: places}
     deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
     return PluginProject(project, target, dist_name, deps, resolve(cls), imported)
 

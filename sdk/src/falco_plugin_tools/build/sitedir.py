@@ -32,6 +32,7 @@ import py_compile
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
 
 from falco_plugin.errors import SDKError
 
@@ -141,6 +142,20 @@ def _installed(name: str) -> md.Distribution | None:
         return md.distribution(name)
     except md.PackageNotFoundError:
         return None
+
+
+def installed_from(name: str, project: Path) -> md.Distribution | None:
+    """Distribution ``name`` when it is the project in folder ``project``, installed; None when it is
+    not installed, or installed from another folder (``direct_url.json`` says so): then that folder
+    is a copy of the project under the same name, and the build takes the copy's own code.
+    Installed from an index, it counts as this project (nothing tells them apart)."""
+    dist = _installed(name)
+    direct = dist.read_text("direct_url.json") if dist is not None else None
+    if direct:
+        url = urlsplit(str(json.loads(direct).get("url", "")))
+        if url.scheme == "file" and Path(unquote(url.path)).resolve() != project.resolve():
+            return None
+    return dist
 
 
 def _requirements(dist: md.Distribution) -> Iterator[str]:
@@ -320,7 +335,7 @@ def write_site_dir(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        dist = _installed(root_dist)
+        dist = installed_from(root_dist, project)
         if dist is not None and not (_is_editable(dist) and imported):
             roots = [root_dist]
         else:
