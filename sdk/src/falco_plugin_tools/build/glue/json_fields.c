@@ -266,7 +266,10 @@ static int fp_json_keep_made(struct fp_json_fields_state *j, char *text) {
 }
 
 /* One value by the string rule into the next string slot; 1 stored, 0 none (null), -1 error. */
-static int fp_json_store_string(fp_state *st, const fp_json_field *jf, const char *name, yyjson_val *v) {
+/* The field's name in messages, with its argument: "%s%s%s%s" (made only when a message is). */
+#define FP_JSON_LABEL(f, arg) fp_fields[(f)->field_id].name, (arg) ? "[" : "", (arg) ? (arg) : "", (arg) ? "]" : ""
+
+static int fp_json_store_string(fp_state *st, const ss_plugin_extract_field *f, const char *arg, yyjson_val *v) {
     struct fp_json_fields_state *j = st->json_fields;
     const char *s;
     if (yyjson_is_null(v)) {
@@ -277,23 +280,22 @@ static int fp_json_store_string(fp_state *st, const fp_json_field *jf, const cha
         size_t len = yyjson_get_len(v);
         if (strlen(s) != len) {
             fp_set_error(st,
-                         "extracting %s: the JSON string holds a NUL character (\\u0000) at offset %zu, which a "
-                         "Falco string field cannot carry",
-                         name, strlen(s));
+                         "extracting %s%s%s%s: the JSON string holds a NUL character (\\u0000) at offset %zu, which "
+                         "a Falco string field cannot carry",
+                         FP_JSON_LABEL(f, arg), strlen(s));
             return -1;
         }
     } else {
         size_t len = 0;
         char *text = yyjson_val_write(v, YYJSON_WRITE_NOFLAG, &len);
         if (!text || fp_json_keep_made(j, text) != 0) {
-            fp_set_error(st, "extracting %s: out of memory writing the JSON value", name);
+            fp_set_error(st, "extracting %s%s%s%s: out of memory writing the JSON value", FP_JSON_LABEL(f, arg));
             return -1;
         }
         s = text;
     }
-    (void)jf;
     if (fp_grow((void **)&j->str, &j->capstr, j->nstr + 1, sizeof(const char *))) {
-        fp_set_error(st, "extracting %s: out of memory", name);
+        fp_set_error(st, "extracting %s%s%s%s: out of memory", FP_JSON_LABEL(f, arg));
         return -1;
     }
     j->str[j->nstr++] = s;
@@ -320,8 +322,8 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
                            size_t *first) {
     struct fp_json_fields_state *j = st->json_fields;
     const fp_json_field *jf = &fp_json_fields[j->row_of[f->field_id]];
-    const char *name = fp_fields[f->field_id].name; /* with the argument, once known */
-    char label[256];
+    const char *name = fp_fields[f->field_id].name;
+    const char *arg = NULL; /* the pointer argument, once known */
     f->res_len = 0;
     *first = jf->mode == FP_JSON_UINT64 ? j->nu64 : jf->mode == FP_JSON_BOOL ? j->nb32 : j->nstr;
     const char *pointer = jf->pointer;
@@ -330,12 +332,11 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
             fp_set_error(st, "extracting %s: this field requires a JSON pointer argument: %s[/a/b]", name, name);
             return -1;
         }
-        pointer = f->arg_key;
-        snprintf(label, sizeof label, "%s[%s]", fp_fields[f->field_id].name, pointer);
-        name = label;
+        pointer = arg = f->arg_key;
         const char *bad = fp_json_pointer_error(pointer);
         if (bad) {
-            fp_set_error(st, "extracting %s: invalid JSON pointer '%s': %s", name, pointer, bad);
+            fp_set_error(st, "extracting %s%s%s%s: invalid JSON pointer '%s': %s", FP_JSON_LABEL(f, arg), pointer,
+                         bad);
             return -1;
         }
     } else if (f->arg_present) {
@@ -346,7 +347,7 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
     yyjson_doc *doc = fp_json_doc(st, evt, &why);
     if (!doc) {
         if (why) {
-            fp_set_error(st, "extracting %s: %s", name, why);
+            fp_set_error(st, "extracting %s%s%s%s: %s", FP_JSON_LABEL(f, arg), why);
             return -1;
         }
         return 0; /* not a plugin event: no value */
@@ -366,7 +367,7 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
             if (perr.code == YYJSON_PTR_ERR_RESOLVE || perr.code == YYJSON_PTR_ERR_NULL_ROOT) {
                 return 0; /* missing key, index past the end, or a path through a scalar */
             }
-            fp_set_error(st, "extracting %s: invalid JSON pointer '%s': %s (at character %zu)", name, pointer,
+            fp_set_error(st, "extracting %s%s%s%s: invalid JSON pointer '%s': %s (at character %zu)", FP_JSON_LABEL(f, arg), pointer,
                          perr.msg ? perr.msg : "invalid", perr.pos);
             return -1;
         }
@@ -379,7 +380,7 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
         uint64_t number;
         if (yyjson_is_raw(v) && fp_json_raw_u64(v, &number)) {
             if (fp_grow((void **)&j->u64, &j->capu64, j->nu64 + 1, sizeof(uint64_t))) {
-                fp_set_error(st, "extracting %s: out of memory", name);
+                fp_set_error(st, "extracting %s%s%s%s: out of memory", FP_JSON_LABEL(f, arg));
                 return -1;
             }
             j->u64[j->nu64++] = number;
@@ -389,7 +390,7 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
     case FP_JSON_BOOL:
         if (yyjson_is_bool(v)) {
             if (fp_grow((void **)&j->b32, &j->capb32, j->nb32 + 1, sizeof(ss_plugin_bool))) {
-                fp_set_error(st, "extracting %s: out of memory", name);
+                fp_set_error(st, "extracting %s%s%s%s: out of memory", FP_JSON_LABEL(f, arg));
                 return -1;
             }
             j->b32[j->nb32++] = yyjson_get_bool(v) ? 1 : 0;
@@ -402,7 +403,7 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
             yyjson_val *item;
             uint64_t n = 0;
             yyjson_arr_foreach(v, idx, max, item) {
-                int r = fp_json_store_string(st, jf, name, item);
+                int r = fp_json_store_string(st, f, arg, item);
                 if (r < 0) {
                     return -1;
                 }
@@ -413,7 +414,7 @@ static int fp_json_extract(fp_state *st, const ss_plugin_event_input *evt, ss_pl
         }
         /* fall through: a lone value is a list of one */
     default: {
-        int r = fp_json_store_string(st, jf, name, v);
+        int r = fp_json_store_string(st, f, arg, v);
         if (r < 0) {
             return -1;
         }
