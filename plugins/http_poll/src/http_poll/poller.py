@@ -388,6 +388,8 @@ class Poller:
         self.stats.records += len(records)
         with_id, with_time = self.settings.id is not None, self.settings.timestamp is not None
         unit, cursor_from = self.params.timestamp_unit, self.params.cursor_from
+        by_time = cursor_from == "timestamp"
+        newest: tuple[int, Any] | None = None  # of the page: offered to the cursor once, after the loop
         items = []
         for raw, values in records:
             rid = None
@@ -399,8 +401,8 @@ class Poller:
                 ts = parse_timestamp(stamp, unit)
                 if ts is None:
                     self.stats.bad_timestamps += 1
-                elif cursor_from == "timestamp":
-                    self._consider_cursor(ts, stamp)
+                elif by_time and (newest is None or ts > newest[0]) and (type(stamp) is not str or fits_utf8(stamp)):
+                    newest = (ts, stamp)  # a lone surrogate cannot go in a URL: see below
             if rid is None:
                 key = record_key(json.loads(raw), None)
             else:
@@ -410,13 +412,15 @@ class Poller:
                     # cursor: the cursor stays where it was, and de-duplication drops what comes again.
                     self._chain_cursor = (None, rid)
             items.append(Item(key, wrap(head, rid, raw), ts))
+        if newest is not None:
+            self._consider_cursor(*newest)
         return items
 
     # -- cursor -----------------------------------------------------------------------
 
     def _consider_cursor(self, ts: int, raw: Any) -> None:
         if self.params.cursor_from != "timestamp" or (isinstance(raw, str) and not fits_utf8(raw)):
-            return  # a lone surrogate cannot go in a URL: see _item
+            return  # a lone surrogate cannot go in a URL: see _items
         best = self._chain_cursor
         if best is None or best[0] is None or ts > best[0]:
             self._chain_cursor = (ts, raw if isinstance(raw, str) else json.dumps(raw))
