@@ -4,7 +4,11 @@
  *
  * Source `null`: every next_batch hands out 128 ready-made events whose
  * payload is one byte, until `maxEvents` (open params, JSON) have been
- * produced. Field `null.one` (uint64) is always 1. What the pair measures is
+ * produced. Each batch is stamped with one read of the clock: a ts of all
+ * ones would have libsinsp read the clock for every event, and libsinsp
+ * writes the time it reads into the plugin's event, so headers written
+ * once and left at all ones would carry the first batch's times forever
+ * (cheaper, and wrong). The SDK stamps its batches the same way. Field `null.one` (uint64) is always 1. What the pair measures is
  * therefore what the SDK itself costs per event and per field call, the
  * plugin code being next to nothing in both.
  *
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "plugin_abi.h"
 
@@ -160,6 +165,12 @@ NULL_EXPORT ss_plugin_rc plugin_next_batch(ss_plugin_t *s, ss_instance_t *h, uin
         return SS_PLUGIN_EOF;
     }
     uint32_t n = in->remaining < BATCH_MAX ? (uint32_t)in->remaining : BATCH_MAX;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t ts = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(in->evts[i], &ts, sizeof ts); /* ss_plugin_event.ts */
+    }
     in->remaining -= n;
     *nevts = n;
     *evts = in->evts;
