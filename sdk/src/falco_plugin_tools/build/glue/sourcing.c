@@ -184,7 +184,7 @@ FP_EXPORT ss_plugin_rc plugin_next_batch(ss_plugin_t *s, ss_instance_t *h, uint3
     if (in->eof) {
         return SS_PLUGIN_EOF;
     }
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     ss_plugin_rc rc = SS_PLUGIN_FAILURE;
     PyObject *batch = PyObject_CallNoArgs(in->next_batch);
     if (!batch) {
@@ -237,7 +237,7 @@ FP_EXPORT ss_plugin_rc plugin_next_batch(ss_plugin_t *s, ss_instance_t *h, uint3
     }
     Py_DECREF(seq);
 out:
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return rc;
 }
 
