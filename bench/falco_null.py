@@ -44,6 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "falco"))  # the helper the Falco tests run Falco with
 
+import falco_plugin_tools.abi  # noqa: E402
+from falco_plugin_tools.host.chost import compile_chost  # noqa: E402
 from falco_runner import (  # noqa: E402
     PLUGIN_ONLY,
     PluginConf,
@@ -52,9 +54,6 @@ from falco_runner import (  # noqa: E402
     run_falco,
     write_config,
 )
-
-import falco_plugin_tools.abi  # noqa: E402
-from falco_plugin_tools.host.chost import compile_chost  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 NULL_C_SRC = BENCH / "reference" / "null.c"
@@ -262,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"Falco {falco}: {args.events:,} events per run, best of {args.repeat}, "
                     f"start-up (1 event) subtracted, {clock}"
                 )
-                tables.append(render_falco(plugins, measure_falco(falco, workdir, plugins, args.events, args.repeat, args.clock)))
+                rates = measure_falco(falco, workdir, plugins, args.events, args.repeat, args.clock)
+                tables.append(render_falco(plugins, rates))
         except BenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
