@@ -72,6 +72,7 @@ def run_typecheck(session: nox.Session) -> None:
     session.run("mypy", "bench/run.py")
     # bench/falco.py runs Falco with the helper of the Falco tests (tests/falco/falco_runner.py)
     session.run("mypy", "bench/falco.py", env={"MYPYPATH": "tests/falco"})
+    session.run("mypy", "bench/falco_null.py", env={"MYPYPATH": "tests/falco"})
     # bench/falco_parse.py also writes its capture with the test suite's writer (sdk/tests/scapwriter.py)
     session.run("mypy", "bench/falco_parse.py", env={"MYPYPATH": "tests/falco:sdk/tests:bench"})
     session.run("mypy", "bench/falco_profile.py", env={"MYPYPATH": "tests/falco:bench"})

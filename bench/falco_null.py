@@ -20,7 +20,8 @@ In the C host (``chost --bench-source`` / ``--bench-extract``, the time inside
 the plugin calls only), median of ``--repeat``: ns per event of
 ``next_batch``, ns per ``extract_fields`` call of ``null.one``.
 
-    python bench/falco_null.py [--events N] [--repeat R] [--falco PATH] [--null-py LIB] [--no-falco] [--no-chost]
+    python bench/falco_null.py [--events N] [--chost-events N] [--repeat R] [--falco PATH] [--null-py LIB]
+                               [--no-falco] [--no-chost]
 
 Timings are informative: the exit status is 0 whatever they are (only a
 failure to build or run, a count mismatch or an alert exits non-zero).
@@ -61,8 +62,7 @@ NULL_PY_PROJECT = BENCH / "null_py"
 ABI_DIR = Path(falco_plugin_tools.abi.__file__).parent
 SOURCE = "null"
 DEFAULT_EVENTS = 4_000_000
-CHOST_SOURCE_EVENTS = 4_000_000
-CHOST_EXTRACT_EVENTS = 2_000_000
+CHOST_EVENTS = 2_000_000
 BENCH_LINE = re.compile(r"^bench (source_ns_per_event|extract_ns_per_call) ([0-9.]+)$", re.MULTILINE)
 DONE_LINE = re.compile(r"^done events=(\d+) rc=", re.MULTILINE)
 
@@ -186,11 +186,11 @@ def run_chost(chost: Path, lib: Path, kind: str, events: int) -> float:
     return float(timing.group(2))
 
 
-def measure_chost(chost: Path, plugins: Sequence[Plugin], repeat: int) -> list[tuple[str, list[float]]]:
+def measure_chost(chost: Path, plugins: Sequence[Plugin], repeat: int, events: int) -> list[tuple[str, list[float]]]:
     """Median ns per unit, per row and plugin (rounds interleave the plugins)."""
     kinds = (
-        ("next_batch, ns/event", "source", CHOST_SOURCE_EVENTS),
-        ("extract null.one, ns/call", "extract", CHOST_EXTRACT_EVENTS),
+        ("next_batch, ns/event", "source", events),
+        ("extract null.one, ns/call", "extract", events),
     )
     runs: dict[str, list[list[float]]] = {label: [[] for _ in plugins] for label, _, _ in kinds}
     for _ in range(repeat):
@@ -216,6 +216,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--events", type=int, default=DEFAULT_EVENTS, help=f"events per Falco run (default {DEFAULT_EVENTS:,})"
     )
+    parser.add_argument(
+        "--chost-events", type=int, default=CHOST_EVENTS, help=f"events per C host run (default {CHOST_EVENTS:,})"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (default 5)")
     parser.add_argument(
         "--clock",
@@ -228,8 +231,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-falco", action="store_true", help="skip the real Falco table")
     parser.add_argument("--no-chost", action="store_true", help="skip the C host table")
     args = parser.parse_args(argv)
-    if args.events < 2 or args.repeat < 1:
-        parser.error("--events must be >= 2 and --repeat >= 1")
+    if args.events < 2 or args.chost_events < 1 or args.repeat < 1:
+        parser.error("--events must be >= 2, --chost-events and --repeat >= 1")
     return args
 
 
@@ -254,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if chost is not None:
                 print(f"C host: median of {args.repeat}")
-                tables.append(render_chost(plugins, measure_chost(chost, plugins, args.repeat)))
+                tables.append(render_chost(plugins, measure_chost(chost, plugins, args.repeat, args.chost_events)))
             if falco is not None:
                 clock = "CPU time (user + system)" if args.clock == "cpu" else "wall clock"
                 print(
