@@ -445,11 +445,12 @@ static int fp_python_ready(void) {
  * one every library and PyGILState use here), and neither takes nor drops it.
  *
  * A thread that ends: the library's thread-exit destructor deletes the state
- * it kept. By then glibc may have cleared Python's own per-thread key, so the
- * destructor takes the GIL with a state of its own (PyGILState_Ensure), looks
- * for the kept one among the interpreter's states of this thread (Python
- * deletes the states of its own threads itself; another library's destructor
- * may have got there first) and deletes it if it is still there. */
+ * it kept. By then glibc may have cleared Python's own per-thread key (keys
+ * are cleared in the order they were made, Python's first), so the destructor
+ * then takes the GIL with a state of its own, looks for the kept one among the
+ * interpreter's states of this thread (Python deletes the states of its own
+ * threads itself; another library's destructor may have got there first) and
+ * deletes it if it is still there. */
 
 static pthread_key_t fp_thread_key;
 static int fp_thread_key_ok;
@@ -477,25 +478,31 @@ static void fp_thread_exit(void *kept) {
     if (!ts || !Py_IsInitialized() || fp_python_finalizing()) {
         return; /* finalizing deletes every state; a thread must not wait for the GIL then */
     }
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyThreadState *cur = PyThreadState_Get();
-    if (cur == ts) {
-        /* Python's key still names it: give back our count, then this Ensure's; the last
-         * count deletes it (another library on this thread may still hold one). */
-        PyGILState_Release(PyGILState_LOCKED);
-        PyGILState_Release(g);
+    if (PyGILState_GetThisThreadState() == ts) {
+        /* Python's key still names it: give our count back; the last count deletes it
+         * (another library on this thread may still hold one). */
+        PyEval_RestoreThread(ts);
+        PyGILState_Release(PyGILState_UNLOCKED);
         return;
     }
+    /* A state of our own to hold the GIL while looking, made by hand: deleting the kept one
+     * clears Python's key (3.12 on), which PyGILState_Release would then miss. */
+    PyInterpreterState *interp = PyInterpreterState_Main();
+    PyThreadState *tmp = PyThreadState_New(interp);
+    if (!tmp) {
+        return;
+    }
+    PyEval_RestoreThread(tmp);
     unsigned long me = PyThread_get_thread_ident();
-    for (PyThreadState *t = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(cur)); t;
-         t = PyThreadState_Next(t)) {
-        if (t == ts && t != cur && t->thread_id == me) {
+    for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t; t = PyThreadState_Next(t)) {
+        if (t == ts && t != tmp && t->thread_id == me) {
             PyThreadState_Clear(t);
             PyThreadState_Delete(t);
             break;
         }
     }
-    PyGILState_Release(g);
+    PyThreadState_Clear(tmp);
+    PyThreadState_DeleteCurrent();
 }
 
 /* Once per library, after Python started: without the key, hot paths use PyGILState. */
