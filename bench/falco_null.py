@@ -14,7 +14,11 @@ interleaved, start-up (the same run with 1 event) subtracted, Falco's own
 count of the events it read checked. Rows:
 
 * source only: ``evt.num = 0``, no field extracted;
-* one field: ``null.one = 0``, one field call per event.
+* one field: ``null.one = 0``, one field call per event;
+* one field, 2 sources: the same with upstream's ``dummy_c`` loaded too (10
+  events): with more than one source, Falco reads each on a thread of its
+  own, so the plugin is called from a thread that is not the one that
+  initialised it (and, for a Python plugin, started Python).
 
 In the C host (``chost --bench-source`` / ``--bench-extract``, the time inside
 the plugin calls only), median of ``--repeat``: ns per event of
@@ -48,6 +52,7 @@ sys.path.insert(0, str(ROOT / "tests" / "falco"))  # the helper the Falco tests 
 import falco_plugin_tools.abi  # noqa: E402
 from falco_plugin_tools.host.chost import compile_chost  # noqa: E402
 from falco_runner import (  # noqa: E402
+    DUMMY_C,
     PLUGIN_ONLY,
     PluginConf,
     falco_config,
@@ -78,12 +83,15 @@ class Plugin:
 class Row:
     label: str
     condition: str
+    second_source: bool = False
 
 
 ROWS = [
     Row("source only (evt.num = 0)", "evt.num = 0"),
     Row("one field (null.one = 0)", "null.one = 0"),
+    Row("one field, 2 sources", "null.one = 0", second_source=True),
 ]
+SECOND_SOURCE_EVENTS = 10
 
 
 class BenchError(Exception):
@@ -120,13 +128,18 @@ def rule_file(path: Path, condition: str) -> Path:
 def run_once(falco: Path, workdir: Path, plugin: Plugin, row: Row, events: int, clock: str) -> float:
     """Seconds (``clock``: CPU or wall) one Falco process takes to read ``events`` events of ``plugin``."""
     rules = rule_file(workdir / f"{plugin.name}_rules.yaml", row.condition)
-    conf = PluginConf(plugin.name, plugin.library, None, json.dumps({"maxEvents": events}))
-    config = write_config(workdir / f"{plugin.name}.yaml", falco_config([conf], rules=[rules], json_output=False))
+    confs = [PluginConf(plugin.name, plugin.library, None, json.dumps({"maxEvents": events}))]
+    expected = {SOURCE: events}
+    if row.second_source:
+        params = json.dumps({"start": 1, "maxEvents": SECOND_SOURCE_EVENTS})
+        confs.append(PluginConf("dummy_c", DUMMY_C, {"jitter": 10}, params))
+        expected["dummy_c"] = SECOND_SOURCE_EVENTS
+    config = write_config(workdir / f"{plugin.name}.yaml", falco_config(confs, rules=[rules], json_output=False))
     run = run_falco(falco, config, *PLUGIN_ONLY, "-v", timeout=600)
     if run.returncode != 0:
         raise BenchError(f"Falco failed:\n{run.describe()}")
-    if run.captured() != {SOURCE: events}:
-        raise BenchError(f"{plugin.label}: Falco read {run.captured()}, expected {events} events of {SOURCE}")
+    if run.captured() != expected:
+        raise BenchError(f"{plugin.label}: Falco read {run.captured()}, expected {expected}")
     if "Events detected: 0" not in run.stdout:
         raise BenchError(f"{plugin.label}: the rule {row.condition!r} fired:\n{run.stdout[-2000:]}")
     return run.cpu_seconds if clock == "cpu" else run.seconds
@@ -241,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     falco = None if args.no_falco else (args.falco or find_falco())
     if not args.no_falco and falco is None:
         print("error: no Falco: pass --falco PATH or set FALCO (or --no-falco)", file=sys.stderr)
+        return 2
+    if falco is not None and not DUMMY_C.is_file():
+        print(f"error: {DUMMY_C} (upstream's dummy_c, the second source) does not exist", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="bench-null-") as tmp:
         workdir = Path(tmp)
