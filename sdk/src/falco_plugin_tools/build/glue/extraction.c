@@ -30,8 +30,8 @@ static void fp_json_finish(fp_state *st, ss_plugin_extract_field *f, size_t firs
 #endif
 
 /* How the glue calls one field's extractor: the function under the bound method with the plugin
- * prepended (no bound-method hop), through its vectorcall slot (no result check that Python
- * functions never need). */
+ * prepended (no bound-method hop), through its vectorcall slot directly (PyObject_Vectorcall's
+ * result check only catches misbehaving C callables; fp_extract_one keeps the part that matters). */
 typedef struct {
     PyObject *fn;      /* borrowed from `fields` */
     PyObject *self;    /* the bound method's self (borrowed), or NULL: fn is called as it is */
