@@ -72,6 +72,7 @@ def run_typecheck(session: nox.Session) -> None:
     session.run("mypy", "bench/run.py")
     # bench/falco.py runs Falco with the helper of the Falco tests (tests/falco/falco_runner.py)
     session.run("mypy", "bench/falco.py", env={"MYPYPATH": "tests/falco"})
+    session.run("mypy", "bench/falco_null.py", env={"MYPYPATH": "tests/falco"})
     # bench/falco_parse.py also writes its capture with the test suite's writer (sdk/tests/scapwriter.py)
     session.run("mypy", "bench/falco_parse.py", env={"MYPYPATH": "tests/falco:sdk/tests:bench"})
     session.run("mypy", "bench/falco_profile.py", env={"MYPYPATH": "tests/falco:bench"})
@@ -155,6 +156,7 @@ def falco(session: nox.Session) -> None:
     build_all(session)  # bench/falco.py times plugins/dummy/libdummy_py.so
     session.run("pytest", "--timeout", "300", "tests/falco")
     session.run("python", "bench/falco.py", *session.posargs)
+    session.run("python", "bench/falco_null.py")  # the SDK's own cost per event and field call (the null pair)
     session.run("python", "bench/falco_parse.py")  # a parsing plugin in Falco replaying a 1M-event capture
     session.run("python", "bench/falco_k8s.py")  # k8s_parse's parse and field costs, against C columns
     session.run("python", "bench/falco_k8s_memory.py")  # k8s_parse's RSS over 1M events and 10k pod changes

@@ -47,8 +47,18 @@ from falco_runner import DUMMY_C, PLUGIN_ONLY, find_falco  # noqa: E402
 DEFAULT_EVENTS = 20_000
 
 # What a callee of an entry point is, by function name.
-PLUGIN_PYTHON = ("PyObject_Vectorcall", "PyObject_CallNoArgs")
-GIL = ("PyGILState_Ensure", "PyGILState_Release")
+# The glue calls a field's function through its vectorcall slot (_PyFunction_Vectorcall), and takes and
+# drops the GIL with the host thread's kept thread state (PyEval_RestoreThread/SaveThread, after a
+# look at the current one); the PyGILState_* pair is what it used before, and still uses on first calls.
+PLUGIN_PYTHON = ("PyObject_Vectorcall", "PyObject_CallNoArgs", "_PyFunction_Vectorcall")
+GIL = (
+    "PyGILState_Ensure",
+    "PyGILState_Release",
+    "PyEval_RestoreThread",
+    "PyEval_SaveThread",
+    "_PyThreadState_UncheckedGet",
+    "PyThreadState_GetUnchecked",
+)
 ENTRY_POINTS = {"next_batch": "plugin_next_batch", "extract": "plugin_extract_fields"}
 
 _LINE = re.compile(r"^\s*([\d,]+) \([ \d.%]+\)\s+([*>])\s+(\S+)")

@@ -62,20 +62,27 @@ def test_two_states_of_one_plugin_keep_their_own_config(loaded: Callable[[str], 
     assert (a.values(ev_a, "full.prefix"), b.values(ev_b, "full.prefix")) == ([["aaa"]], [["bbb"]])
 
 
-def run_two(run_chost: RunChost, built: Built, dummy_params: str, full_params: str, *options: str) -> list[str]:
-    """dummy (extracting dummy.strvalue) and full (full.payload) in one C host process, empty environment."""
+def run_two(
+    run_chost: RunChost,
+    built: Built,
+    dummy_params: str,
+    full_params: str,
+    *options: str,
+    fields: tuple[str, str] = ("dummy.strvalue", "full.payload"),
+) -> list[str]:
+    """dummy and full (extracting ``fields``) in one C host process, empty environment."""
     out = run_chost(
         built("dummy").library,
         "--open",
         dummy_params,
         "--fields",
-        "dummy.strvalue",
+        fields[0],
         "--lib",
         str(built("full").library),
         "--open",
         full_params,
         "--fields",
-        "full.payload",
+        fields[1],
         *options,
         timeout=60,
     )
@@ -126,3 +133,24 @@ def test_a_failing_library_in_a_multi_library_c_host_is_named(built: Built, run_
     )  # fmt: skip
     assert out.returncode == 1
     assert out.stderr == "error: dummy_py: open: open: invalid open params: maxEvents: must be >= 0, got -1\n"
+
+
+def test_host_threads_that_come_and_go_leave_no_python_thread_state_behind(built: Built, run_chost: RunChost) -> None:
+    # Every batch (next_batch and the extraction of its events) runs on a new host thread that ends
+    # before the next starts. Each thread's Python state is kept while it lives and deleted when it
+    # ends, so the interpreter's count of states never grows; two libraries share each thread.
+    lines = run_two(
+        run_chost,
+        built,
+        '{"start": 0, "maxEvents": 1000}',
+        '{"count": 200}',
+        "--thread-per-batch",
+        fields=("dummy.value", "full.counter,full.thread_states"),
+    )
+    assert lines[-2:] == ["dummy_py done events=1000 rc=2", "fxt_full done events=200 rc=2"]
+    full = [dict(kv.split("=") for kv in ln.split(" ")[3:]) for ln in lines if ln.startswith("fxt_full evt ")]
+    assert [int(e["full.counter"]) for e in full] == list(range(200))
+    # the host's main thread (which started Python) and the thread of the batch
+    assert {e["full.thread_states"] for e in full} == {"2"}
+    dummy_values = [int(ln.split("=", 1)[1]) for ln in lines if ln.startswith("dummy_py evt ")]
+    assert len(dummy_values) == 1000 and dummy_values == sorted(dummy_values)

@@ -20,7 +20,8 @@ __all__ = ["SourcePlugin", "SourceInstance", "OpenParam", "Batch"]
 Batch = Sequence[bytes | tuple[bytes, int]]
 """What ``next_batch`` returns: payloads, or ``(payload, timestamp_ns)`` pairs.
 
-A payload without a timestamp is stamped by the host when it reads it.
+A payload without a timestamp gets the time its batch was returned (the real-time clock, in ns since
+the epoch, read once per batch), as the host would stamp it, without a clock read per event.
 """
 
 

@@ -9,13 +9,16 @@
  * plugin libraries, read on several threads at once as Falco reads several
  * event sources, and how fast it is when called from C.
  *
- *   falco-plugin-chost LIB [OPTIONS] [--lib LIB [OPTIONS]]... [--threads] [--quiet]
+ *   falco-plugin-chost LIB [OPTIONS] [--lib LIB [OPTIONS]]... [--threads] [--thread-per-batch] [--quiet]
  *
  * OPTIONS belong to the library named last (before any, to the first one):
  *   --config S  --open S  --fields f1,f2  -n N  --bench-source N  --bench-extract N
  *   --async-seconds S  --async-cycles N  --async-queue CAP:RATE  --dump-state  --metrics  --bench-metrics N  --events FILE
  * --threads reads each source on its own thread; otherwise one batch is taken
- * from each source in turn until all have ended. --quiet prints no events.
+ * from each source in turn until all have ended, and with --thread-per-batch
+ * each of those batches (next_batch and the extraction of its events) on a
+ * thread of its own that ends before the next starts, as hosts whose threads
+ * come and go call plugins. --quiet prints no events.
  * --engine-work LINES touches LINES cache lines of a large buffer before each
  * event and LINES/4 before each field call, as Falco's own work would (see
  * engine_work), --engine-spin INSTR runs about INSTR instructions before each
@@ -818,6 +821,11 @@ static int run_event_file(plugin_t *p) {
     return status;
 }
 
+static void *run_step(void *arg) {
+    step((plugin_t *)arg);
+    return NULL;
+}
+
 static void *run_source(void *arg) {
     plugin_t *p = (plugin_t *)arg;
     while (!p->done) {
@@ -883,14 +891,14 @@ static int usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s LIB [--config S] [--open S] [--fields a,b] [-n N] [--bench-source N] [--bench-extract N]\n"
             "       [--async-seconds S] [--async-cycles N] [--async-queue CAP:RATE] [--dump-state] [--metrics] [--bench-metrics N] [--events FILE]\n"
-            "       [--lib LIB [same options]]... [--threads] [--quiet] [--engine-work LINES] [--engine-spin INSTR]\n",
+            "       [--lib LIB [same options]]... [--threads] [--thread-per-batch] [--quiet] [--engine-work LINES] [--engine-spin INSTR]\n",
             argv0);
     return 2;
 }
 
 int main(int argc, char **argv) {
     static plugin_t ps[MAX_LIBS];
-    int nlibs = 0, cur = 0, threads = 0;
+    int nlibs = 0, cur = 0, threads = 0, thread_per_batch = 0;
     for (int k = 0; k < MAX_LIBS; k++) {
         ps[k].config = "";
         ps[k].params = "";
@@ -938,6 +946,8 @@ int main(int argc, char **argv) {
             engine_on = 1;
         } else if (!strcmp(argv[i], "--threads")) {
             threads = 1;
+        } else if (!strcmp(argv[i], "--thread-per-batch")) {
+            thread_per_batch = 1;
         } else if (((!strcmp(argv[i], "--lib") && i + 1 < argc) || (!nlibs && argv[i][0] != '-')) &&
                    nlibs < MAX_LIBS) {
             cur = nlibs++;
@@ -1027,7 +1037,15 @@ int main(int argc, char **argv) {
             active = 0;
             for (int k = 0; k < nlibs; k++) {
                 if (!ps[k].done && !ps[k].failed) {
-                    step(&ps[k]);
+                    pthread_t once;
+                    if (!thread_per_batch) {
+                        step(&ps[k]);
+                    } else if (pthread_create(&once, NULL, run_step, &ps[k]) == 0) {
+                        pthread_join(once, NULL);
+                    } else {
+                        error(&ps[k], "cannot start a thread");
+                        ps[k].failed = 1;
+                    }
                     active |= !ps[k].done;
                 }
             }

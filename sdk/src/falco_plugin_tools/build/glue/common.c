@@ -419,6 +419,7 @@ static void fp_start(void) {
         return;
     }
     if (fp_bind() == 0) {
+        fp_gil_setup();
         fp_started = 1;
     }
 }
@@ -426,6 +427,124 @@ static void fp_start(void) {
 static int fp_python_ready(void) {
     pthread_once(&fp_once, fp_start);
     return fp_started;
+}
+
+/* ---- the GIL on hot paths -------------------------------------------------------
+ *
+ * PyGILState_Ensure/Release look the thread's state up and count on every call,
+ * and on a thread Python did not start, Release deletes the state Ensure made,
+ * so every call there also created and destroyed one. Instead each host thread
+ * gets its Python thread state once, from PyGILState_Ensure (so that it is the
+ * one PyGILState and cffi find for this thread, and nesting with them works),
+ * whose count we keep, so no Release deletes it; each call then only switches
+ * to it (PyEval_RestoreThread) and back (PyEval_SaveThread). The GIL is held
+ * during the call only, never between calls.
+ *
+ * Nesting: a plugin's Python calling the host, which calls a Python plugin's
+ * glue on the same thread, finds the GIL held by this thread's own state (the
+ * one every library and PyGILState use here), and neither takes nor drops it.
+ *
+ * A thread that ends: the library's thread-exit destructor deletes the state
+ * it kept. By then glibc may have cleared Python's own per-thread key (keys
+ * are cleared in the order they were made, Python's first), so the destructor
+ * then takes the GIL with a state of its own, looks for the kept one among the
+ * interpreter's states of this thread (Python deletes the states of its own
+ * threads itself; another library's destructor may have got there first) and
+ * deletes it if it is still there. */
+
+static pthread_key_t fp_thread_key;
+static int fp_thread_key_ok;
+static __thread PyThreadState *fp_thread_state;
+
+static inline PyThreadState *fp_current_state(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet(); /* 3.11: the state holding the GIL, whatever its thread */
+#endif
+}
+
+static int fp_python_finalizing(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+static void fp_thread_exit(void *kept) {
+    PyThreadState *ts = (PyThreadState *)kept;
+    fp_thread_state = NULL;
+    if (!ts || !Py_IsInitialized() || fp_python_finalizing()) {
+        return; /* finalizing deletes every state; a thread must not wait for the GIL then */
+    }
+    if (PyGILState_GetThisThreadState() == ts) {
+        /* Python's key still names it: give our count back; the last count deletes it
+         * (another library on this thread may still hold one). */
+        PyEval_RestoreThread(ts);
+        PyGILState_Release(PyGILState_UNLOCKED);
+        return;
+    }
+    /* A state of our own to hold the GIL while looking, made by hand: deleting the kept one
+     * clears Python's key (3.12 on), which PyGILState_Release would then miss. */
+    PyInterpreterState *interp = PyInterpreterState_Main();
+    PyThreadState *tmp = PyThreadState_New(interp);
+    if (!tmp) {
+        return;
+    }
+    PyEval_RestoreThread(tmp);
+    unsigned long me = PyThread_get_thread_ident();
+    for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t; t = PyThreadState_Next(t)) {
+        if (t == ts && t != tmp && t->thread_id == me) {
+            PyThreadState_Clear(t);
+            PyThreadState_Delete(t);
+            break;
+        }
+    }
+    PyThreadState_Clear(tmp);
+    PyThreadState_DeleteCurrent();
+}
+
+/* Once per library, after Python started: without the key, hot paths use PyGILState. */
+static void fp_gil_setup(void) {
+    fp_thread_key_ok = pthread_key_create(&fp_thread_key, fp_thread_exit) == 0;
+}
+
+static fp_gil fp_gil_enter_first(void) {
+    fp_gil r;
+    r.g = PyGILState_Ensure();
+    if (!fp_thread_key_ok || pthread_setspecific(fp_thread_key, PyThreadState_Get()) != 0) {
+        r.how = FP_GIL_ENSURED;
+        return r;
+    }
+    fp_thread_state = PyThreadState_Get();
+    /* The Ensure's count stays: it keeps the state alive until this thread ends. */
+    r.how = r.g == PyGILState_UNLOCKED ? FP_GIL_TAKEN : FP_GIL_NESTED;
+    return r;
+}
+
+static inline fp_gil fp_gil_enter(void) {
+    PyThreadState *ts = fp_thread_state;
+    fp_gil r;
+    r.g = PyGILState_LOCKED;
+    if (!ts) {
+        return fp_gil_enter_first();
+    }
+    if (fp_current_state() == ts) {
+        r.how = FP_GIL_NESTED;
+        return r;
+    }
+    PyEval_RestoreThread(ts);
+    r.how = FP_GIL_TAKEN;
+    return r;
+}
+
+static inline void fp_gil_leave(fp_gil g) {
+    if (g.how == FP_GIL_TAKEN) {
+        PyEval_SaveThread();
+    } else if (g.how == FP_GIL_ENSURED) {
+        PyGILState_Release(g.g);
+    }
 }
 
 /* ---- errors ----------------------------------------------------------------- */

@@ -109,6 +109,19 @@ static void fp_tables_leave(fp_tctx *c);
     static void fp_##name##_release(fp_state *st);
 FP_CAPABILITIES(FP_DECLARE_CAP_HOOKS)
 
+/* The GIL on the hot entry points (extract_fields, next_batch, parse_event), cheaper than
+ * PyGILState_Ensure/Release on every call (common.c): fp_gil_enter takes it unless this thread
+ * holds it already (a nested call) and says which; fp_gil_leave(how) undoes exactly that. The
+ * GIL is never kept between two host calls. */
+typedef enum { FP_GIL_NESTED, FP_GIL_TAKEN, FP_GIL_ENSURED } fp_gil_how;
+typedef struct {
+    fp_gil_how how;
+    PyGILState_STATE g; /* FP_GIL_ENSURED only */
+} fp_gil;
+static void fp_gil_setup(void); /* once Python runs */
+static inline fp_gil fp_gil_enter(void);
+static inline void fp_gil_leave(fp_gil g);
+
 /* Error reporting (GIL held for fp_fail). */
 static void fp_set_error(fp_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fp_fail(fp_state *st, const char *context);

@@ -29,8 +29,18 @@ static void fp_json_finish(fp_state *st, ss_plugin_extract_field *f, size_t firs
 #define FP_IS_JSON(st, id) 0
 #endif
 
+/* How the glue calls one field's extractor: the function under the bound method with the plugin
+ * prepended (no bound-method hop), through its vectorcall slot directly (PyObject_Vectorcall's
+ * result check only catches misbehaving C callables; fp_extract_one keeps the part that matters). */
+typedef struct {
+    PyObject *fn;      /* borrowed from `fields` */
+    PyObject *self;    /* the bound method's self (borrowed), or NULL: fn is called as it is */
+    vectorcallfunc vc; /* fn's vectorcall, or NULL: PyObject_Vectorcall */
+} fp_caller;
+
 struct fp_extraction_state {
     PyObject *fields; /* tuple of bound extractor methods, by field id */
+    fp_caller *callers; /* by field id */
     PyObject **keep;  /* references backing the values returned by the last call */
     size_t nkeep, capkeep;
     uint64_t *u64;
@@ -57,7 +67,24 @@ static int fp_extraction_attach(fp_state *st) {
         PyErr_SetString(PyExc_TypeError, "State.fields must be a tuple");
         Py_CLEAR(x->fields);
     }
-    return x->fields ? 0 : -1;
+    if (!x->fields) {
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(x->fields);
+    x->callers = (fp_caller *)calloc(n ? (size_t)n : 1u, sizeof *x->callers);
+    if (!x->callers) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyTuple_GET_ITEM(x->fields, i);
+        fp_caller *c = &x->callers[i];
+        /* The tuple keeps the bound method alive, and the method its function and self. */
+        c->fn = PyMethod_Check(m) ? PyMethod_GET_FUNCTION(m) : m;
+        c->self = PyMethod_Check(m) ? PyMethod_GET_SELF(m) : NULL;
+        c->vc = PyVectorcall_Function(c->fn);
+    }
+    return 0;
 }
 
 static void fp_release_values(struct fp_extraction_state *st) {
@@ -74,6 +101,7 @@ static void fp_extraction_release(fp_state *st) {
     }
     fp_release_values(x);
     Py_CLEAR(x->fields);
+    free(x->callers);
     free(x->keep);
     free(x->u64);
     free(x->b32);
@@ -270,20 +298,22 @@ static int fp_extract_one(fp_state *state, ss_plugin_extract_field *f, fp_slots 
                           uint32_t *off_start, uint32_t *off_len) {
     struct fp_extraction_state *st = state->extraction;
     const fp_field_info *fi = &fp_fields[f->field_id];
-    PyObject *args[3] = {NULL, state->event, NULL};
+    const fp_caller *c = &st->callers[f->field_id];
+    /* args[0]: scratch for PY_VECTORCALL_ARGUMENTS_OFFSET; [1]: self, [2]: the event, [3]: the argument */
+    PyObject *args[4] = {NULL, c->self, state->event, NULL};
     size_t nargs = 1;
     if (f->arg_present) {
         if (fi->arg == FP_ARG_INDEX) {
-            args[2] = PyLong_FromUnsignedLongLong(f->arg_index);
+            args[3] = PyLong_FromUnsignedLongLong(f->arg_index);
         } else if (fi->arg == FP_ARG_KEY) {
-            args[2] = f->arg_key ? PyUnicode_DecodeUTF8(f->arg_key, strlen(f->arg_key), "replace") : NULL;
+            args[3] = f->arg_key ? PyUnicode_DecodeUTF8(f->arg_key, strlen(f->arg_key), "replace") : NULL;
             if (!f->arg_key) {
                 PyErr_SetString(PyExc_ValueError, "the host passed no key argument");
             }
         } else {
             PyErr_SetString(PyExc_ValueError, "this field takes no argument");
         }
-        if (!args[2]) {
+        if (!args[3]) {
             return -1;
         }
         nargs = 2;
@@ -292,10 +322,15 @@ static int fp_extract_one(fp_state *state, ss_plugin_extract_field *f, fp_slots 
                      fi->arg == FP_ARG_INDEX ? "<index>" : "<key>");
         return -1;
     }
-    PyObject *fn = PyTuple_GET_ITEM(st->fields, f->field_id);
-    PyObject *r = PyObject_Vectorcall(fn, args + 1, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_XDECREF(args[2]);
+    PyObject **argv = c->self ? args + 1 : args + 2;
+    nargs += c->self ? 1 : 0;
+    PyObject *r = c->vc ? c->vc(c->fn, argv, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                        : PyObject_Vectorcall(c->fn, argv, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_XDECREF(args[3]);
     if (!r) {
+        if (!PyErr_Occurred()) { /* what PyObject_Vectorcall's check would say of a broken C callable */
+            PyErr_SetString(PyExc_SystemError, "a field extractor returned NULL without setting an exception");
+        }
         return -1;
     }
     *off_start = 0;
@@ -405,7 +440,7 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
         return rc;
     }
 #endif
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     /* fields may read state tables; extraction gives no writer */
     FP_TABLES_CALL("extract_fields", in->owner, in->get_owner_last_error, in->table_reader_ext, NULL);
     fp_release_values(x);
@@ -467,7 +502,7 @@ FP_EXPORT ss_plugin_rc plugin_extract_fields(ss_plugin_t *s, const ss_plugin_eve
     }
 out:
     FP_TABLES_END();
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     if (first != firsts) {
         free(first);
     }

@@ -50,7 +50,7 @@ FP_EXPORT ss_plugin_rc plugin_parse_event(ss_plugin_t *s, const ss_plugin_event_
         }
         return SS_PLUGIN_FAILURE;
     }
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     ss_plugin_rc rc = SS_PLUGIN_SUCCESS;
     FP_TABLES_CALL("parse_event", in ? in->owner : NULL, in ? in->get_owner_last_error : NULL,
                    in ? in->table_reader_ext : NULL, in ? in->table_writer_ext : NULL);
@@ -65,6 +65,6 @@ FP_EXPORT ss_plugin_rc plugin_parse_event(ss_plugin_t *s, const ss_plugin_event_
         rc = SS_PLUGIN_FAILURE;
     }
     Py_XDECREF(r);
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return rc;
 }

@@ -573,7 +573,7 @@ static ss_plugin_bool fp_iter_cb(ss_plugin_table_iterator_state_t *s, ss_plugin_
     if (it->failed) {
         return 0;
     }
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     int stop = 1;
     fp_Entry *o = fp_new_entry(it->table, e, FP_E_BORROWED);
     PyObject *r = o ? PyObject_CallOneArg(it->fn, (PyObject *)o) : NULL;
@@ -588,7 +588,7 @@ static ss_plugin_bool fp_iter_cb(ss_plugin_table_iterator_state_t *s, ss_plugin_
         stop = r == Py_False;
         Py_DECREF(r);
     }
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return !stop;
 }
 
@@ -1049,19 +1049,19 @@ static const char *fp_o_get_name(ss_plugin_table_t *t) { return ((fp_owned *)t)-
 
 static uint64_t fp_o_size(ss_plugin_table_t *t) {
     fp_owned *o = (fp_owned *)t;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     Py_ssize_t n = PyObject_Length(o->impl);
     if (n < 0) {
         fp_owned_fail(o, "exported table size");
         n = 0;
     }
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return (uint64_t)n;
 }
 
 static ss_plugin_table_entry_t *fp_o_get_entry(ss_plugin_table_t *t, const ss_plugin_state_data *key) {
     fp_owned *o = (fp_owned *)t;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     PyObject *k = fp_owned_key(o, key);
     PyObject *row = k ? PyObject_CallMethod(o->impl, "entry", "O", k) : NULL;
     Py_XDECREF(k);
@@ -1070,7 +1070,7 @@ static ss_plugin_table_entry_t *fp_o_get_entry(ss_plugin_table_t *t, const ss_pl
     } else if (row == Py_None) {
         Py_CLEAR(row);
     }
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return row; /* a new reference, dropped by release_table_entry */
 }
 
@@ -1079,7 +1079,7 @@ static ss_plugin_rc fp_o_read(ss_plugin_table_t *t, ss_plugin_table_entry_t *e, 
     fp_owned *o = (fp_owned *)t;
     const fp_ofield *fd = (const fp_ofield *)f;
     ss_plugin_rc rc = SS_PLUGIN_FAILURE;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     /* Strings come back as bytes the row keeps, so the pointer outlives this call. */
     PyObject *v = PyObject_CallMethod(o->impl, "read", "OI", (PyObject *)e, fd->index);
     if (v) {
@@ -1098,14 +1098,14 @@ static ss_plugin_rc fp_o_read(ss_plugin_table_t *t, ss_plugin_table_entry_t *e, 
     if (rc != SS_PLUGIN_SUCCESS) {
         fp_owned_fail(o, "exported table read_entry_field");
     }
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return rc;
 }
 
 static void fp_o_release(ss_plugin_table_t *t, ss_plugin_table_entry_t *e) {
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     Py_XDECREF((PyObject *)e);
-    PyGILState_Release(g);
+    fp_gil_leave(g);
 }
 
 typedef struct {
@@ -1117,7 +1117,7 @@ static ss_plugin_bool fp_o_iterate(ss_plugin_table_t *t, ss_plugin_table_iterato
                                    ss_plugin_table_iterator_state_t *s) {
     fp_owned *o = (fp_owned *)t;
     ss_plugin_bool done = 1;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     PyObject *rows = PyObject_CallMethod(o->impl, "snapshot", NULL); /* a list: the callback may change the table */
     if (!rows) {
         fp_owned_fail(o, "exported table iterate_entries");
@@ -1130,13 +1130,13 @@ static ss_plugin_bool fp_o_iterate(ss_plugin_table_t *t, ss_plugin_table_iterato
         }
     }
     Py_XDECREF(rows);
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return done;
 }
 
 static ss_plugin_rc fp_o_simple(fp_owned *o, const char *method, const ss_plugin_state_data *key, const char *what) {
     ss_plugin_rc rc = SS_PLUGIN_FAILURE;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     PyObject *k = key ? fp_owned_key(o, key) : NULL;
     PyObject *r = (!key || k) ? (k ? PyObject_CallMethod(o->impl, method, "O", k) : PyObject_CallMethod(o->impl, method, NULL)) : NULL;
     Py_XDECREF(k);
@@ -1146,7 +1146,7 @@ static ss_plugin_rc fp_o_simple(fp_owned *o, const char *method, const ss_plugin
         fp_owned_fail(o, what);
     }
     Py_XDECREF(r);
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return rc;
 }
 
@@ -1160,12 +1160,12 @@ static ss_plugin_rc fp_o_erase(ss_plugin_table_t *t, const ss_plugin_state_data 
 
 static ss_plugin_table_entry_t *fp_o_create(ss_plugin_table_t *t) {
     fp_owned *o = (fp_owned *)t;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     PyObject *row = PyObject_CallMethod(o->impl, "create", NULL);
     if (!row) {
         fp_owned_fail(o, "exported table create_table_entry");
     }
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return row;
 }
 
@@ -1175,7 +1175,7 @@ static ss_plugin_table_entry_t *fp_o_add(ss_plugin_table_t *t, const ss_plugin_s
                                          ss_plugin_table_entry_t *e) {
     fp_owned *o = (fp_owned *)t;
     PyObject *out = NULL;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     PyObject *k = fp_owned_key(o, key);
     if (k) {
         out = PyObject_CallMethod(o->impl, "add", "OO", k, (PyObject *)e);
@@ -1185,7 +1185,7 @@ static ss_plugin_table_entry_t *fp_o_add(ss_plugin_table_t *t, const ss_plugin_s
         fp_owned_fail(o, "exported table add_table_entry");
     }
     Py_XDECREF((PyObject *)e); /* the created entry's reference: the table holds the row now */
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return out;
 }
 
@@ -1194,7 +1194,7 @@ static ss_plugin_rc fp_o_write(ss_plugin_table_t *t, ss_plugin_table_entry_t *e,
     fp_owned *o = (fp_owned *)t;
     const fp_ofield *fd = (const fp_ofield *)f;
     ss_plugin_rc rc = SS_PLUGIN_FAILURE;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     PyObject *v = fp_from_data(in, fd->type);
     PyObject *r = v ? PyObject_CallMethod(o->impl, "write", "OIO", (PyObject *)e, fd->index, v) : NULL;
     Py_XDECREF(v);
@@ -1204,24 +1204,24 @@ static ss_plugin_rc fp_o_write(ss_plugin_table_t *t, ss_plugin_table_entry_t *e,
     } else {
         fp_owned_fail(o, "exported table write_entry_field");
     }
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return rc;
 }
 
 static const ss_plugin_table_fieldinfo *fp_o_list_fields(ss_plugin_table_t *t, uint32_t *n) {
     fp_owned *o = (fp_owned *)t;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     if (fp_owned_sync_fields(o) != 0) {
         fp_owned_fail(o, "exported table list_table_fields");
     }
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     *n = o->nfields;
     return o->info;
 }
 
 static ss_plugin_table_field_t *fp_o_field(fp_owned *o, const char *name, ss_plugin_state_type type, int add) {
     fp_ofield *out = NULL;
-    PyGILState_STATE g = PyGILState_Ensure();
+    fp_gil g = fp_gil_enter();
     PyObject *r = PyObject_CallMethod(o->impl, "field", "sIO", name, (unsigned)type, add ? Py_True : Py_False);
     if (r && fp_owned_sync_fields(o) == 0) {
         long i = PyLong_AsLong(r);
@@ -1233,7 +1233,7 @@ static ss_plugin_table_field_t *fp_o_field(fp_owned *o, const char *name, ss_plu
         fp_owned_fail(o, add ? "exported table add_table_field" : "exported table get_table_field");
     }
     Py_XDECREF(r);
-    PyGILState_Release(g);
+    fp_gil_leave(g);
     return out;
 }
 

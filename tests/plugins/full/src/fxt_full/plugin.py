@@ -139,3 +139,20 @@ class FullPlugin(SourcePlugin, ExtractPlugin):
     @field("full.evtnum", "The event number")
     def evtnum(self, event: Event) -> int:
         return event.num
+
+    @field("full.thread_states", "How many thread states the Python interpreter has (threads that ended leave none)")
+    def thread_states(self, event: Event) -> int:
+        import ctypes  # only this field needs it
+
+        api = ctypes.pythonapi
+        api.PyThreadState_Get.restype = ctypes.c_void_p
+        api.PyThreadState_GetInterpreter.restype = ctypes.c_void_p
+        api.PyThreadState_GetInterpreter.argtypes = [ctypes.c_void_p]
+        api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+        api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+        api.PyThreadState_Next.restype = ctypes.c_void_p
+        api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+        count, ts = 0, api.PyInterpreterState_ThreadHead(api.PyThreadState_GetInterpreter(api.PyThreadState_Get()))
+        while ts:
+            count, ts = count + 1, api.PyThreadState_Next(ts)
+        return count

@@ -1,0 +1,1 @@
+"""Null benchmark plugin: the SDK's own cost per event and per field call."""
