@@ -192,15 +192,17 @@ def test_a_copy_of_an_installed_project_builds_the_copys_own_code(
     starts(out / f"lib{package}_changed.so", run_chost)
 
 
-def test_a_copy_shadowed_by_an_import_hook_fails_the_build_naming_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("original_init", [True, False], ids=["package", "namespace"])
+def test_a_copy_builds_its_own_package_whatever_else_answers_for_the_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, original_init: bool
 ) -> None:
-    """A finder ahead of sys.path that serves the original's package: the build says so rather than
-    shipping the original's code under the copy's name."""
-    package = "fxt_copy_hooked"
-    original = make_project(tmp_path / "original", package, layout="flat")
-    copy = tmp_path / "copy"
-    shutil.copytree(original, copy)
+    """A finder ahead of sys.path serving the original (an import hook), and a regular package of
+    the name later on sys.path (which beats a namespace package of the copy in a plain import):
+    neither is what gets built."""
+    package = f"fxt_copy_hooked_{int(original_init)}"
+    original = make_project(tmp_path / "original", package, layout="flat", init=original_init)
+    copy = make_project(tmp_path / "copy", package, layout="flat", init=False)
+    (copy / package / "plugin.py").write_text(PLUGIN.format(name=f"{package}_changed"))
 
     class Hook(importlib.abc.MetaPathFinder):
         def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
@@ -211,10 +213,14 @@ def test_a_copy_shadowed_by_an_import_hook_fails_the_build_naming_both(
             )
 
     monkeypatch.setattr(sys, "meta_path", [Hook(), *sys.meta_path])
-    with pytest.raises(BuildError, match=rf"comes from {original / package}, not from {copy}: an import hook"):
-        build_plugin(copy, tmp_path / "out")
-    for name in [m for m in sys.modules if m.split(".")[0] == package]:
-        del sys.modules[name]
+    monkeypatch.setattr(sys, "path", [*sys.path, str(original)])
+    try:
+        result = build_plugin(copy, tmp_path / "out")
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == package]:
+            del sys.modules[name]
+    assert result.spec.name == f"{package}_changed"
+    assert f"{package}_changed" in (result.site_dir / package / "plugin.py").read_text()
 
 
 def test_an_installed_distribution_without_the_plugins_package_fails_the_build_naming_the_fix(

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.machinery
+import importlib.util
 import os
 import re
 import shutil
@@ -99,6 +101,25 @@ def _forget_other(top: str, source_root: Path) -> None:
         return
     for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
         del sys.modules[name]
+
+
+def _import_top_from(top: str, source_root: Path) -> None:
+    """Import package (or module) ``top`` from ``source_root`` itself. A plain import would let a
+    regular package of that name anywhere on sys.path win over a namespace package here (the
+    import system's rule), and build another project's code."""
+    if top in sys.modules:
+        return
+    spec = importlib.machinery.PathFinder.find_spec(top, [str(source_root)])
+    if spec is None:
+        return  # not there: the import below says what it finds, or fails naming the places
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[top] = module
+    try:
+        if spec.loader is not None:
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[top]
+        raise
 
 
 def generated_header(spec: PluginSpec, module: str, target: str, *, standalone: bool = False) -> str:
@@ -196,6 +217,8 @@ def load_project(project_dir: str | Path) -> PluginProject:
             sys.path.insert(0, str(source_root))
         _forget_other(top_name, source_root)
     try:
+        if installed is None:
+            _import_top_from(top_name, source_root)
         cls = getattr(importlib.import_module(mod_name), cls_name)
     except (ImportError, AttributeError) as exc:
         raise BuildError(
@@ -203,14 +226,6 @@ def load_project(project_dir: str | Path) -> PluginProject:
         ) from exc
     top = sys.modules[top_name]
     places = [Path(p) for p in getattr(top, "__path__", [])] or [Path(str(top.__file__))]
-    own = (source_root / top_name).is_dir() or (source_root / f"{top_name}.py").is_file()
-    if installed is None and own and not any(p.resolve().is_relative_to(source_root.resolve()) for p in places):
-        # An import hook of another folder's editable install answers for the package before sys.path.
-        raise BuildError(
-            f"{target} comes from {places[0]}, not from {project}: an import hook ahead of this folder (the editable "
-            f"install of another folder?) answers for the package {top_name!r}. Uninstall that, or give this copy "
-            "its own distribution and package names"
-        )
     imported = {top.__name__: places}
     deps = [str(d) for d in table.get("dependencies", [])]  # type: ignore[attr-defined]
     return PluginProject(project, target, dist_name, deps, resolve(cls), imported)
