@@ -20,14 +20,12 @@ The libraries compared:
 * ``http_poll``: ``plugins/http_poll`` built now with the current SDK.
 * ``--baseline-commit REV``: ``plugins/http_poll`` as of that commit (``git archive`` of the
   plugin's folder into a temporary directory), built with the *current* SDK in a child
-  process, labelled ``http_poll @REV``. The copy's distribution is renamed first: the builder
-  prefers an installed distribution of the project's name to its folder, and today's
-  http_poll is installed in the SDK's environment; the script checks that the library packs
-  the commit's ``plugin.py``. That is what works for ca55bcb, the http_poll before issue 19
-  (its fields in Python on a ``@per_event`` ``json.loads``): its code uses only the author
-  API the SDK still offers, so the figure is the old plugin code on today's SDK runtime. An
-  older plugin that no longer builds this way stops the script with the build's error (build
-  it with its own commit's SDK in a venv of its own and pass it with ``--lib``).
+  process, labelled ``http_poll @REV``; the script checks that the library packs the
+  commit's ``plugin.py``. That is what works for ca55bcb, the http_poll before issue 19 (its
+  fields in Python on a ``@per_event`` ``json.loads``): its code uses only the author API the
+  SDK still offers, so the figure is the old plugin code on today's SDK runtime. An older
+  plugin that no longer builds this way stops the script with the build's error (build it
+  with its own commit's SDK in a venv of its own and pass it with ``--lib``).
 * ``--lib LABEL=PATH`` (repeatable): any other http_poll library.
 
 Every measurement is the best of ``--repeat`` runs, the libraries interleaved, timed by the
@@ -120,14 +118,8 @@ def build_at_commit(commit: str, work: Path) -> Path:
     with tarfile.open(tar_path) as tar:
         tar.extractall(tree, filter="data")
     project = tree / "plugins" / "http_poll"
-    # The builder takes an *installed* distribution's code over the project's folder, and today's
-    # http_poll is installed here under that name: the copy gets a name of its own, so that its
-    # own src/ is what gets built. In a process of its own, whose imports do not reach this one's.
-    pyproject = project / "pyproject.toml"
-    text = pyproject.read_text()
-    pyproject.write_text(
-        text.replace('name = "falco-plugin-http-poll"', f'name = "falco-plugin-http-poll-at-{commit}"', 1)
-    )
+    # In a process of its own: this one has imported today's http_poll (the builder would set it
+    # aside, but the two builds then share nothing but the SDK).
     out = work / f"lib-{commit}"
     code = "import sys; from falco_plugin_tools.build import build_plugin as b; print(b(*sys.argv[1:]).library)"
     done = subprocess.run([sys.executable, "-c", code, str(project), str(out)], capture_output=True, text=True)
