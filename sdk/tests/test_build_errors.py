@@ -203,3 +203,31 @@ def test_a_bad_setting_annotation_fails_the_build_naming_it_and_the_supported_ty
     project(tmp_path, name, body=EXTRACTOR.format(name=name, setting_type=setting_type, field_type="int"))
     err = build_cli(tmp_path, capsys)
     assert message in err and "supported setting types: bool, int, float, str" in err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "def init(self, config: Settings) -> None:",
+            "def init(self, config: Setings) -> None:",
+            "P.init: cannot resolve the annotation of 'config', 'Setings' (name 'Setings' is not defined): it "
+            "decides how the config are parsed and checked",
+        ),
+        (
+            "def open(self, params: str) -> Inst:",
+            "def open(self, params: Parms) -> Inst:",
+            "P.open: cannot resolve the annotation of 'params', 'Parms' (name 'Parms' is not defined): it decides "
+            "how the params are parsed and checked",
+        ),
+    ],
+    ids=["init config", "open params"],
+)
+def test_an_unresolvable_config_annotation_fails_the_build_instead_of_making_the_plugin_untyped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
+) -> None:
+    """Before, the plugin was built untyped: its init got the raw text, its schema was gone, and nothing said so."""
+    name = "fxt_build_config_typo"
+    body = EXTRACTOR.format(name=name, setting_type="int", field_type="int").replace(old, new)
+    project(tmp_path, name, body=body)
+    assert message in build_cli(tmp_path, capsys)

@@ -26,6 +26,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform
 
+from ._internal.hints import UnresolvedAnnotationError, resolved_annotation
 from .errors import ConfigError, SpecError
 
 __all__ = ["Config", "setting"]
@@ -475,10 +476,13 @@ def _type_schema(tp: Any) -> dict[str, Any]:
 
 
 def config_type_of(func: Callable[..., Any], param: str) -> type[Config] | None:
-    """The Config subclass a callable's parameter is annotated with, if any."""
+    """The Config subclass a callable's parameter is annotated with, if any.
+
+    An annotation of that parameter that does not resolve is a :class:`SpecError`: taken as
+    "untyped", the plugin would get the raw text instead of its config, and lose its schema,
+    without a word."""
     try:
-        hints = typing.get_type_hints(func)
-    except Exception:  # noqa: BLE001 - unresolvable hints simply mean "untyped"
-        return None
-    tp = hints.get(param)
+        tp = resolved_annotation(func, param)
+    except UnresolvedAnnotationError as exc:
+        raise SpecError(f"{func.__qualname__}: {exc}: it decides how the {param} are parsed and checked") from None
     return tp if _is_config(tp) else None

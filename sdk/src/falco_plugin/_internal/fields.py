@@ -17,6 +17,7 @@ from ..errors import SpecError
 from ..extract import AbsTime, FieldType, Located, RelTime
 from ..jsonfields import JsonField
 from .fieldattr import FIELD_ATTR
+from .hints import UnresolvedAnnotationError, resolved_annotation
 
 __all__ = ["TYPE_CODES", "FieldSpec", "fields_of"]
 
@@ -173,11 +174,9 @@ def _spec(
         arg = "index" if params[1].name == "index" else "key"
         arg_required = params[1].default is inspect.Parameter.empty
     try:
-        hints = typing.get_type_hints(fn, globalns=getattr(fn, "__globals__", None))
-    except Exception as exc:  # noqa: BLE001 - a typo (NameError) or anything else an annotation evaluates to
-        shown = fn.__annotations__.get("return", "?")
-        raise SpecError(f"{where}: cannot resolve the return annotation {shown!r} ({exc}); {SUPPORTED_TYPES}") from None
-    ret = hints.get("return", inspect.Signature.empty)
+        ret = resolved_annotation(fn, "return")
+    except UnresolvedAnnotationError as exc:
+        raise SpecError(f"{where}: {exc}; {SUPPORTED_TYPES}") from None
     inferred, is_list = _infer(ret, where)
     located = _mentions_located(ret)
     ftype = type_ or inferred

@@ -9,7 +9,6 @@ and calls the instance's bound ``next_batch`` directly; the cold entry points
 from __future__ import annotations
 
 import json
-import typing
 from typing import Any
 
 from ...config import Config, config_type_of
@@ -17,6 +16,7 @@ from ...errors import ConfigError, PluginError, SpecError
 from ...event import Event
 from ...plugin import Plugin
 from ...source import SourceInstance, SourcePlugin
+from ..hints import EMPTY, UnresolvedAnnotationError, resolved_annotation
 from ..names import SOURCE_RE
 from . import SOURCING, CapabilitySpec, Implementation, c_string
 
@@ -75,10 +75,10 @@ def _instance_type(cls: type[SourcePlugin], where: str) -> type[SourceInstance]:
     """The instance class ``open`` is annotated to return: it decides whether
     ``plugin_get_progress`` exists, so it may not be left to guesswork."""
     try:
-        ret = typing.get_type_hints(cls.open).get("return")
-    except Exception as exc:  # noqa: BLE001 - any failure to resolve is reported the same way
-        raise SpecError(f"{where}.open: cannot resolve its return annotation ({exc})") from None
-    if ret is None:
+        ret = resolved_annotation(cls.open, "return")
+    except UnresolvedAnnotationError as exc:
+        raise SpecError(f"{where}.open: {exc}") from None
+    if ret is EMPTY:
         raise SpecError(
             f"{where}.open needs a return annotation naming the SourceInstance subclass it returns "
             "(def open(self, params) -> MyInstance): the SDK exports plugin_get_progress only if that class "
