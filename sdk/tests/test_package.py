@@ -197,10 +197,15 @@ def test_a_library_that_needs_the_build_python_is_refused_unless_asked_for(
     libdir = sysconfig.get_config_var("LIBDIR")
     assert f"libdummy_py.so is not standalone: it loads only where Python lives at {libdir}" in err
     assert "Package it with --build (standalone by default), or pass --no-standalone" in err
-    assert not list(out.glob("*.tar.gz"))
+    assert not out.exists()  # no archive, and no empty index either
     assert cli.main(["package", str(built_dummy), "--out", str(out), "--no-standalone"]) == 0
     printed = capsys.readouterr().out
     assert f"dummy_py-0.1.0-linux-{ARCH}.tar.gz (not standalone: needs the Python at {libdir})" in printed
+    index = (out / "index.yaml").read_text()
+    # Refused again: the index of the run that made the archive stays as it was (an empty one replaced it before).
+    assert cli.main(["package", str(built_dummy), "--out", str(out)]) == 1
+    assert f"no artifact made, so no index written ({out / 'index.yaml'} left as it was)" in capsys.readouterr().err
+    assert (out / "index.yaml").read_text() == index and "dummy_py" in index
 
 
 def test_arch_is_checked_against_the_elf_header(

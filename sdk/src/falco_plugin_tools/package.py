@@ -442,7 +442,11 @@ def main(args: argparse.Namespace) -> int:
                 print(f"{a.kind:9} {a.name} {a.version}: {a.path}{label}")
             artifacts += made
     index = args.out / "index.yaml"
-    args.out.mkdir(parents=True, exist_ok=True)  # even when every project failed: the index says so
+    if not artifacts:
+        # An empty index would replace the one a previous run wrote, for nothing.
+        print(f"falco-plugin package: no artifact made, so no index written ({index} left as it was)", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
     written = index_entries(
         artifacts,
         entries,
