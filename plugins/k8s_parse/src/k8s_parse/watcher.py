@@ -392,9 +392,9 @@ class PodWatcher:
             now = time.monotonic()
             failures = 1 if now - last_failure >= self.settings.backoff_reset else failures + 1
             last_failure = now
-            self.counters.restarts.inc()
             delay = backoff_delay(failures, self.settings.backoff_initial, self.settings.backoff_max)
             self._failed(failures - 1, f"{message}; retrying in {delay:.2f}s")
+            self.counters.restarts.inc()  # after the log line: whoever sees the count finds the reason
             if self.stopping.wait(delay):
                 return
 
