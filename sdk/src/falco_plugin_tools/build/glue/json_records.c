@@ -13,8 +13,9 @@
  * plain strings, integers, floats, booleans and null).
  *
  * NULL-or-None protocol: whatever this code cannot vouch for (a document
- * yyjson refuses, nesting deeper than FP_JR_MAX_DEPTH, a key holding a lone
- * surrogate escape, no array at the pointer) returns None, and the Python
+ * yyjson refuses even with its lone surrogate escapes set aside, duplicate
+ * keys on the way to the array, nesting deeper than FP_JR_MAX_DEPTH, a key
+ * holding a lone surrogate escape, no array at the pointer) returns None, and the Python
  * side computes the answer (or the json.loads error) itself, so that the two
  * paths never disagree.
  */
@@ -69,8 +70,8 @@ static const uint8_t *fp_jr_str_end(const uint8_t *p, const uint8_t *e, int *esc
     }
 }
 
-/* Past the value at p; *ws counts the whitespace bytes inside it, *status turns FALLBACK when too deep. */
-static const uint8_t *fp_jr_skip(const uint8_t *p, const uint8_t *e, size_t *ws, int *status) {
+/* Past the value at p; *status turns FALLBACK when it nests too deep. */
+static const uint8_t *fp_jr_skip(const uint8_t *p, const uint8_t *e, int *status) {
     int esc = 0;
     if (*p == '"') {
         return fp_jr_str_end(p, e, &esc);
@@ -97,21 +98,10 @@ static const uint8_t *fp_jr_skip(const uint8_t *p, const uint8_t *e, size_t *ws,
             if (--depth == 0) {
                 return p + 1;
             }
-        } else if (fp_jr_is_ws(c)) {
-            (*ws)++;
         }
         p++;
     }
     return e;
-}
-
-static unsigned fp_jr_hex4(const uint8_t *p) {
-    unsigned v = 0;
-    for (int k = 0; k < 4; k++) {
-        uint8_t c = p[k];
-        v = (v << 4) | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    return v;
 }
 
 /* Whether the escaped key [ks, ke) reads as token t; a lone surrogate escape makes it FALLBACK. */
@@ -133,10 +123,11 @@ static int fp_jr_key_is(const uint8_t *ks, const uint8_t *ke, fp_jr_tok t, int *
             case 'r': out[0] = '\r'; break;
             case 't': out[0] = '\t'; break;
             case 'u': {
-                unsigned u = fp_jr_hex4(p);
+                unsigned u = 0, lo = 0;
+                fp_json_hex4(p, &u); /* yyjson has checked the four hex digits */
                 p += 4;
-                if (u >= 0xD800 && u <= 0xDBFF && p + 6 <= ke && p[0] == '\\' && p[1] == 'u') {
-                    unsigned lo = fp_jr_hex4(p + 2);
+                if (u >= 0xD800 && u <= 0xDBFF && p + 6 <= ke && p[0] == '\\' && p[1] == 'u' &&
+                    fp_json_hex4(p + 2, &lo)) {
                     if (lo >= 0xDC00 && lo <= 0xDFFF) {
                         u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
                         p += 6;
@@ -177,28 +168,37 @@ static int fp_jr_key_is(const uint8_t *ks, const uint8_t *ke, fp_jr_tok t, int *
     return o == t.n;
 }
 
+/* Token t as an array index into *index: RFC 6901 decimal without leading zeros ("-", past the
+ * end, never exists); 0 when it is none, or too large to be one. */
+static int fp_jr_index(fp_jr_tok t, size_t *index) {
+    if (t.n == 0 || (t.s[0] == '0' && t.n > 1)) {
+        return 0;
+    }
+    size_t x = 0;
+    for (size_t k = 0; k < t.n; k++) {
+        if (t.s[k] < '0' || t.s[k] > '9' || x > (SIZE_MAX - 9) / 10) {
+            return 0;
+        }
+        x = x * 10 + (size_t)(t.s[k] - '0');
+    }
+    *index = x;
+    return 1;
+}
+
 /* The value at token t of the container at p (NULL: missing). `first`: stop at the first
  * matching key (the caller knows there is no duplicate); else the last one wins. */
 static const uint8_t *fp_jr_step(const uint8_t *p, const uint8_t *e, fp_jr_tok t, int first, int *status) {
-    size_t ws = 0;
     if (*p == '[') {
-        /* RFC 6901: an index is decimal without leading zeros; "-" (past the end) never exists */
-        if (t.n == 0 || (t.s[0] == '0' && t.n > 1)) {
+        size_t index;
+        if (!fp_jr_index(t, &index)) {
             return NULL;
-        }
-        size_t index = 0;
-        for (size_t k = 0; k < t.n; k++) {
-            if (t.s[k] < '0' || t.s[k] > '9' || index > (SIZE_MAX - 9) / 10) {
-                return NULL;
-            }
-            index = index * 10 + (size_t)(t.s[k] - '0');
         }
         p = fp_jr_ws(p + 1, e);
         if (p >= e || *p == ']') {
             return NULL;
         }
         for (size_t k = 0; k < index; k++) {
-            p = fp_jr_ws(fp_jr_skip(p, e, &ws, status), e);
+            p = fp_jr_ws(fp_jr_skip(p, e, status), e);
             if (*status || p >= e || *p != ',') {
                 return NULL;
             }
@@ -227,7 +227,7 @@ static const uint8_t *fp_jr_step(const uint8_t *p, const uint8_t *e, fp_jr_tok t
                 return found;
             }
         }
-        p = fp_jr_ws(fp_jr_skip(p, e, &ws, status), e);
+        p = fp_jr_ws(fp_jr_skip(p, e, status), e);
         if (*status || p >= e || *p != ',') {
             break;
         }
@@ -272,15 +272,9 @@ static int fp_jr_check_path(yyjson_val *v, const fp_jr_ptr *at, int rewritten) {
             }
             v = found;
         } else if (yyjson_is_arr(v)) {
-            size_t index = 0;
-            if (t.n == 0 || (t.s[0] == '0' && t.n > 1) || t.n > 18) {
+            size_t index;
+            if (!fp_jr_index(t, &index)) {
                 return FP_JR_FALLBACK;
-            }
-            for (size_t c = 0; c < t.n; c++) {
-                if (t.s[c] < '0' || t.s[c] > '9') {
-                    return FP_JR_FALLBACK;
-                }
-                index = index * 10 + (size_t)(t.s[c] - '0');
             }
             v = yyjson_arr_get(v, index);
         } else {
@@ -380,9 +374,8 @@ static int fp_jr_locate(fp_jr_job *j, const uint8_t *s, const uint8_t *e, const 
         return status;
     }
     if (at) {
-        size_t unused = 0;
         v->start = (size_t)(at - j->out);
-        v->end = (size_t)(fp_jr_skip(at, e, &unused, &status) - j->out);
+        v->end = (size_t)(fp_jr_skip(at, e, &status) - j->out);
     }
     return status;
 }
