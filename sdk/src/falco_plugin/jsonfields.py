@@ -58,6 +58,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from ._internal.fieldattr import PROPERTIES
+from ._internal.jsonpointer import pointer_error, pointer_tokens, resolve
 from .errors import PluginError
 
 __all__ = ["JsonField", "json_field"]
@@ -125,7 +126,7 @@ class JsonField:
         if pointer is None:
             if key is None:
                 raise PluginError(f"this field requires a JSON pointer argument: {self.name}[/a/b]")
-            bad = _pointer_error(key)
+            bad = pointer_error(key)
             if bad:
                 raise PluginError(f"invalid JSON pointer {key!r}: {bad}")
             pointer = key
@@ -135,9 +136,9 @@ class JsonField:
             doc = json.loads(payload.decode("utf-8"), parse_int=_Raw, parse_float=_Raw, parse_constant=_no_constant)
         except (ValueError, RecursionError) as exc:
             raise PluginError(f"the event payload is not valid JSON: {exc}") from None
-        found, value = _get(doc, self.base)
+        found, value = resolve(doc, pointer_tokens(self.base))
         if found:
-            found, value = _get(value, pointer)
+            found, value = resolve(value, pointer_tokens(pointer))
         if not found or value is None:
             return None
         if self.type == "uint64":
@@ -185,32 +186,6 @@ class _Raw(str):
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _pointer_error(pointer: str) -> str | None:
-    if pointer and not pointer.startswith("/"):
-        return "it must be empty or start with '/'"
-    if re.search(r"~(?![01])", pointer):
-        return "'~' must be followed by 0 or 1"
-    return None
-
-
-def _get(doc: Any, pointer: str) -> tuple[bool, Any]:
-    if not pointer:
-        return True, doc
-    for token in pointer[1:].split("/"):
-        token = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(doc, dict):
-            if token not in doc:
-                return False, None
-            doc = doc[token]
-        elif isinstance(doc, list):
-            if not re.fullmatch(r"0|[1-9][0-9]*", token) or int(token) >= len(doc):
-                return False, None
-            doc = doc[int(token)]
-        else:
-            return False, None
-    return True, doc
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

@@ -36,6 +36,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._internal.jsonpointer import pointer_error, pointer_tokens, resolve
+
 __all__ = ["json_records", "JsonRecord", "JsonRecordsError", "NotJsonError", "NoRecordsError", "C_MAX_DEPTH"]
 
 JsonRecord = tuple[bytes, tuple[Any, ...]]
@@ -72,7 +74,6 @@ _c_split: Callable[[bytes, tuple[bytes, ...], tuple[tuple[bytes, ...], ...], Cal
 """Set by the glue of a library with yyjson compiled in (build/glue/json_records.c): returns the
 list of records, or None for "take the Python path"."""
 
-_INDEX = re.compile(r"0|[1-9][0-9]*")
 _WS = re.compile(r"[ \t\n\r]*")
 _MINIFY = re.compile(r'("(?:[^"\\]|\\.)*")|[ \t\n\r]+', re.S)
 _DECODER = json.JSONDecoder()
@@ -80,12 +81,10 @@ _DECODER = json.JSONDecoder()
 
 @functools.lru_cache(maxsize=64)
 def _tokens(pointer: str) -> tuple[str, ...]:
-    if pointer and not pointer.startswith("/"):
-        raise ValueError(f"invalid JSON pointer {pointer!r}: it must be empty or start with '/'")
-    if re.search(r"~(?![01])", pointer):
-        raise ValueError(f"invalid JSON pointer {pointer!r}: '~' must be followed by 0 or 1")
-    # ~1 before ~0, so that "~01" is the token "~1" and not "/"
-    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:])
+    bad = pointer_error(pointer)
+    if bad:
+        raise ValueError(f"invalid JSON pointer {pointer!r}: {bad}")
+    return pointer_tokens(pointer)
 
 
 @functools.lru_cache(maxsize=64)
@@ -126,7 +125,7 @@ def python_json_records(document: bytes, at: str = "", values: Sequence[str] = (
         raise NotJsonError(exc.msg) from None
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, absurd nesting
         raise NotJsonError(type(exc).__name__) from None
-    found, array = _get(doc, at_tokens)
+    found, array = resolve(doc, at_tokens)
     if not isinstance(array, list):
         raise NoRecordsError(at, type(array).__name__ if found else "nothing")
     # The same array again in the text, for the spans of its elements: json.loads has vouched for it.
@@ -136,27 +135,11 @@ def python_json_records(document: bytes, at: str = "", values: Sequence[str] = (
     for record in array:
         _, end = _DECODER.raw_decode(text, i)
         raw = _MINIFY.sub(lambda m: m.group(1) or "", text[i:end]).encode("utf-8", "backslashreplace")
-        out.append((raw, tuple(_get(record, tokens)[1] for tokens in value_tokens)))
+        out.append((raw, tuple(resolve(record, tokens)[1] for tokens in value_tokens)))
         i = _WS.match(text, end).end()  # type: ignore[union-attr]
         if text[i] == ",":
             i = _WS.match(text, i + 1).end()  # type: ignore[union-attr]
     return out
-
-
-def _get(doc: Any, tokens: tuple[str, ...]) -> tuple[bool, Any]:
-    for token in tokens:
-        if isinstance(doc, dict):
-            if token not in doc:
-                return False, None
-            doc = doc[token]
-        elif isinstance(doc, list):
-            # RFC 6901: decimal without leading zeros; "-" (past the end) never exists
-            if not _INDEX.fullmatch(token) or int(token) >= len(doc):
-                return False, None
-            doc = doc[int(token)]
-        else:
-            return False, None
-    return True, doc
 
 
 def _locate(text: str, tokens: tuple[str, ...]) -> int:
