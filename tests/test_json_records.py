@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import falco_plugin._internal
 import pytest
 from falco_plugin import JsonRecord, JsonRecordsError, NoRecordsError, NotJsonError, json_records
 from falco_plugin import jsonrecords as jr
@@ -32,7 +33,7 @@ CSplit = Callable[[bytes, str, Sequence[str]], "list[JsonRecord] | None"]
 @pytest.fixture(scope="module")
 def c_split(loaded: Callable[[str], Library]) -> CSplit:
     loaded("json_fields").init("")  # its glue offers the C splitter to this interpreter's falco_plugin
-    split = jr._c_split
+    split = falco_plugin._internal.json_split
     assert split is not None, "a library with JSON fields did not install the C splitter"
 
     def run(document: bytes, at: str, values: Sequence[str]) -> list[JsonRecord] | None:

@@ -52,6 +52,7 @@ lib.plugin_destroy(state)
 
 UNUSED_BY_DUMMY = (
     "falco_plugin.asyncevents",
+    "falco_plugin.jsonrecords",
     "falco_plugin.capture",
     "falco_plugin.metrics",
     "falco_plugin.parse",

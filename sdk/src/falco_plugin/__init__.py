@@ -17,7 +17,6 @@ from .errors import ConfigError, EndOfStream, PluginError, SDKError, SpecError, 
 from .event import ASYNC_EVENT, PLUGIN_EVENT, Event, per_event
 from .extract import AbsTime, ExtractPlugin, Located, RelTime, field
 from .jsonfields import JsonField, json_field
-from .jsonrecords import JsonRecord, JsonRecordsError, NoRecordsError, NotJsonError, json_records
 from .plugin import API_VERSION, Plugin
 from .source import Batch, OpenParam, SourceInstance, SourcePlugin
 from .tables import (
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from .asyncevents import AsyncPlugin, AsyncSession, AsyncStats, Emit, block_sigpipe
     from .capture import CaptureListenPlugin, Routine, Routines
     from .extract import IPAddr, IPNet
+    from .jsonrecords import JsonRecord, JsonRecordsError, NoRecordsError, NotJsonError, json_records
     from .metrics import Counter, Gauge, Metric, MetricValue
     from .parse import ALL_EVENTS, ALL_SOURCES, ParsePlugin
 
@@ -59,6 +59,9 @@ _LAZY = {
     **dict.fromkeys(("AsyncPlugin", "AsyncSession", "AsyncStats", "Emit", "block_sigpipe"), "asyncevents"),
     **dict.fromkeys(("CaptureListenPlugin", "Routine", "Routines"), "capture"),
     **dict.fromkeys(("Counter", "Gauge", "Metric", "MetricValue"), "metrics"),
+    **dict.fromkeys(
+        ("JsonRecord", "JsonRecordsError", "NoRecordsError", "NotJsonError", "json_records"), "jsonrecords"
+    ),
     **dict.fromkeys(("ALL_EVENTS", "ALL_SOURCES", "ParsePlugin"), "parse"),
 }
 

@@ -33,9 +33,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from . import _internal
 from ._internal.jsonpointer import pointer_error, pointer_tokens, resolve
 
 __all__ = ["json_records", "JsonRecord", "JsonRecordsError", "NotJsonError", "NoRecordsError", "C_MAX_DEPTH"]
@@ -70,10 +71,6 @@ class NoRecordsError(JsonRecordsError):
         """``nothing`` when the pointer leads nowhere, else the Python type name of the value (``dict``)."""
 
 
-_c_split: Callable[[bytes, tuple[bytes, ...], tuple[tuple[bytes, ...], ...], Callable[..., Any]], Any] | None = None
-"""Set by the glue of a library with yyjson compiled in (build/glue/json_records.c): returns the
-list of records, or None for "take the Python path"."""
-
 _WS = re.compile(r"[ \t\n\r]*")
 _MINIFY = re.compile(r'("(?:[^"\\]|\\.)*")|[ \t\n\r]+', re.S)
 _DECODER = json.JSONDecoder()
@@ -106,7 +103,7 @@ def json_records(document: bytes, at: str = "", values: Sequence[str] = ()) -> l
     :class:`NoRecordsError` when ``at`` does not designate an array."""
     at_tokens = _c_tokens(at)
     value_tokens = tuple(_c_tokens(v) for v in values)
-    split = _c_split
+    split = _internal.json_split
     if split is not None and at_tokens is not None and None not in value_tokens:
         records = split(bytes(document), at_tokens, value_tokens, json.loads)  # type: ignore[arg-type]
         if records is not None:

@@ -588,7 +588,7 @@ static PyObject *fp_jr_results(fp_jr_job *j, PyObject *decode) {
     return list;
 }
 
-/* _c_split(document: bytes, at: tuple[bytes], values: tuple[tuple[bytes]], decode) -> list | None */
+/* json_split(document: bytes, at: tuple[bytes], values: tuple[tuple[bytes]], decode) -> list | None */
 static PyObject *fp_jr_split(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 4 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[2]) || !PyCallable_Check(args[3])) {
@@ -631,24 +631,25 @@ out:
     return result;
 }
 
-static PyMethodDef fp_jr_split_def = {"_c_split", (PyCFunction)(void (*)(void))fp_jr_split, METH_FASTCALL,
+static PyMethodDef fp_jr_split_def = {"json_split", (PyCFunction)(void (*)(void))fp_jr_split, METH_FASTCALL,
                                       "Split JSON records in C (see falco_plugin.jsonrecords)."};
 
-/* Offer the C splitter to falco_plugin.jsonrecords unless a library got there first (GIL held).
- * A runtime without the hook (an older SDK's) is left alone: it splits in Python. */
+/* Offer the C splitter to falco_plugin.json_records (as falco_plugin._internal.json_split, which
+ * every library has imported already) unless a library got there first (GIL held). A runtime
+ * without the hook (an older SDK's) is left alone: it splits in Python. */
 static int fp_jr_install(void) {
-    PyObject *mod = PyImport_ImportModule("falco_plugin.jsonrecords");
+    PyObject *mod = PyImport_ImportModule("falco_plugin._internal");
     if (!mod) {
         PyErr_Clear();
         return 0;
     }
     int rc = 0;
-    PyObject *current = PyObject_GetAttrString(mod, "_c_split");
+    PyObject *current = PyObject_GetAttrString(mod, "json_split");
     if (!current) {
         PyErr_Clear();
     } else if (current == Py_None) {
         PyObject *fn = PyCFunction_New(&fp_jr_split_def, NULL);
-        rc = fn ? PyObject_SetAttrString(mod, "_c_split", fn) : -1;
+        rc = fn ? PyObject_SetAttrString(mod, "json_split", fn) : -1;
         Py_XDECREF(fn);
     }
     Py_XDECREF(current);
