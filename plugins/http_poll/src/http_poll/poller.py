@@ -412,18 +412,13 @@ class Poller:
                     # cursor: the cursor stays where it was, and de-duplication drops what comes again.
                     self._chain_cursor = (None, rid)
             items.append(Item(key, wrap(head, rid, raw), ts))
-        if newest is not None:
-            self._consider_cursor(*newest)
+        best = self._chain_cursor
+        if newest is not None and (best is None or best[0] is None or newest[0] > best[0]):
+            when, stamp = newest
+            self._chain_cursor = (when, stamp if isinstance(stamp, str) else json.dumps(stamp))
         return items
 
     # -- cursor -----------------------------------------------------------------------
-
-    def _consider_cursor(self, ts: int, raw: Any) -> None:
-        if self.params.cursor_from != "timestamp" or (isinstance(raw, str) and not fits_utf8(raw)):
-            return  # a lone surrogate cannot go in a URL: see _items
-        best = self._chain_cursor
-        if best is None or best[0] is None or ts > best[0]:
-            self._chain_cursor = (ts, raw if isinstance(raw, str) else json.dumps(raw))
 
     def _advance_cursor(self) -> None:
         """A whole chain of pages is in: move the cursor to its newest record."""
