@@ -36,6 +36,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ from falco_runner import (  # noqa: E402
     PLUGIN_ONLY,
     FalcoRun,
     PluginConf,
+    best_interleaved,
     falco_config,
     find_falco,
     run_falco,
@@ -123,11 +125,7 @@ def best_of(
     falco: Path, workdir: Path, plugins: Sequence[Plugin], row: Row, events: int, repeat: int, clock: str
 ) -> list[float]:
     """Best time per plugin, the plugins interleaved so that a busy moment of the machine hits both."""
-    best = [float("inf")] * len(plugins)
-    for _ in range(repeat):
-        for i, plugin in enumerate(plugins):
-            best[i] = min(best[i], run_once(falco, workdir, plugin, row, events, clock))
-    return best
+    return best_interleaved([partial(run_once, falco, workdir, p, row, events, clock) for p in plugins], repeat)
 
 
 def measure(

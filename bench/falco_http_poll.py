@@ -53,12 +53,21 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "falco"), str(REPO / "plugins" / "http_poll" / "tests")]
 
-from falco_runner import PLUGIN_ONLY, PluginConf, falco_config, find_falco, run_falco, write_config  # noqa: E402
+from falco_runner import (  # noqa: E402
+    PLUGIN_ONLY,
+    PluginConf,
+    best_interleaved,
+    falco_config,
+    find_falco,
+    run_falco,
+    write_config,
+)
 from httppoll_kit import FakeApi  # noqa: E402
 
 C_REFERENCE_SRC = REPO / "bench" / "reference" / "http_poll.c"
@@ -312,18 +321,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{lib.label}: {lib.path}")
             # What a run costs besides the records (Falco, the plugin's start, one poll): subtracted.
             api.records = [audit_record(0)]
-            startup = {lib.label: float("inf") for lib in libs}
-            for _ in range(args.repeat):
-                for lib in libs:
-                    cpu = run_once(falco, workdir, lib, api, ROWS["source only"], 1)
-                    startup[lib.label] = min(startup[lib.label], cpu)
+            once = [partial(run_once, falco, workdir, lib, api, ROWS["source only"], 1) for lib in libs]
+            startup = dict(zip((lib.label for lib in libs), best_interleaved(once, args.repeat), strict=True))
             api.records = [audit_record(n) for n in range(args.records)]
-            best = {lib.label: [float("inf")] * len(ROWS) for lib in libs}
-            for i, condition in enumerate(ROWS.values()):
-                for _ in range(args.repeat):
-                    for lib in libs:
-                        cpu = run_once(falco, workdir, lib, api, condition, args.records)
-                        best[lib.label][i] = min(best[lib.label][i], cpu)
+            per_row = [
+                best_interleaved(
+                    [partial(run_once, falco, workdir, lib, api, c, args.records) for lib in libs], args.repeat
+                )
+                for c in ROWS.values()
+            ]
+            best = {lib.label: [row[i] for row in per_row] for i, lib in enumerate(libs)}
         finally:
             api.stop()
     print()

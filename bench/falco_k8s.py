@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,15 @@ sys.path.insert(0, str(ROOT / "plugins" / "k8s_parse" / "src"))  # the pod model
 
 import falco_plugin_tools.abi  # noqa: E402
 from falco_plugin_tools.host.scap import ProcEntry  # noqa: E402
-from falco_runner import PluginConf, falco_config, find_falco, replay_engine, run_falco, write_config  # noqa: E402
+from falco_runner import (  # noqa: E402
+    PluginConf,
+    best_interleaved,
+    falco_config,
+    find_falco,
+    replay_engine,
+    run_falco,
+    write_config,
+)
 from k8s_parse.pods import Container, Pod, encode_change  # noqa: E402
 from scapwriter import ScapWriter, block, build_event  # noqa: E402
 
@@ -174,12 +183,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("host: k8s_parse, 0 f.", py, NEVER, host),
             ("host: k8s_parse, 2 f.", py, py_fields, host),
         ]
-        best = [float("inf")] * len(configs)
-        fixed = [float("inf")] * len(configs)
-        for _ in range(args.repeat):
-            for i, (_, plugin, condition, replayed) in enumerate(configs):
-                best[i] = min(best[i], run(falco, work, replayed, plugin, condition)[0])
-                fixed[i] = min(fixed[i], run(falco, work, empty, plugin, condition)[0])
+
+        # each configuration on its capture, then on the empty one (what it costs besides the events)
+        def cpu(replayed: Path, plugin: PluginConf | None, condition: str) -> float:
+            return run(falco, work, replayed, plugin, condition)[0]
+
+        times = best_interleaved(
+            [
+                partial(cpu, r, plugin, condition)
+                for _, plugin, condition, replayed in configs
+                for r in (replayed, empty)
+            ],
+            args.repeat,
+        )
+        best, fixed = times[0::2], times[1::2]
     best = [t - f for t, f in zip(best, fixed, strict=True)]
     base = best[0]
     print(

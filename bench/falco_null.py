@@ -44,6 +44,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ from falco_runner import (  # noqa: E402
     DUMMY_C,
     PLUGIN_ONLY,
     PluginConf,
+    best_interleaved,
     falco_config,
     find_falco,
     run_falco,
@@ -145,39 +147,33 @@ def run_once(falco: Path, workdir: Path, plugin: Plugin, row: Row, events: int, 
     return run.cpu_seconds if clock == "cpu" else run.seconds
 
 
-def best_of(
-    falco: Path, workdir: Path, plugins: Sequence[Plugin], row: Row, events: int, repeat: int, clock: str
-) -> list[float]:
-    """Best time per plugin, the plugins interleaved so that a busy moment of the machine hits both."""
-    best = [float("inf")] * len(plugins)
-    for _ in range(repeat):
-        for i, plugin in enumerate(plugins):
-            best[i] = min(best[i], run_once(falco, workdir, plugin, row, events, clock))
-    return best
-
-
 def measure_falco(
     falco: Path, workdir: Path, plugins: Sequence[Plugin], events: int, repeat: int, clock: str
 ) -> list[tuple[str, list[float]]]:
     """Events per second of Falco, per row and plugin."""
     rows: list[tuple[str, list[float]]] = []
     for row in ROWS:
-        one = best_of(falco, workdir, plugins, row, 1, repeat, clock)
-        full = best_of(falco, workdir, plugins, row, events, repeat, clock)
+        one, full = (
+            best_interleaved([partial(run_once, falco, workdir, p, row, n, clock) for p in plugins], repeat)
+            for n in (1, events)
+        )
         rates = [(events - 1) / (f - o) if f > o else float("inf") for f, o in zip(full, one, strict=True)]
         rows.append((row.label, rates))
         print(f"  {row.label}: {', '.join(f'{p.label} {r:,.0f} ev/s' for p, r in zip(plugins, rates, strict=True))}")
     return rows
 
 
-def render_falco(plugins: Sequence[Plugin], rows: list[tuple[str, list[float]]]) -> str:
+def render(title: str, plugins: Sequence[Plugin], rows: list[tuple[str, list[float]]], number: str, diff: bool) -> str:
+    """A table of one value per plugin and row (formatted by ``number``), then Python against C:
+    their difference (``diff``) or their ratio."""
     c, py = plugins
     lines = [
-        f"| {'Falco, events/s of CPU':<28} | {c.label:>12} | {py.label:>12} | {'py / C':>6} |",
+        f"| {title:<28} | {c.label:>12} | {py.label:>12} | {'py - C' if diff else 'py / C':>6} |",
         f"|{'-' * 30}|{'-' * 13}:|{'-' * 13}:|{'-' * 7}:|",
     ]
-    for label, (c_rate, py_rate) in rows:
-        lines.append(f"| {label:<28} | {c_rate:>12,.0f} | {py_rate:>12,.0f} | {py_rate / c_rate:>6.2f} |")
+    for label, (c_value, py_value) in rows:
+        versus = f"{py_value - c_value:>6.1f}" if diff else f"{py_value / c_value:>6.2f}"
+        lines.append(f"| {label:<28} | {c_value:>12{number}} | {py_value:>12{number}} | {versus} |")
     return "\n".join(lines)
 
 
@@ -211,17 +207,6 @@ def measure_chost(chost: Path, plugins: Sequence[Plugin], repeat: int, events: i
             for i, plugin in enumerate(plugins):
                 runs[label][i].append(run_chost(chost, plugin.library, kind, events))
     return [(label, [statistics.median(r) for r in per_plugin]) for label, per_plugin in runs.items()]
-
-
-def render_chost(plugins: Sequence[Plugin], rows: list[tuple[str, list[float]]]) -> str:
-    c, py = plugins
-    lines = [
-        f"| {'C host, ns inside the plugin':<28} | {c.label:>12} | {py.label:>12} | {'py - C':>6} |",
-        f"|{'-' * 30}|{'-' * 13}:|{'-' * 13}:|{'-' * 7}:|",
-    ]
-    for label, (c_ns, py_ns) in rows:
-        lines.append(f"| {label:<28} | {c_ns:>12.1f} | {py_ns:>12.1f} | {py_ns - c_ns:>6.1f} |")
-    return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -273,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if chost is not None:
                 print(f"C host: median of {args.repeat}")
-                tables.append(render_chost(plugins, measure_chost(chost, plugins, args.repeat, args.chost_events)))
+                rows = measure_chost(chost, plugins, args.repeat, args.chost_events)
+                tables.append(render("C host, ns inside the plugin", plugins, rows, ".1f", diff=True))
             if falco is not None:
                 clock = "CPU time (user + system)" if args.clock == "cpu" else "wall clock"
                 print(
@@ -281,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"start-up (1 event) subtracted, {clock}"
                 )
                 rates = measure_falco(falco, workdir, plugins, args.events, args.repeat, args.clock)
-                tables.append(render_falco(plugins, rates))
+                tables.append(render("Falco, events/s of CPU", plugins, rates, ",.0f", diff=False))
         except BenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

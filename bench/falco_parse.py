@@ -26,6 +26,7 @@ import struct
 import sys
 import tempfile
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,15 @@ sys.path.insert(0, str(ROOT / "sdk" / "tests"))  # the capture writer of the tes
 sys.path.insert(0, str(ROOT / "bench"))  # bench/run.py builds the table plugins
 
 from falco_plugin_tools.host.scap import ProcEntry  # noqa: E402
-from falco_runner import PluginConf, falco_config, find_falco, replay_engine, run_falco, write_config  # noqa: E402
+from falco_runner import (  # noqa: E402
+    PluginConf,
+    best_interleaved,
+    falco_config,
+    find_falco,
+    replay_engine,
+    run_falco,
+    write_config,
+)
 from run import compile_tables_bench  # noqa: E402
 from scapwriter import ScapWriter, block, build_event  # noqa: E402
 
@@ -93,10 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("bench_tables (Python)", PluginConf("bench_tables", py_lib, "")),
             ("bench_tables (C)", PluginConf("bench_tables_c", c_lib, "")),
         ]
-        best = [float("inf")] * len(configs)
-        for _ in range(args.repeat):
-            for i, (_, conf) in enumerate(configs):
-                best[i] = min(best[i], run(falco, work, capture, conf))
+        best = best_interleaved([partial(run, falco, work, capture, conf) for _, conf in configs], args.repeat)
     base = best[0]
     print(f"real Falco replaying {args.events:,} syscall events (half of them parsed), best CPU time of {args.repeat}")
     print(f"{'configuration':<24} {'CPU s':>7} {'ns/event':>9} {'vs no plugin':>13}")

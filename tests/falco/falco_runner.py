@@ -7,7 +7,7 @@ run gets a complete config written here: plugin sources only
 (``engine.kind: nodriver``, run with ``--disable-source syscall`` so that
 Falco ends with the plugins' streams), stdout output, logs on stderr.
 
-Used by the tests in this folder and by ``bench/falco.py``.
+Used by the tests in this folder and by the Falco benchmarks in ``bench/``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import resource
 import subprocess
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,3 +158,13 @@ def run_falco(
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return FalcoRun(cmd, proc.returncode, proc.stdout, proc.stderr, wall, cpu)
+
+
+def best_interleaved(runs: Sequence[Callable[[], float]], repeat: int) -> list[float]:
+    """The least of ``repeat`` timings of each run (a benchmark's best of N), the runs interleaved
+    so that a busy moment of a shared machine falls on all of them alike."""
+    best = [float("inf")] * len(runs)
+    for _ in range(repeat):
+        for i, run in enumerate(runs):
+            best[i] = min(best[i], run())
+    return best
