@@ -133,7 +133,7 @@ def build_in(python: Path, project: Path, out: Path) -> subprocess.CompletedProc
     )
 
 
-@pytest.mark.parametrize(
+INSTALLS = pytest.mark.parametrize(
     ("backend", "layout", "editable"),
     [
         (SETUPTOOLS, "flat", True),  # an import-hook .pth (__editable___*_finder)
@@ -142,6 +142,17 @@ def build_in(python: Path, project: Path, out: Path) -> subprocess.CompletedProc
     ],
     ids=["setuptools-flat-editable", "hatch-src-editable", "hatch-src-installed"],
 )
+"""The ways a project gets installed: by each backend, editable or not."""
+
+
+def build_ok(python: Path, project: Path, out: Path) -> None:
+    """``falco-plugin build project --out out`` by ``python``, which must succeed."""
+    out.mkdir()
+    proc = build_in(python, project, out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@INSTALLS
 def test_an_installed_project_builds_a_plugin_that_starts(
     tmp_path: Path,
     env_python: Path,
@@ -154,18 +165,12 @@ def test_an_installed_project_builds_a_plugin_that_starts(
     project = make_project(tmp_path / "p", package, layout=layout, backend=backend)
     pip_install(env_python, *(["-e"] if editable else []), str(project))
     out = tmp_path / "out"
-    out.mkdir()
-    proc = build_in(env_python, project, out)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    build_ok(env_python, project, out)
     assert (out / f"lib{package}.site" / package / "plugin.py").is_file()
     starts(out / f"lib{package}.so", run_chost)
 
 
-@pytest.mark.parametrize(
-    ("backend", "layout", "editable"),
-    [(HATCH, "src", True), (HATCH, "src", False), (SETUPTOOLS, "flat", True)],
-    ids=["hatch-src-editable", "hatch-src-installed", "setuptools-flat-editable"],
-)
+@INSTALLS
 def test_a_copy_of_an_installed_project_builds_the_copys_own_code(
     tmp_path: Path,
     env_python: Path,
@@ -185,9 +190,7 @@ def test_a_copy_of_an_installed_project_builds_the_copys_own_code(
         PLUGIN.format(name=f"{package}_changed")
     )
     out = tmp_path / "out"
-    out.mkdir()
-    proc = build_in(env_python, copy, out)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    build_ok(env_python, copy, out)
     assert f"{package}_changed" in (out / f"lib{package}_changed.site" / package / "plugin.py").read_text()
     starts(out / f"lib{package}_changed.so", run_chost)
 
